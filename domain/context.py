@@ -1,0 +1,43 @@
+"""Who issued a command, why, and where the fact came from: carried on every event."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import uuid4
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """The metadata a command carries onto the events it causes.
+
+    ``occurred_at`` is the effective time of the fact in the world (for ingested facts the
+    silo's own timestamp); when absent, the recorded time stands for it.
+    """
+
+    actor_id: str
+    actor_role: str
+    correlation_id: str = field(default_factory=lambda: str(uuid4()))
+    causation_id: str | None = None
+    source_system: str | None = None
+    source_record_id: str | None = None
+    occurred_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CommandContext:
+        occurred = data.get("occurred_at")
+        return cls(
+            actor_id=data["actor_id"],
+            actor_role=data["actor_role"],
+            correlation_id=data["correlation_id"],
+            causation_id=data.get("causation_id"),
+            source_system=data.get("source_system"),
+            source_record_id=data.get("source_record_id"),
+            occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+        )

@@ -1,0 +1,32 @@
+"""Domain errors: each says what is wrong and how to put it right."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every rule the case model refuses to break."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InvalidCommand(DomainError):
+    """The command is well-formed but its values are not allowed (e.g. an unknown status)."""
+
+    code = "invalid_command"
+
+
+class InvalidTransition(DomainError):
+    """The case is not in a state where this command applies (e.g. closing a closed case)."""
+
+    code = "invalid_transition"
+
+
+class UnknownCaseType(InvalidCommand):
+    """No case type of that name is known."""
+
+    code = "unknown_case_type"

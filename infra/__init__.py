@@ -1,0 +1,1 @@
+"""The outer ring: settings, PostgreSQL and Kafka plumbing, relay, workers, CLI, embedded servers."""

@@ -1,0 +1,178 @@
+"""The ``case_list`` read model in PostgreSQL: exactly-once application and queries.
+
+Each row carries the case version it reflects. An event is applied only when it is the next
+version of its case, in the same transaction as the row change: a duplicate is skipped and a
+gap (a version jump) is filled from the event store first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+from psycopg_pool import ConnectionPool
+
+from domain.envelope import EventEnvelope
+from infra.event_store import CASE_TOPIC_PREFIX, EventStoreReader
+from projections.case_list import CaseRow, apply
+from services.queries import CaseFilter, CaseListPage, PageCursor
+
+PROJECTION = "case_list"
+_COLUMNS = [f.name for f in fields(CaseRow)]
+_UPSERT = f"""
+INSERT INTO case_list ({", ".join(_COLUMNS)}) VALUES ({", ".join(["%s"] * len(_COLUMNS))})
+ON CONFLICT (case_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:])}
+WHERE case_list.version < EXCLUDED.version
+"""
+_MISSING = """
+SELECT s.notification_id, s.originator_id, s.originator_version
+FROM stored_events s LEFT JOIN case_list c ON c.case_id = s.originator_id
+WHERE s.notification_id > %(after)s AND s.notification_id <= %(upto)s
+  AND s.topic LIKE %(topic)s AND COALESCE(c.version, 0) < s.originator_version
+ORDER BY s.notification_id
+"""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int
+    skipped: int
+    filled: int
+
+
+class CaseListStore:
+    """Applies case events to ``case_list`` and answers the case-list queries."""
+
+    def __init__(
+        self, pool: ConnectionPool[Connection[DictRow]], reader: EventStoreReader
+    ) -> None:
+        self.pool = pool
+        self.reader = reader
+        with pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO projection_state (projection) VALUES (%s) ON CONFLICT DO NOTHING",
+                (PROJECTION,),
+            )
+
+    def apply_batch(self, events: Sequence[EventEnvelope]) -> ApplyResult:
+        """Apply ``events`` in one transaction; safe to call again with the same events."""
+        applied = skipped = filled = 0
+        with self.pool.connection() as conn, conn.transaction():
+            for event in events:
+                row = self._locked_row(conn, event.case_id)
+                known = row.version if row else 0
+                if event.case_version <= known:
+                    skipped += 1
+                    continue
+                missing = self.reader.case_events(
+                    conn, UUID(event.case_id), known, event.case_version - 1
+                )
+                for earlier in [*missing, event]:
+                    row = apply(row, earlier)
+                if conn.execute(_UPSERT, astuple(row)).rowcount == 0:
+                    skipped += 1  # another worker applied it first
+                    continue
+                applied += 1 + len(missing)
+                filled += len(missing)
+            if applied:
+                conn.execute(
+                    "UPDATE projection_state SET applied_events = applied_events + %s,"
+                    " max_position = GREATEST(max_position, %s), updated_at = now()"
+                    " WHERE projection = %s",
+                    (applied, max(e.global_position for e in events), PROJECTION),
+                )
+        return ApplyResult(applied, skipped, filled)
+
+    def catch_up_from_store(self, upto: int) -> int:
+        """Apply every stored case event up to position ``upto`` that the view lacks.
+
+        This heals what the broker lost (e.g. a wiped broker): events that will never be
+        redelivered are read from the store. Returns how many events it applied.
+        """
+        with self.pool.connection() as conn:
+            state = conn.execute(
+                "SELECT store_watermark FROM projection_state WHERE projection = %s",
+                (PROJECTION,),
+            ).fetchone()
+            after = state["store_watermark"] if state else 0
+            if after >= upto:
+                return 0
+            rows = conn.execute(
+                _MISSING, {"after": after, "upto": upto, "topic": CASE_TOPIC_PREFIX + "%"}
+            ).fetchall()
+        applied = 0
+        if rows:
+            latest: dict[UUID, int] = {}
+            for r in rows:
+                latest[r["originator_id"]] = r["originator_version"]
+            with self.pool.connection() as conn:
+                events = [
+                    self.reader.case_events(conn, case_id, version - 1, version)[0]
+                    for case_id, version in latest.items()
+                ]
+            applied = self.apply_batch(events).applied
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE projection_state SET store_watermark = GREATEST(store_watermark, %s)"
+                " WHERE projection = %s",
+                (upto, PROJECTION),
+            )
+        return applied
+
+    def lag(self) -> int:
+        """How many stored case events the view does not reflect yet."""
+        with self.pool.connection() as conn:
+            state = conn.execute(
+                "SELECT store_watermark FROM projection_state WHERE projection = %s",
+                (PROJECTION,),
+            ).fetchone()
+            after = state["store_watermark"] if state else 0
+            row = conn.execute(
+                f"SELECT count(*) AS n FROM ({_MISSING}) missing",
+                {"after": after, "upto": 2**62, "topic": CASE_TOPIC_PREFIX + "%"},
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def state(self) -> dict[str, int]:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT applied_events, max_position, store_watermark FROM projection_state"
+                " WHERE projection = %s",
+                (PROJECTION,),
+            ).fetchone()
+        return dict(row) if row else {}
+
+    def list_cases(self, where: CaseFilter, limit: int, cursor: PageCursor | None) -> CaseListPage:
+        """One page of cases, newest first, filtered; ``cursor`` continues a listing."""
+        clauses, params = [], []
+        for column in ("status", "case_type", "assignee"):
+            value = getattr(where, column)
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if cursor is not None:
+            clauses.append("(opened_at, case_id) < (%s, %s)")
+            params.extend([cursor.opened_at, cursor.case_id])
+        sql = "SELECT * FROM case_list"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY opened_at DESC, case_id DESC LIMIT %s"
+        params.append(limit + 1)
+        with self.pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        cases = [CaseRow(**{**r, "case_id": str(r["case_id"])}) for r in rows[:limit]]
+        more = len(rows) > limit
+        last = cases[-1] if cases and more else None
+        return CaseListPage(
+            cases=cases,
+            next_cursor=PageCursor(last.opened_at, last.case_id) if last else None,
+        )
+
+    def _locked_row(self, conn: Connection[DictRow], case_id: str) -> CaseRow | None:
+        row = conn.execute(
+            "SELECT * FROM case_list WHERE case_id = %s FOR UPDATE", (case_id,)
+        ).fetchone()
+        return CaseRow(**{**row, "case_id": str(row["case_id"])}) if row else None

@@ -1,0 +1,94 @@
+"""PostgreSQL plumbing: the connection pool, the schema of our own tables, URL handling."""
+
+from __future__ import annotations
+
+from psycopg import Connection
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+# Serialises schema creation between processes starting together.
+_MIGRATION_LOCK = 7_110_001
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash   text PRIMARY KEY,
+    role       text NOT NULL,
+    label      text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS relay_position (
+    relay      text PRIMARY KEY,
+    position   bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS case_list (
+    case_id           uuid PRIMARY KEY,
+    case_type         text NOT NULL,
+    case_type_version integer NOT NULL,
+    title             text NOT NULL,
+    status            text NOT NULL,
+    assignee          text,
+    party_id          text,
+    version           integer NOT NULL,
+    opened_at         timestamptz NOT NULL,
+    updated_at        timestamptz NOT NULL,
+    last_position     bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_list_order ON case_list (opened_at DESC, case_id DESC);
+CREATE INDEX IF NOT EXISTS case_list_status ON case_list (status, opened_at DESC);
+CREATE INDEX IF NOT EXISTS case_list_type ON case_list (case_type, opened_at DESC);
+CREATE INDEX IF NOT EXISTS case_list_assignee ON case_list (assignee, opened_at DESC);
+CREATE TABLE IF NOT EXISTS projection_state (
+    projection      text PRIMARY KEY,
+    applied_events  bigint NOT NULL DEFAULT 0,
+    max_position    bigint NOT NULL DEFAULT 0,
+    store_watermark bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+def open_pool(dsn: str, size: int, name: str) -> ConnectionPool[Connection[DictRow]]:
+    """A pool of connections that return rows as dicts."""
+    pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        kwargs={"row_factory": dict_row, "application_name": f"caseledger-{name}"},
+        connection_class=Connection[DictRow],
+        open=False,
+        name=name,
+    )
+    pool.open(wait=True, timeout=15)
+    return pool
+
+
+def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:
+    """Create our tables if they are missing (the event store creates its own)."""
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(SCHEMA)  # type: ignore[arg-type]  # a constant, not user input
+
+
+def eventsourcing_env(dsn: str, pool_size: int) -> dict[str, str]:
+    """The eventsourcing library's settings for the database behind ``dsn``."""
+    parts = conninfo_to_dict(dsn)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(parts.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(parts.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(parts.get("port", "5432")),
+        "POSTGRES_USER": str(parts.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(parts.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "4",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_PRE_PING": "y",
+    }
+
+
+def redact(dsn: str) -> str:
+    """``dsn`` with its password hidden, for logs and ``caseledger status``."""
+    password = conninfo_to_dict(dsn).get("password")
+    return dsn.replace(str(password), "***") if password else dsn

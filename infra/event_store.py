@@ -1,0 +1,63 @@
+"""Reads the event store as envelopes: its ordered log, and one case's events."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from psycopg import Connection
+from psycopg.rows import DictRow
+
+from domain.envelope import EventEnvelope, envelope_for
+from services.application import CaseLedger
+
+CASE_TOPIC_PREFIX = "domain.case:Case."
+
+_CASE_EVENTS = """
+SELECT notification_id, originator_id, originator_version, topic, state
+FROM stored_events
+WHERE originator_id = %(case_id)s AND originator_version > %(after)s
+  AND originator_version <= %(upto)s
+ORDER BY originator_version
+"""
+
+
+class EventStoreReader:
+    """Turns stored events into the envelopes the relay publishes and projections apply."""
+
+    def __init__(self, ledger: CaseLedger) -> None:
+        self.ledger = ledger
+        self.recorder = ledger.recorder
+
+    def head(self) -> int:
+        """The global position of the newest stored event (0 for an empty store)."""
+        return self.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
+
+    def read_log(self, after: int, limit: int) -> tuple[list[EventEnvelope], int]:
+        """Case events among the next ``limit`` stored after global position ``after``, in
+        commit order, and the position of the last one read (``after`` when none)."""
+        notifications = self.recorder.select_notifications(  # type: ignore[attr-defined]
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        envelopes = [
+            envelope_for(self.ledger.mapper.to_domain_event(n), n.id)
+            for n in notifications
+            if n.topic.startswith(CASE_TOPIC_PREFIX)
+        ]
+        return envelopes, notifications[-1].id if notifications else after
+
+    def case_events(
+        self, conn: Connection[DictRow], case_id: UUID, after: int, upto: int
+    ) -> list[EventEnvelope]:
+        """The events of one case with ``after < case_version <= upto``, read on ``conn``."""
+        rows = conn.execute(_CASE_EVENTS, {"case_id": case_id, "after": after, "upto": upto})
+        return [self._envelope(row) for row in rows.fetchall()]
+
+    def _envelope(self, row: DictRow) -> EventEnvelope:
+        stored = StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        return envelope_for(self.ledger.mapper.to_domain_event(stored), row["notification_id"])

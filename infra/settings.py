@@ -1,0 +1,72 @@
+"""One typed settings object, read once from the environment and a ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+# Written by `caseledger up` with the addresses of the embedded servers it started, so that
+# `caseledger status` or `keys` in another terminal find them; removed when it stops.
+STACK_ENV = ".caseledger/stack.env"
+
+
+class Settings(BaseSettings):
+    """Everything caseledger reads from its environment.
+
+    ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` keep their usual names; everything else
+    is prefixed ``CASELEDGER_``. Leave the first two unset to run on the embedded servers.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASELEDGER_",
+        env_file=(".env", STACK_ENV),
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "CASELEDGER_DATABASE_URL")
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "CASELEDGER_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    kafka_topic: str = "case-events"
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    projection_group: str = "caseledger-case-list"
+    data_dir: Path = Path(".caseledger")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    broker_port: int = 9092
+    db_pool_size: int = Field(default=8, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_idle_wait_s: float = Field(default=0.5, gt=0)
+    projection_idle_sweep_s: float = Field(default=2.0, gt=0)
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: run `caseledger up` to start the embedded "
+                "broker, or set it to your Kafka cluster (host:port,host:port)"
+            )
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def dsn(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set: run `caseledger up` to start the embedded PostgreSQL, "
+                "or set it, e.g. postgresql://user:password@host:5432/caseledger"
+            )
+        return self.database_url

@@ -1,0 +1,1 @@
+"""Read-model logic: how each case event changes a view. Pure; storage lives in ``infra``."""

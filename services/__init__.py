@@ -1,0 +1,1 @@
+"""Use cases (the eventsourcing Application), queries and the HTTP API routers."""

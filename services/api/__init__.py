@@ -1,0 +1,1 @@
+"""The HTTP API: routers handed their dependencies by ``create_app``."""

@@ -1,0 +1,38 @@
+"""Builds the FastAPI application from its dependencies; holds no configuration itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from services.api import cases
+from services.api.deps import ApiDependencies, Deps
+from services.api.errors import install_error_handlers
+from services.api.limits import BodySizeLimit
+
+DESCRIPTION = """
+caseledger keeps every change to every case as an event. Authenticate with
+`Authorization: Bearer <api key>`; roles are admin, manager, handler, integrator and auditor.
+Commands accept `expected_version`: when the case has moved on, the answer is 409 and nothing
+is stored.
+"""
+
+
+def create_app(deps: ApiDependencies) -> FastAPI:
+    app = FastAPI(title="caseledger", version="0.1.0", description=DESCRIPTION)
+    app.state.deps = deps
+    install_error_handlers(app)
+    app.include_router(cases.router)
+
+    @app.get("/health", tags=["operations"])
+    def health(deps: Deps) -> JSONResponse:
+        """The state of the database and the broker; 503 when one is down."""
+        components: dict[str, Any] = deps.health()
+        ok = all(c.get("ok") for c in components.values())
+        body = {"status": "ok" if ok else "degraded", "components": components}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    app.add_middleware(BodySizeLimit, max_bytes=deps.max_body_bytes)
+    return app

@@ -1,0 +1,17 @@
+"""Errors of the service layer, raised instead of the library's own."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+
+class CaseNotFound(DomainError):
+    """No case has that id."""
+
+    code = "case_not_found"
+
+
+class VersionConflict(DomainError):
+    """The case changed since the version the caller expected."""
+
+    code = "version_conflict"

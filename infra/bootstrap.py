@@ -102,7 +102,7 @@ def status_report(container: Container) -> dict[str, Any]:
     relay_position = container.relay.position()
     with container.pool.connection() as conn:
         row = conn.execute(
-            "SELECT count(*) AS n FROM stored_events WHERE notification_id > %s",
+            container.reader.sql("SELECT count(*) AS n FROM {events} WHERE notification_id > %s"),
             (relay_position,),
         ).fetchone()
     relay_lag = int(row["n"]) if row else 0

@@ -29,7 +29,7 @@ WHERE case_list.version < EXCLUDED.version
 """
 _MISSING = """
 SELECT s.notification_id, s.originator_id, s.originator_version
-FROM stored_events s LEFT JOIN case_list c ON c.case_id = s.originator_id
+FROM {events} s LEFT JOIN case_list c ON c.case_id = s.originator_id
 WHERE s.notification_id > %(after)s AND s.notification_id <= %(upto)s
   AND s.topic LIKE %(topic)s AND COALESCE(c.version, 0) < s.originator_version
 ORDER BY s.notification_id
@@ -51,6 +51,7 @@ class CaseListStore:
     ) -> None:
         self.pool = pool
         self.reader = reader
+        self._missing = reader.sql(_MISSING)
         with pool.connection() as conn:
             conn.execute(
                 "INSERT INTO projection_state (projection) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -101,7 +102,7 @@ class CaseListStore:
             if after >= upto:
                 return 0
             rows = conn.execute(
-                _MISSING, {"after": after, "upto": upto, "topic": CASE_TOPIC_PREFIX + "%"}
+                self._missing, {"after": after, "upto": upto, "topic": CASE_TOPIC_PREFIX + "%"}
             ).fetchall()
         applied = 0
         if rows:
@@ -131,7 +132,7 @@ class CaseListStore:
             ).fetchone()
             after = state["store_watermark"] if state else 0
             row = conn.execute(
-                f"SELECT count(*) AS n FROM ({_MISSING}) missing",
+                self.reader.sql(f"SELECT count(*) AS n FROM ({_MISSING}) missing"),
                 {"after": after, "upto": 2**62, "topic": CASE_TOPIC_PREFIX + "%"},
             ).fetchone()
         return int(row["n"]) if row else 0

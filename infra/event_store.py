@@ -7,6 +7,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from psycopg import Connection
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain.envelope import EventEnvelope, envelope_for
 from services.application import CaseLedger
@@ -15,7 +16,7 @@ CASE_TOPIC_PREFIX = "domain.case:Case."
 
 _CASE_EVENTS = """
 SELECT notification_id, originator_id, originator_version, topic, state
-FROM stored_events
+FROM {events}
 WHERE originator_id = %(case_id)s AND originator_version > %(after)s
   AND originator_version <= %(upto)s
 ORDER BY originator_version
@@ -28,6 +29,15 @@ class EventStoreReader:
     def __init__(self, ledger: CaseLedger) -> None:
         self.ledger = ledger
         self.recorder = ledger.recorder
+        table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
+        #: The store's table, for SQL; its NOTIFY channel has the same name.
+        self.table = Identifier(table)
+        self.channel = Identifier(table.replace(".", "_"))
+        self._case_events = SQL(_CASE_EVENTS).format(events=self.table)
+
+    def sql(self, statement: str) -> Composed:
+        """``statement`` with ``{events}`` naming the event store's table."""
+        return SQL(statement).format(events=self.table)  # type: ignore[arg-type]
 
     def head(self) -> int:
         """The global position of the newest stored event (0 for an empty store)."""
@@ -50,7 +60,7 @@ class EventStoreReader:
         self, conn: Connection[DictRow], case_id: UUID, after: int, upto: int
     ) -> list[EventEnvelope]:
         """The events of one case with ``after < case_version <= upto``, read on ``conn``."""
-        rows = conn.execute(_CASE_EVENTS, {"case_id": case_id, "after": after, "upto": upto})
+        rows = conn.execute(self._case_events, {"case_id": case_id, "after": after, "upto": upto})
         return [self._envelope(row) for row in rows.fetchall()]
 
     def _envelope(self, row: DictRow) -> EventEnvelope:

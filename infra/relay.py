@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from psycopg import Connection
 from psycopg.rows import DictRow
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from infra.event_store import EventStoreReader
@@ -74,7 +75,7 @@ class Relay:
             listener.autocommit = True
             if not self._become_leader(listener, stop):
                 return
-            listener.execute("LISTEN stored_events")
+            listener.execute(SQL("LISTEN {0}").format(self.reader.channel))
             while not stop.is_set():
                 try:
                     if self.publish_next_batch():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -14,7 +16,7 @@ from domain.case_types import case_type_named
 from domain.context import CommandContext
 from services.errors import CaseNotFound, VersionConflict
 
-RETRIES_WITHOUT_EXPECTED_VERSION = 5
+RETRIES_WITHOUT_EXPECTED_VERSION = 30
 
 
 class CaseLedger(Application[UUID]):
@@ -104,6 +106,7 @@ class CaseLedger(Application[UUID]):
             except IntegrityError:
                 if attempt + 1 == attempts:
                     raise _conflict(case_id, None, expected) from None
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # spread out the racers
                 continue
             return case
         raise AssertionError("unreachable")  # pragma: no cover

@@ -118,5 +118,5 @@ def auth(key: str) -> dict[str, str]:
 
 def stored_event_count(container: Container) -> int:
     with container.pool.connection() as conn:
-        row = conn.execute("SELECT count(*) AS n FROM stored_events").fetchone()
+        row = conn.execute(container.reader.sql("SELECT count(*) AS n FROM {events}")).fetchone()
     return int(row["n"]) if row else 0

@@ -1,0 +1,114 @@
+"""The relay publishes every stored event to Kafka, keyed by case id, in per-case order."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+
+from domain.envelope import EventEnvelope, event_id_for
+from infra.bootstrap import Container
+from infra.settings import Settings
+from tests.integration.helpers import (
+    open_cases,
+    read_topic,
+    running,
+    spawn,
+    stop_process,
+    wait_until,
+)
+
+
+def versions_per_case(envelopes: list[EventEnvelope]) -> dict[str, list[int]]:
+    per_case: dict[str, list[int]] = defaultdict(list)
+    for e in envelopes:
+        per_case[e.case_id].append(e.case_version)
+    return per_case
+
+
+def test_every_stored_event_reaches_the_topic_as_a_documented_envelope(
+    container: Container, settings: Settings
+) -> None:
+    ids = open_cases(container, 5, notes=3)
+    with running(container.relay.run):
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
+    envelopes = read_topic(settings, expected=20)
+    assert len(envelopes) == 20
+    assert set(versions_per_case(envelopes)) == set(ids)
+    for versions in versions_per_case(envelopes).values():
+        assert versions == [1, 2, 3, 4]
+    first = next(e for e in envelopes if e.case_version == 1)
+    assert first.type == "CaseOpened"
+    assert first.case_type == "generic"
+    assert first.case_type_version == 1
+    assert first.actor.id == "tester"
+    assert first.event_id == event_id_for(first.case_id, 1)
+    assert first.data["title"].startswith("case ")
+    positions = sorted(e.global_position for e in envelopes)
+    assert positions == sorted(set(positions))
+
+
+def test_the_message_key_is_the_case_id(container: Container, settings: Settings) -> None:
+    from kafka import KafkaConsumer
+
+    open_cases(container, 3, notes=1)
+    with running(container.relay.run):
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
+    consumer = KafkaConsumer(
+        settings.kafka_topic,
+        bootstrap_servers=settings.kafka_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    records = []
+    for record in consumer:
+        records.append(record)
+        if len(records) == 6:
+            break
+    consumer.close()
+    assert len(records) == 6
+    for record in records:
+        assert record.key.decode() == EventEnvelope.from_json(record.value).case_id
+
+
+def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_case_order(
+    container: Container, settings: Settings
+) -> None:
+    ids = open_cases(container, 200, notes=4)  # 1,000 events
+    relay = spawn("relay", settings)
+    try:
+        wait_until(lambda: container.relay.position() > 0, 60, "the relay to start")
+        relay.send_signal(signal.SIGKILL)
+        relay.wait(10)
+        assert container.relay.position() < container.reader.head(), "killed too late"
+        relay = spawn("relay", settings)
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 60, "relay")
+    finally:
+        stop_process(relay)
+    envelopes = read_topic(settings, expected=1_000, timeout=60)
+    per_case = versions_per_case(envelopes)
+    assert set(per_case) == set(ids)
+    for versions in per_case.values():
+        deduplicated = list(dict.fromkeys(versions))
+        assert deduplicated == [1, 2, 3, 4, 5], versions  # order kept, even with re-sends
+
+
+def test_a_second_relay_stands_by_until_the_first_stops(
+    container: Container, settings: Settings
+) -> None:
+    first = spawn("relay", settings)
+    second = None
+    try:
+        open_cases(container, 1)
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 60, "relay")
+        second = spawn("relay", settings)
+        time.sleep(2)
+        stop_process(first)
+        open_cases(container, 1)
+        wait_until(
+            lambda: container.relay.position() >= container.reader.head(), 60, "standby relay"
+        )
+    finally:
+        stop_process(first)
+        if second:
+            stop_process(second)

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from domain.envelope import EventEnvelope
@@ -87,50 +88,47 @@ class CaseListStore:
                 )
         return ApplyResult(applied, skipped, filled)
 
-    def catch_up_from_store(self, upto: int) -> int:
-        """Apply every stored case event up to position ``upto`` that the view lacks.
+    def catch_up_from_store(self, upto: int, limit: int) -> int:
+        """Apply up to ``limit`` stored case events up to position ``upto`` that the view lacks.
 
         This heals what the broker lost (e.g. a wiped broker): events that will never be
-        redelivered are read from the store. Returns how many events it applied.
+        redelivered are read from the store. The store watermark records that every case
+        event at or below it is in the view. Returns how many events it applied.
         """
         with self.pool.connection() as conn:
-            state = conn.execute(
-                "SELECT store_watermark FROM projection_state WHERE projection = %s",
-                (PROJECTION,),
-            ).fetchone()
-            after = state["store_watermark"] if state else 0
+            after = self._watermark(conn)
             if after >= upto:
                 return 0
-            rows = conn.execute(
-                self._missing, {"after": after, "upto": upto, "topic": CASE_TOPIC_PREFIX + "%"}
-            ).fetchall()
-        applied = 0
-        if rows:
-            latest: dict[UUID, int] = {}
-            for r in rows:
-                latest[r["originator_id"]] = r["originator_version"]
-            with self.pool.connection() as conn:
-                events = [
-                    self.reader.case_events(conn, case_id, version - 1, version)[0]
-                    for case_id, version in latest.items()
-                ]
-            applied = self.apply_batch(events).applied
+            params = {"after": after, "upto": upto, "topic": CASE_TOPIC_PREFIX + "%"}
+            rows = conn.execute(self._missing + SQL(" LIMIT %(limit)s"), {**params, "limit": limit})
+            missing = rows.fetchall()
+            latest = {r["originator_id"]: r["originator_version"] for r in missing}
+            events = [
+                self.reader.case_events(conn, case_id, version - 1, version)[0]
+                for case_id, version in latest.items()
+            ]
+        applied = self.apply_batch(events).applied if events else 0
+        # Every missing event up to the last one read is now applied (with its case's earlier
+        # ones); when fewer than ``limit`` were missing, that holds up to ``upto``.
+        reached = missing[-1]["notification_id"] if len(missing) == limit else upto
         with self.pool.connection() as conn:
             conn.execute(
                 "UPDATE projection_state SET store_watermark = GREATEST(store_watermark, %s)"
                 " WHERE projection = %s",
-                (upto, PROJECTION),
+                (reached, PROJECTION),
             )
         return applied
+
+    def _watermark(self, conn: Connection[DictRow]) -> int:
+        state = conn.execute(
+            "SELECT store_watermark FROM projection_state WHERE projection = %s", (PROJECTION,)
+        ).fetchone()
+        return int(state["store_watermark"]) if state else 0
 
     def lag(self) -> int:
         """How many stored case events the view does not reflect yet."""
         with self.pool.connection() as conn:
-            state = conn.execute(
-                "SELECT store_watermark FROM projection_state WHERE projection = %s",
-                (PROJECTION,),
-            ).fetchone()
-            after = state["store_watermark"] if state else 0
+            after = self._watermark(conn)
             row = conn.execute(
                 self.reader.sql(f"SELECT count(*) AS n FROM ({_MISSING}) missing"),
                 {"after": after, "upto": 2**62, "topic": CASE_TOPIC_PREFIX + "%"},

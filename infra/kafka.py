@@ -53,7 +53,7 @@ def new_consumer(settings: Settings, group: str) -> KafkaConsumer:
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(1_000, settings.kafka_session_timeout_ms // 3),
-        max_poll_records=500,
+        max_poll_records=settings.projection_batch_size,
         fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         client_id=f"caseledger-{group}",

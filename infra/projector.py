@@ -37,21 +37,26 @@ class ProjectionWorker:
         consumer = self._connect(stop)
         if consumer is None:
             return
-        last_sweep = 0.0
+        last_message = time.monotonic()
         try:
             while not stop.is_set():
-                got = self._consume_once(consumer)
-                idle_for = time.monotonic() - last_sweep
-                if not got and idle_for >= self.settings.projection_idle_sweep_s:
-                    healed = self.view.catch_up_from_store(self.relay.position())
-                    if healed:
-                        log.info("applied %d events the broker did not deliver", healed)
-                    last_sweep = time.monotonic()
+                if self._consume_once(consumer):
+                    last_message = time.monotonic()
+                elif time.monotonic() - last_message >= self.settings.projection_idle_sweep_s:
+                    self._sweep()
         finally:
             consumer.close(autocommit=False)
 
+    def _sweep(self) -> None:
+        """While the topic is quiet, apply what the broker should have delivered but did not."""
+        healed = self.view.catch_up_from_store(
+            self.relay.position(), self.settings.projection_batch_size
+        )
+        if healed:
+            log.info("applied %d events the broker did not deliver", healed)
+
     def _consume_once(self, consumer: KafkaConsumer) -> int:
-        batches = consumer.poll(timeout_ms=500, max_records=500)
+        batches = consumer.poll(timeout_ms=500)
         events = [e for rs in batches.values() for r in rs if (e := _parse(r.value))]
         if not events:
             return 0

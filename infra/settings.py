@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=8, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     relay_batch_size: int = Field(default=500, ge=1)
+    projection_batch_size: int = Field(default=500, ge=1)
     relay_idle_wait_s: float = Field(default=0.5, gt=0)
-    projection_idle_sweep_s: float = Field(default=2.0, gt=0)
+    projection_idle_sweep_s: float = Field(default=10.0, gt=0)
 
     @property
     def kafka_servers(self) -> list[str]:

@@ -72,7 +72,7 @@ def settings(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Setti
         kafka_partitions=3,
         kafka_session_timeout_ms=6_000,
         projection_group=f"case-list-{tag}",
-        projection_idle_sweep_s=0.5,
+        projection_idle_sweep_s=3.0,
         relay_idle_wait_s=0.2,
         data_dir=tmp_path,
     )
@@ -90,6 +90,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "CASELEDGER_PROJECTION_GROUP": settings.projection_group,
         "CASELEDGER_PROJECTION_IDLE_SWEEP_S": str(settings.projection_idle_sweep_s),
         "CASELEDGER_RELAY_IDLE_WAIT_S": str(settings.relay_idle_wait_s),
+        "CASELEDGER_RELAY_BATCH_SIZE": str(settings.relay_batch_size),
+        "CASELEDGER_PROJECTION_BATCH_SIZE": str(settings.projection_batch_size),
         "CASELEDGER_DATA_DIR": str(settings.data_dir),
     }
 

@@ -1,1 +1,1 @@
-"""Connectors to legacy silos (SQL, files, webhooks, Kafka, AMQP): coming with the adapters issue."""
+"""Connectors to legacy silos (SQL, files, webhooks, Kafka, AMQP): not built yet."""

@@ -65,7 +65,7 @@ class Case(Aggregate):
         context: dict[str, Any]
 
     @event(Opened)
-    def __init__(  # noqa: PLR0913 - an Opened event has this many attributes
+    def __init__(
         self,
         case_type: str,
         case_type_version: int,
@@ -150,7 +150,8 @@ class Case(Aggregate):
                 hint="only closed cases can be reopened",
             )
         check_text("reason", reason, MAX_NOTE)
-        self._on_reopened(reason=reason, status=case_type.initial_status, context=self.stamp(context))
+        status = case_type.initial_status
+        self._on_reopened(reason=reason, status=status, context=self.stamp(context))
 
     def stamp(self, context: dict[str, Any]) -> dict[str, Any]:
         """The context with the case type version this case runs under, for the envelope."""

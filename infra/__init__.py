@@ -1,1 +1,1 @@
-"""The outer ring: settings, PostgreSQL and Kafka plumbing, relay, workers, CLI, embedded servers."""
+"""The outer ring: settings, PostgreSQL and Kafka, the relay, workers, CLI, embedded servers."""

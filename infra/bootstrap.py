@@ -108,7 +108,10 @@ def status_report(container: Container) -> dict[str, Any]:
     relay_lag = int(row["n"]) if row else 0
     return {
         "database_url": redact(settings.dsn),
-        "kafka": {"bootstrap_servers": settings.kafka_bootstrap_servers, "topic": settings.kafka_topic},
+        "kafka": {
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            "topic": settings.kafka_topic,
+        },
         "event_store": {"head_position": head},
         "relay": {"position": relay_position, "lag": relay_lag},
         "projections": {

@@ -72,8 +72,9 @@ class CaseListStore:
                 missing = self.reader.case_events(
                     conn, UUID(event.case_id), known, event.case_version - 1
                 )
-                for earlier in [*missing, event]:
+                for earlier in missing:
                     row = apply(row, earlier)
+                row = apply(row, event)
                 if conn.execute(_UPSERT, astuple(row)).rowcount == 0:
                     skipped += 1  # another worker applied it first
                     continue
@@ -161,7 +162,7 @@ class CaseListStore:
         sql += " ORDER BY opened_at DESC, case_id DESC LIMIT %s"
         params.append(limit + 1)
         with self.pool.connection() as conn:
-            rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            rows = conn.execute(sql, params).fetchall()
         cases = [CaseRow(**{**r, "case_id": str(r["case_id"])}) for r in rows[:limit]]
         more = len(rows) > limit
         last = cases[-1] if cases and more else None

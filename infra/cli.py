@@ -56,9 +56,8 @@ def up() -> None:
     """Start the whole stack: embedded PostgreSQL and broker (unless DATABASE_URL or
     KAFKA_BOOTSTRAP_SERVERS point elsewhere), then the API, the relay and the projection
     worker. Prints the URLs and a development API key per role. Ctrl-C stops it all."""
-    from infra.stack import run_stack
-
     from infra.settings import STACK_ENV
+    from infra.stack import run_stack
 
     Path(STACK_ENV).unlink(missing_ok=True)  # left by a stack that did not stop cleanly
     raise typer.Exit(run_stack(_settings()))
@@ -157,7 +156,8 @@ def status(
     relay_state = report["relay"]
     typer.echo(f"relay:     position {relay_state['position']}  lag {relay_state['lag']}")
     for name, state in report["projections"].items():
-        typer.echo(f"projection {name}: applied {state.get('applied_events', 0)}  lag {state['lag']}")
+        applied = state.get("applied_events", 0)
+        typer.echo(f"projection {name}: applied {applied}  lag {state['lag']}")
 
 
 def main() -> None:

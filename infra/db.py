@@ -68,7 +68,7 @@ def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:
     """Create our tables if they are missing (the event store creates its own)."""
     with pool.connection() as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        conn.execute(SCHEMA)  # type: ignore[arg-type]  # a constant, not user input
+        conn.execute(SCHEMA)  # a constant, not user input
 
 
 def eventsourcing_env(dsn: str, pool_size: int) -> dict[str, str]:

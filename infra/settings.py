@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Written by `caseledger up` with the addresses of the embedded servers it started, so that
 # `caseledger status` or `keys` in another terminal find them; removed when it stops.
 STACK_ENV = ".caseledger/stack.env"

@@ -20,6 +20,7 @@ from services.api.schemas import (
     ErrorBody,
     HistoryEntry,
     NoteCommand,
+    NO_NUL,
     NotePublic,
     ReasonCommand,
     StatusCommand,
@@ -153,7 +154,7 @@ def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
                 type=envelope.type,
                 recorded_at=envelope.recorded_at,
                 occurred_at=envelope.occurred_at,
-                actor={"id": envelope.actor.id, "role": envelope.actor.role},  # type: ignore[arg-type]
+                actor={"id": envelope.actor.id, "role": envelope.actor.role},
                 correlation_id=envelope.correlation_id,
                 data=envelope.data,
             )
@@ -162,14 +163,14 @@ def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
 
 
 @router.get("")
-def list_cases(  # noqa: PLR0913 - one parameter per query filter
+def list_cases(
     deps: Deps,
     _: CurrentCaller,
-    status: Annotated[str | None, Query(max_length=100)] = None,
-    case_type: Annotated[str | None, Query(max_length=100)] = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    status: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    case_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    assignee: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
 ) -> CasePage:
     """The case list from the projection, newest first, with filters and a page cursor."""
     where = CaseFilter(status=status, case_type=case_type, assignee=assignee)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from domain.errors import DomainError, InvalidCommand, InvalidTransition
+from services.api.schemas import NO_NUL, NO_NUL_MESSAGE
 from services.errors import CaseNotFound, VersionConflict
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -22,7 +23,11 @@ _STATUS: list[tuple[type[DomainError], int]] = [
 
 
 def error_response(
-    status: int, detail: str, code: str, hint: str = "", headers: dict[str, str] | None = None
+    status: int,
+    detail: str,
+    code: str,
+    hint: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"detail": detail, "code": code, "hint": hint}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -34,10 +39,34 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(status, error.message, error.code, error.hint)
 
 
+# What FastAPI says when the body is JSON-typed but json.loads fails with something other
+# than a syntax error: invalid UTF-8, nesting too deep, an integer of more than 4300 digits.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400 and error.detail == _UNREADABLE_BODY:
+        return error_response(
+            400,
+            "the request body could not be read as JSON: it is not UTF-8, is nested too "
+            "deeply, or holds a number too long to read",
+            "malformed_json",
+            "send a UTF-8 JSON object with Content-Type: application/json",
+        )
     return error_response(
         error.status_code, str(error.detail), f"http_{error.status_code}", headers=error.headers
+    )
+
+
+def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    # The traceback goes to the server log (Starlette's ServerErrorMiddleware re-raises);
+    # the client gets the same JSON shape as every other error, without internals.
+    return error_response(
+        500,
+        "the server failed to handle this request; nothing was stored",
+        "internal_error",
+        "this is a bug: report it with the request's X-Correlation-ID",
     )
 
 
@@ -45,7 +74,10 @@ def _describe(errors: Sequence[Any]) -> str:
     parts = []
     for e in errors[:10]:
         where = ".".join(str(p) for p in e.get("loc", ()))
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        message = e.get("msg", "invalid")
+        if e.get("type") == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == NO_NUL:
+            message = NO_NUL_MESSAGE
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 
@@ -68,3 +100,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

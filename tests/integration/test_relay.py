@@ -6,6 +6,8 @@ import signal
 import time
 from collections import defaultdict
 
+from kafka import KafkaConsumer
+
 from domain.envelope import EventEnvelope, event_id_for
 from infra.bootstrap import Container
 from infra.settings import Settings
@@ -49,8 +51,6 @@ def test_every_stored_event_reaches_the_topic_as_a_documented_envelope(
 
 
 def test_the_message_key_is_the_case_id(container: Container, settings: Settings) -> None:
-    from kafka import KafkaConsumer
-
     open_cases(container, 3, notes=1)
     with running(container.relay.run):
         wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")

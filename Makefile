@@ -1,0 +1,40 @@
+# caseledger: `make run` starts the whole stack, `make test` runs the suite.
+# Both create the virtual environment and install everything on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-all bench lint clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install caseledger with its tools
+
+run: install  ## start PostgreSQL, the broker, the API, the relay and the projection worker
+	$(BIN)/caseledger up
+
+test: install  ## the suite without the slow soak tests (starts its own broker)
+	$(BIN)/pytest -m "not slow"
+
+test-all: install  ## every test, the slow ones too
+	$(BIN)/pytest
+
+bench: install  ## benchmarks, each beside a raw baseline (BENCH_QUICK=1 for a short run)
+	$(BIN)/python -m bench
+
+lint: install  ## ruff, mypy and the import contracts (the suite runs them too)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+clean:  ## remove the virtual environment and local data
+	rm -rf $(VENV) .caseledger .pytest_cache .mypy_cache .ruff_cache

@@ -23,16 +23,24 @@ _NOT_DATA = {"originator_id", "originator_version", "originator_topic", "timesta
 class Actor:
     """Who caused the event: a user or a system, and the role it acted in."""
 
+    __pydantic_config__ = {"use_attribute_docstrings": True}  # noqa: RUF012
+
     id: str
+    """The actor's id: a user name, or the label of the API key it used."""
     role: str
+    """admin, manager, handler, integrator or auditor."""
 
 
 @dataclass(frozen=True)
 class SourceLineage:
     """Where an ingested fact came from: the silo and the record's id there."""
 
+    __pydantic_config__ = {"use_attribute_docstrings": True}  # noqa: RUF012
+
     system: str
+    """The silo's name."""
     record_id: str | None
+    """The record's id in that silo."""
 
 
 @dataclass(frozen=True)
@@ -44,21 +52,40 @@ class EventEnvelope:
     ``case_version`` counts the events of one case from 1.
     """
 
+    # Field docstrings become descriptions in the generated JSON Schema (a plain dict here,
+    # so the domain does not import pydantic).
+    __pydantic_config__ = {"use_attribute_docstrings": True}  # noqa: RUF012
+
     event_id: str
+    """Stable id of this event (UUIDv5 of case id and version): use it to deduplicate."""
     type: str
+    """What happened: CaseOpened, CaseAssigned, CaseStatusChanged, CaseNoteAdded, ..."""
     case_id: str
+    """The case (UUID); also the Kafka message key."""
     case_type: str
+    """The case type the case runs under."""
     case_type_version: int
+    """The version of that case type the case was pinned to when this happened."""
     case_version: int
+    """The case's version after this event: 1 for CaseOpened, then +1 per event."""
     global_position: int
+    """Position in the event store's commit order (increasing, not necessarily dense)."""
     occurred_at: datetime
+    """When it happened in the world (a silo's own time for ingested facts)."""
     recorded_at: datetime
+    """When caseledger recorded it."""
     actor: Actor
+    """Who caused it, and in which role."""
     correlation_id: str
+    """Shared by every event caused by one request or workflow."""
     causation_id: str | None
+    """The id of the event or message that caused this one, if any."""
     source: SourceLineage | None
+    """For facts ingested from a legacy silo: which silo and which record."""
     schema_version: int
+    """Version of this envelope's layout; bumped on any breaking change."""
     data: dict[str, Any]
+    """The event's own attributes; their names depend on ``type``."""
 
     def to_json(self) -> bytes:
         body = asdict(self)

@@ -160,6 +160,21 @@ def status(
         typer.echo(f"projection {name}: applied {applied}  lag {state['lag']}")
 
 
+@app.command()
+def contracts(
+    out: Annotated[Path, typer.Option(help="folder to write them to")] = Path("docs"),
+) -> None:
+    """Write the public contracts generated from the code: the event envelope's JSON Schema
+    (`case-event-envelope.schema.json`) and the HTTP API's OpenAPI document (`openapi.json`)."""
+    from services.api.openapi import openapi_text
+    from services.contract import envelope_json_schema_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "case-event-envelope.schema.json").write_text(envelope_json_schema_text())
+    (out / "openapi.json").write_text(openapi_text())
+    typer.echo(f"wrote {out}/case-event-envelope.schema.json and {out}/openapi.json")
+
+
 def main() -> None:
     """Run the CLI, turning configuration and connection failures into one clear line."""
     from psycopg import OperationalError

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import defaultdict
 
+import jsonschema_rs
 from kafka import KafkaConsumer
 
 from domain.envelope import EventEnvelope, event_id_for
 from infra.bootstrap import Container
 from infra.settings import Settings
+from services.contract import envelope_json_schema
 from tests.integration.helpers import (
     open_cases,
     read_topic,
@@ -48,6 +51,27 @@ def test_every_stored_event_reaches_the_topic_as_a_documented_envelope(
     assert first.data["title"].startswith("case ")
     positions = sorted(e.global_position for e in envelopes)
     assert positions == sorted(set(positions))
+
+
+def test_published_messages_match_the_documented_json_schema(
+    container: Container, settings: Settings
+) -> None:
+    open_cases(container, 2, notes=1)
+    with running(container.relay.run):
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
+    consumer = KafkaConsumer(
+        settings.kafka_topic,
+        bootstrap_servers=settings.kafka_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    raw = [json.loads(record.value) for _, record in zip(range(4), consumer, strict=False)]
+    consumer.close()
+    validator = jsonschema_rs.validator_for(envelope_json_schema())
+    assert len(raw) == 4
+    for message in raw:
+        validator.validate(message)
+    assert not validator.is_valid({**raw[0], "case_version": "one"})
 
 
 def test_the_message_key_is_the_case_id(container: Container, settings: Settings) -> None:

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-all bench lint clean help
+.PHONY: install browser run test test-all bench lint clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,13 +19,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install caseledger with its tools
 
+# The dashboard tests drive the system Chromium (Debian's package); no browser is downloaded.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Chromium for the dashboard tests (apt-get) ..."; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+	  { echo "could not install Chromium: install it (package chromium) and run make test again"; exit 1; }; }
+
 run: install  ## start PostgreSQL, the broker, the API, the relay and the projection worker
 	$(BIN)/caseledger up
 
-test: install  ## the suite without the slow soak tests (starts its own broker)
+test: install browser  ## the suite without the slow soak tests (starts its own broker)
 	$(BIN)/pytest -m "not slow"
 
-test-all: install  ## every test, the slow ones too
+test-all: install browser  ## every test, the slow ones too
 	$(BIN)/pytest
 
 bench: install  ## benchmarks, each beside a raw baseline (BENCH_QUICK=1 for a short run)

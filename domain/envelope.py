@@ -7,7 +7,7 @@ code; ``services.contract`` generates its JSON Schema.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -88,7 +88,10 @@ class EventEnvelope:
     """The event's own attributes; their names depend on ``type``."""
 
     def to_json(self) -> bytes:
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict deep-copies
+        body["actor"] = {"id": self.actor.id, "role": self.actor.role}
+        if self.source is not None:
+            body["source"] = {"system": self.source.system, "record_id": self.source.record_id}
         body["occurred_at"] = self.occurred_at.isoformat()
         body["recorded_at"] = self.recorded_at.isoformat()
         return json.dumps(body, separators=(",", ":"), default=str).encode()

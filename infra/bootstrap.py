@@ -41,6 +41,7 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.relay.close()
         self.ledger.close()
         self.pool.close()
 

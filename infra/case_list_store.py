@@ -8,7 +8,7 @@ gap (a version jump) is filled from the event store first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from uuid import UUID
 
 from psycopg import Connection
@@ -69,13 +69,17 @@ class CaseListStore:
                 if event.case_version <= known:
                     skipped += 1
                     continue
-                missing = self.reader.case_events(
-                    conn, UUID(event.case_id), known, event.case_version - 1
+                case_id = UUID(event.case_id)
+                missing = (
+                    self.reader.case_events(conn, case_id, known, event.case_version - 1)
+                    if event.case_version > known + 1
+                    else []
                 )
                 for earlier in missing:
                     row = apply(row, earlier)
                 row = apply(row, event)
-                if conn.execute(_UPSERT, astuple(row)).rowcount == 0:
+                values = tuple(getattr(row, column) for column in _COLUMNS)
+                if conn.execute(_UPSERT, values).rowcount == 0:
                     skipped += 1  # another worker applied it first
                     continue
                 applied += 1 + len(missing)

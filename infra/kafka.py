@@ -54,6 +54,9 @@ def new_consumer(settings: Settings, group: str) -> KafkaConsumer:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(1_000, settings.kafka_session_timeout_ms // 3),
         max_poll_records=settings.projection_batch_size,
+        # Tansu does not wake a waiting fetch when data arrives: a short wait keeps the
+        # command-to-view latency low (p50 125 ms at the default 500 ms, 27 ms at 100 ms).
+        fetch_max_wait_ms=100,
         fetch_max_bytes=MAX_MESSAGE_BYTES * 2,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         client_id=f"caseledger-{group}",

@@ -51,7 +51,8 @@ class Relay:
         return int(row["position"]) if row else 0
 
     def publish_next_batch(self) -> int:
-        """Publish the next batch of stored events; returns how many were published."""
+        """Publish the next batch of stored events; returns how far the position moved
+        (0 when caught up), which counts non-case events that were read and passed over."""
         after = self.position()
         envelopes, last = self.reader.read_log(after, self.settings.relay_batch_size)
         if last == after:
@@ -67,7 +68,7 @@ class Relay:
         for future in futures:
             future.get(timeout=30)  # raises if the broker refused any of them
         self._save_position(last)
-        return len(envelopes)
+        return last - after
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; wakes on the store's NOTIFY or every idle wait."""
@@ -110,6 +111,9 @@ class Relay:
             ensure_topic(self.settings)
             self._producer = new_producer(self.settings)
         return self._producer
+
+    def close(self) -> None:
+        self._drop_producer()
 
     def _drop_producer(self) -> None:
         # After a broker restart an idempotent producer fails every send until recreated.

@@ -1,0 +1,140 @@
+"""Benchmark 3: projection events/s, vs a raw consumer that only reads and decodes JSON.
+
+Stores and relays the events (untimed). Then a consumer from ``infra.kafka.new_consumer``
+feeds ``CaseListStore.apply_batch`` as ``ProjectionWorker._consume_once`` does (poll up to
+500, parse envelopes, apply in one transaction, commit offsets) until every event is
+applied. The baseline is a consumer with the same settings in another group that polls
+the same messages and only ``json.loads`` them. Each consumer first joins its group and
+is rewound to the topic's start, untimed; the clock then runs from its first poll.
+
+Run on its own: ``.venv/bin/python -m bench.projection [--quick]`` (from the project root).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.common import (
+    CONSOLE,
+    BenchEnv,
+    Figure,
+    Scale,
+    bench_environment,
+    close_quietly,
+    configure_logging,
+    count_progress,
+    parse_scale,
+    print_figure,
+    relay_everything,
+    seed_events,
+)
+from domain.envelope import EventEnvelope
+from infra.kafka import new_consumer
+
+NAME = "projection"
+POLL_TIMEOUT_MS = 500
+MAX_RECORDS = 500
+GIVE_UP_SECONDS = 180.0
+
+Handler = Callable[[list[bytes]], None]
+
+
+def project_handler(env: BenchEnv, consumer: Any) -> Handler:
+    """What the projection worker does with one poll's messages."""
+    view = env.container.case_list
+
+    def handle(values: list[bytes]) -> None:
+        view.apply_batch([EventEnvelope.from_json(v) for v in values])
+        consumer.commit()
+
+    return handle
+
+
+def decode_handler(values: list[bytes]) -> None:
+    for value in values:
+        json.loads(value)
+
+
+def join_and_rewind(consumer: Any, description: str) -> None:
+    """Join the group and get a partition assignment (untimed), then rewind to the start,
+    dropping whatever the first fetch brought, so the timed run fetches every message."""
+    give_up = time.monotonic() + GIVE_UP_SECONDS
+    while not consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=1):
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{description}: no messages for {GIVE_UP_SECONDS}s")
+    consumer.seek_to_beginning()
+
+
+def time_consumer(
+    description: str, consumer: Any, total: int, make_handler: Callable[[Any], Handler]
+) -> float:
+    """Seconds to poll and handle ``total`` messages once the consumer has joined."""
+    handle = make_handler(consumer)
+    give_up = time.monotonic() + GIVE_UP_SECONDS
+
+    def step() -> int:
+        while time.monotonic() < give_up:
+            batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+            values = [r.value for records in batches.values() for r in records]
+            if values:
+                handle(values)
+                return len(values)
+        raise TimeoutError(f"{description}: no messages for {GIVE_UP_SECONDS}s")
+
+    try:
+        join_and_rewind(consumer, description)
+        start = time.perf_counter()
+        count_progress(description, total, step)
+        return time.perf_counter() - start
+    finally:
+        close_quietly(consumer)
+
+
+def applied_events(env: BenchEnv) -> int:
+    return int(env.container.case_list.state().get("applied_events", 0))
+
+
+def run(scale: Scale) -> list[Figure]:
+    CONSOLE.rule("[bold]3. projection events/s: CaseListStore.apply_batch vs raw consume")
+    with bench_environment(NAME) as env:
+        seed_events(env.container, scale.projection_events)
+        total = relay_everything(env.container)
+        settings = env.settings
+        raw_seconds = time_consumer(
+            "raw consumer (json.loads only)",
+            new_consumer(settings, f"{settings.projection_group}-raw"),
+            total,
+            lambda _consumer: decode_handler,
+        )
+        project_seconds = time_consumer(
+            "apply_batch + commit",
+            new_consumer(settings, settings.projection_group),
+            total,
+            lambda consumer: project_handler(env, consumer),
+        )
+        applied = applied_events(env)
+        CONSOLE.print(f"  {total:,} events on the topic, {applied:,} applied to case_list")
+        if applied != total:
+            CONSOLE.print(f"  [red]the view applied {applied:,} of {total:,} events[/]")
+        figure = Figure(
+            benchmark=NAME,
+            label="projected events/s",
+            value=total / project_seconds,
+            unit="/s",
+            baseline_label="raw consume + json.loads msgs/s",
+            baseline=total / raw_seconds,
+        )
+        print_figure(figure)
+    return [figure]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    configure_logging()
+    run(parse_scale(argv))
+
+
+if __name__ == "__main__":
+    main()

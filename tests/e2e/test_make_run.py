@@ -22,7 +22,9 @@ from infra.embedded import free_port, port_open
 @contextmanager
 def stack(cwd: Path, api_port: int, broker_port: int) -> Iterator[dict[str, str]]:
     """Run `caseledger up` in ``cwd``; yields the API keys it printed, stops it with Ctrl-C."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
+    }
     env |= {"CASELEDGER_API_PORT": str(api_port), "CASELEDGER_BROKER_PORT": str(broker_port)}
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "up"],
@@ -39,7 +41,9 @@ def stack(cwd: Path, api_port: int, broker_port: int) -> Iterator[dict[str, str]
             line = process.stdout.readline()
             assert line, f"caseledger up stopped early:\n{output}"
             output += line
-        keys = dict(re.findall(r"^\s+(admin|manager|handler|integrator|auditor)\s+(\S+)$", output, re.M))
+        keys = dict(
+            re.findall(r"^\s+(admin|manager|handler|integrator|auditor)\s+(\S+)$", output, re.M)
+        )
         wait_for(lambda: healthy(api_port), 60, "the API to answer /health")
         yield keys
     finally:
@@ -81,7 +85,10 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
         wait_for(listed, 60, "the case to reach the case list through Kafka")
         status = subprocess.run(
             [sys.executable, "-m", "infra.cli", "status", "--json"],
-            cwd=tmp_path, capture_output=True, text=True, check=True,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
             env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         )
         report = json.loads(status.stdout)

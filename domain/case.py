@@ -8,6 +8,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.case_types import CLOSED, CaseType
 from domain.errors import InvalidCommand, InvalidTransition
+from domain.values import check_field_values, check_storable_text
 
 MAX_TITLE = 500
 MAX_NOTE = 20_000
@@ -96,6 +97,9 @@ class Case(Aggregate):
     ) -> Case:
         """Open a new case of ``case_type``."""
         check_text("title", title, MAX_TITLE)
+        check_field_values(fields)
+        if party_id is not None:
+            check_storable_text(party_id, "party_id: ")
         return cls(
             case_type=case_type.name,
             case_type_version=case_type.version,
@@ -198,6 +202,7 @@ def check_text(name: str, value: str, max_length: int) -> None:
     """Refuse blank or oversized text values with a message naming the field."""
     if not value or not value.strip():
         raise InvalidCommand(f"{name} must not be blank", hint=f"give a non-empty {name}")
+    check_storable_text(value, f"{name}: ")
     if len(value) > max_length:
         raise InvalidCommand(
             f"{name} is {len(value)} characters long; the limit is {max_length}",

@@ -94,7 +94,7 @@ class EventEnvelope:
             body["source"] = {"system": self.source.system, "record_id": self.source.record_id}
         body["occurred_at"] = self.occurred_at.isoformat()
         body["recorded_at"] = self.recorded_at.isoformat()
-        return json.dumps(body, separators=(",", ":"), default=str).encode()
+        return json.dumps(body, separators=(",", ":"), default=str, allow_nan=False).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> EventEnvelope:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.api import cases
-from services.api.deps import ApiDependencies, Deps
+from services.api.deps import ApiDependencies, Deps, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.limits import BodySizeLimit
+from services.api.schemas import ErrorBody, HealthBody
+from services.api.ui import mount_dashboard
 
 DESCRIPTION = """
 caseledger keeps every change to every case as an event. Authenticate with
@@ -25,8 +27,18 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.state.deps = deps
     install_error_handlers(app)
     app.include_router(cases.router)
+    mount_dashboard(app)
 
-    @app.get("/health", tags=["operations"])
+    @app.get(
+        "/health",
+        tags=["operations"],
+        response_model=HealthBody,
+        responses={
+            503: {"model": HealthBody, "description": "a component is down"},
+            422: {"model": ErrorBody, "description": "an unknown query parameter"},
+        },
+        dependencies=[Depends(known_query_only)],
+    )
     def health(deps: Deps) -> JSONResponse:
         """The state of the database and the broker; 503 when one is down."""
         components: dict[str, Any] = deps.health()

@@ -9,8 +9,16 @@ from fastapi import APIRouter, Depends, Header, Query, status
 
 from domain.case import Case
 from domain.envelope import envelope_for
-from services.api.deps import Caller, CurrentCaller, Deps, require
+from services.api.deps import (
+    Caller,
+    CurrentCaller,
+    Deps,
+    authenticated,
+    known_query_only,
+    require,
+)
 from services.api.schemas import (
+    NO_NUL,
     AssignCommand,
     CaseCreate,
     CasePage,
@@ -20,7 +28,6 @@ from services.api.schemas import (
     ErrorBody,
     HistoryEntry,
     NoteCommand,
-    NO_NUL,
     NotePublic,
     ReasonCommand,
     StatusCommand,
@@ -31,7 +38,13 @@ from services.queries import CaseFilter, PageCursor
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422)
 }
-router = APIRouter(prefix="/cases", tags=["cases"], responses=_errors)
+# Authentication first (401), then unknown query parameters (422), then the route's own checks.
+router = APIRouter(
+    prefix="/cases",
+    tags=["cases"],
+    responses=_errors,
+    dependencies=[Depends(authenticated), Depends(known_query_only)],
+)
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.context import CommandContext
@@ -48,10 +52,11 @@ class Caller:
         return CommandContext(self.actor_id, self.role.value)
 
 
-def _caller(
+def authenticated(
     deps: Deps,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
+    """The caller the bearer key belongs to; 401 without a known key."""
     if credentials is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -69,7 +74,50 @@ def _caller(
     return Caller(actor_id=holder.actor_id, role=holder.role)
 
 
-CurrentCaller = Annotated[Caller, Depends(_caller)]
+CurrentCaller = Annotated[Caller, Depends(authenticated)]
+
+
+def _repeatable(annotation: object) -> bool:
+    """Whether a query parameter of this type may be given more than once (a list of values)."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_repeatable(arg) for arg in get_args(annotation))
+    return origin in (list, set, frozenset, tuple, Sequence)
+
+
+def _declared_query(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters a route takes, each with whether it may repeat."""
+    names = {p.alias: _repeatable(p.field_info.annotation) for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names.update(_declared_query(sub))
+    return names
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare, as bodies refuse unknown fields,
+    and single values given twice: a misspelt filter (``?stauts=open``) or a repeated one
+    (``?status=open&status=waiting``, of which FastAPI would keep the last) must not
+    silently list other cases than the caller asked for."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    declared = _declared_query(route.dependant)
+    takes = ", ".join(sorted(declared)) if declared else "no query parameters"
+    errors: list[dict[str, Any]] = []
+    for name in sorted(set(request.query_params)):
+        values = request.query_params.getlist(name)
+        if name not in declared:
+            message = f"unknown query parameter; this operation takes {takes}"
+            errors.append(_query_error("extra_forbidden", name, message, values))
+        elif len(values) > 1 and not declared[name]:
+            message = f"given {len(values)} times; give it once"
+            errors.append(_query_error("too_many_values", name, message, values))
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _query_error(kind: str, name: str, message: str, values: list[str]) -> dict[str, Any]:
+    return {"type": kind, "loc": ("query", name), "msg": message, "input": values}
 
 
 def require(allowed: frozenset[Role], action: str) -> Callable[[Caller], Caller]:

@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from domain.errors import DomainError, InvalidCommand, InvalidTransition
-from services.api.schemas import NO_NUL, NO_NUL_MESSAGE
+from domain.values import NO_NUL_MESSAGE
+from services.api.schemas import NO_NUL
 from services.errors import CaseNotFound, VersionConflict
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -44,8 +46,34 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
 _UNREADABLE_BODY = "There was an error parsing the body"
 
 
-def _http_error(_: Request, error: Exception) -> JSONResponse:
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods this path answers. Starlette's 405 names only the first route it tried
+    (``Allow: POST`` on ``/cases``, which also answers GET), so ask every route, per method."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
+def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 405:
+        allowed = _allowed_methods(request)
+        return error_response(
+            405,
+            f"{request.method} is not allowed on {request.url.path}",
+            "method_not_allowed",
+            f"this path answers: {allowed}",
+            headers={**(error.headers or {}), "Allow": allowed},
+        )
     if error.status_code == 400 and error.detail == _UNREADABLE_BODY:
         return error_response(
             400,
@@ -64,7 +92,7 @@ def _unexpected(_: Request, error: Exception) -> JSONResponse:
     # the client gets the same JSON shape as every other error, without internals.
     return error_response(
         500,
-        "the server failed to handle this request; nothing was stored",
+        "the server failed to handle this request",
         "internal_error",
         "this is a bug: report it with the request's X-Correlation-ID",
     )

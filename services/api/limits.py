@@ -7,12 +7,14 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """ASGI middleware: a body larger than ``max_bytes`` is answered 413, nothing stored."""
+    """ASGI middleware: a body larger than ``max_bytes`` is answered 413, nothing stored.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read. A body
+    without one (``Transfer-Encoding: chunked``) is read here, counting, before the route
+    runs: the route must never see a truncated body, and FastAPI would turn an error raised
+    while it reads the body into a 400.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -23,44 +25,55 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except BodyTooLarge:
-            if not started:
+        if declared is not None:
+            if not declared.isdigit():
+                await _answer(
+                    send,
+                    400,
+                    "the Content-Length header is not a number",
+                    "invalid_content_length",
+                    "send the body's length in bytes",
+                )
+                return
+            if int(declared) > self.max_bytes:
                 await self._refuse(send)
+                return
+        buffered: list[Message] = []
+        seen = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away; the app will see that
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            if buffered:
+                return buffered.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": f"the request body is larger than {self.max_bytes} bytes",
-                "code": "body_too_large",
-                "hint": "send a smaller body; large documents belong in a document store",
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(
+            send,
+            413,
+            f"the request body is larger than {self.max_bytes} bytes",
+            "body_too_large",
+            "send a smaller body; large documents belong in a document store",
+        )
+
+
+async def _answer(send: Send, status: int, detail: str, code: str, hint: str) -> None:
+    body = json.dumps({"detail": detail, "code": code, "hint": hint}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

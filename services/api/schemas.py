@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,56 +10,30 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from domain.case import MAX_NOTE, MAX_TITLE
+from domain.errors import InvalidCommand
+from domain.values import MAX_FIELDS_DEPTH, check_field_values, check_storable_text
 
-# Text must be storable everywhere a case travels: PostgreSQL text and jsonb columns refuse
-# NUL, and UTF-8 cannot encode a lone surrogate (JSON lets a client send "\ud800").
 NO_NUL = r"^[^\x00]*$"
-NO_NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
-MAX_FIELDS_DEPTH = 32
 
 
-def _encodable(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text; it holds a lone surrogate") from None
-    return value
+def _as_value_error(check: Callable[[Any], None]) -> Callable[[Any], Any]:
+    """A pydantic validator from a domain check: its refusal becomes a 422 naming the field."""
 
+    def validate(value: Any) -> Any:
+        try:
+            check(value)
+        except InvalidCommand as error:
+            raise ValueError(error.message) from None
+        return value
 
-def _storable(value: str, where: str) -> None:
-    if "\x00" in value:
-        raise ValueError(f"{where}{NO_NUL_MESSAGE}")
-    try:
-        _encodable(value)
-    except ValueError as error:
-        raise ValueError(f"{where}{error}") from None
-
-
-def _storable_json(fields: dict[str, Any]) -> dict[str, Any]:
-    """Refuse field values that could not be stored or published as they were sent."""
-    pending: list[tuple[Any, str, int]] = [(fields, "", 0)]
-    while pending:
-        value, path, depth = pending.pop()
-        if depth > MAX_FIELDS_DEPTH:
-            raise ValueError(f"nests deeper than {MAX_FIELDS_DEPTH} levels at {path}")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                _storable(key, f"the key at {path or 'the top'} ")
-                pending.append((item, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(value, list):
-            pending.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
-        elif isinstance(value, str):
-            _storable(value, f"{path}: ")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{path}: {value} is not a number JSON can carry; send a finite one")
-    return fields
+    return validate
 
 
 # A string the event store, the read models and Kafka consumers can all hold.
-Text = Annotated[str, Field(pattern=NO_NUL), AfterValidator(_encodable)]
+Text = Annotated[str, Field(pattern=NO_NUL), AfterValidator(_as_value_error(check_storable_text))]
 Fields = Annotated[
     dict[str, Any],
-    AfterValidator(_storable_json),
+    AfterValidator(_as_value_error(check_field_values)),
     Field(
         description="the case's field values: any JSON object, without NUL characters or "
         f"non-finite numbers, nested at most {MAX_FIELDS_DEPTH} levels"
@@ -92,7 +66,12 @@ class AssignCommand(_Command):
 
 
 class StatusCommand(_Command):
-    status: Text = Field(min_length=1, max_length=100)
+    status: Text = Field(
+        min_length=1,
+        max_length=100,
+        examples=["in_progress"],
+        description="a status of the case's type (generic: open, in_progress, waiting, resolved)",
+    )
     reason: Text | None = Field(default=None, max_length=MAX_NOTE)
 
 
@@ -167,3 +146,10 @@ class ErrorBody(BaseModel):
     detail: str
     code: str
     hint: str = ""
+
+
+class HealthBody(BaseModel):
+    status: str = Field(description="ok, or degraded when a component is down")
+    components: dict[str, dict[str, Any]] = Field(
+        description="each component (database, broker): ok, and what is wrong when it is not"
+    )

@@ -89,3 +89,28 @@ def test_unknown_status_error_lists_the_allowed_statuses() -> None:
     with pytest.raises(InvalidCommand) as caught:
         new_case().change_status(GENERIC, "flying", None, CTX)
     assert caught.value.hint.startswith("use one of: open, in_progress, waiting, resolved")
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("title", "fields"),
+    [
+        ("nul \x00 inside", {}),
+        ("lone \ud800 surrogate", {}),
+        ("fine", {"amount": float("nan")}),
+        ("fine", {"k\x00": 1}),
+        ("fine", {"deep": nested(40)}),
+    ],
+)
+def test_values_that_could_not_be_stored_or_published_are_refused(
+    title: str, fields: dict[str, object]
+) -> None:
+    """Adapters bypass the API's schema, so the domain itself refuses these."""
+    with pytest.raises(InvalidCommand):
+        Case.open(GENERIC, title, fields, None, CTX)

@@ -1,0 +1,50 @@
+"""What a value must be to travel everywhere a case goes: the event store, the read models
+(PostgreSQL text refuses NUL), UTF-8 (no lone surrogates) and JSON on Kafka (no NaN)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from domain.errors import InvalidCommand
+
+MAX_FIELDS_DEPTH = 32
+NO_NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
+
+
+def check_storable_text(value: str, where: str = "") -> None:
+    """Refuse text holding NUL or a lone surrogate; ``where`` prefixes the message."""
+    if "\x00" in value:
+        raise InvalidCommand(f"{where}{NO_NUL_MESSAGE}", hint="remove the NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCommand(
+            f"{where}must be valid Unicode text; it holds a lone surrogate",
+            hint="send text encoded as UTF-8",
+        ) from None
+
+
+def check_field_values(fields: dict[str, Any]) -> None:
+    """Refuse field values that could not be stored or published as they were given."""
+    pending: list[tuple[Any, str, int]] = [(fields, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if depth > MAX_FIELDS_DEPTH:
+            raise InvalidCommand(
+                f"fields nest deeper than {MAX_FIELDS_DEPTH} levels at {path}",
+                hint="flatten the field values",
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                check_storable_text(str(key), f"a key of {path}: " if path else "a top-level key ")
+                pending.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            check_storable_text(value, f"{path}: ")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidCommand(
+                f"{path}: {value} is not a number JSON can carry; send a finite one",
+                hint="send a finite number",
+            )

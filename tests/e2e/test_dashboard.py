@@ -1,0 +1,94 @@
+"""The dashboard in a real headless Chromium, against a real server, offline."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from infra.bootstrap import Container, build_api, build_projector
+from infra.embedded import free_port
+from services.auth import Role
+from tests.integration.helpers import running
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def server(container: Container) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(build_api(container), host="127.0.0.1", port=port, log_level="error")
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    while not web.started:
+        time.sleep(0.05)
+    with running(container.relay.run), running(build_projector(container).run):
+        yield f"http://127.0.0.1:{port}"
+    web.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    assert Path(CHROMIUM).exists(), "install Chromium: apt-get install chromium (make test does)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context()
+        yield context.new_page()
+        browser.close()
+
+
+def test_a_handler_opens_works_and_reads_a_case_in_the_dashboard(
+    server: str, page: Page, keys: dict[Role, str], tmp_path: Path
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server)
+    expect(page.locator("#health")).to_have_text("database and broker up", timeout=15_000)
+
+    page.fill("#key", keys[Role.HANDLER])
+    page.click("#key-form button")
+    page.click("#new-case summary")
+    page.fill("#open-form [name=title]", "Water damage in the kitchen")
+    page.fill("#open-form [name=fields]", '{"amount": 1200}')
+    page.click("#open-form button")
+    row = page.locator("#cases tbody tr", has_text="Water damage in the kitchen")
+    expect(row).to_be_visible(timeout=30_000)  # it went through Kafka to the projection
+
+    expect(page.locator("#d-title")).to_have_text("Water damage in the kitchen")
+    page.fill("[data-verb=assign] [name=assignee]", "bob")
+    page.click("[data-verb=assign] button")
+    expect(page.locator("#history li")).to_have_count(2)
+    expect(page.locator("#history li").nth(1)).to_contain_text("assignee: bob")
+    expect(row.locator("td").nth(3)).to_have_text("bob", timeout=15_000)
+
+    page.fill("[data-verb=close] [name=reason]", "repaired")
+    page.click("[data-verb=close] button")
+    expect(page.locator("#history li")).to_have_count(3)
+    page.fill("[data-verb=close] [name=reason]", "twice")  # the case is closed already
+    page.click("[data-verb=close] button")
+    expect(page.locator("#error")).to_contain_text("reopen the case first")
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+    assert requested, "the page made no request"
+    outside = [url for url in requested if not url.startswith(server)]
+    assert outside == [], f"the dashboard fetched from outside the app: {outside}"
+
+
+def test_a_wrong_key_is_refused_with_a_way_forward(server: str, page: Page) -> None:
+    page.goto(server)
+    page.fill("#key", "cl_handler_not-a-real-key")
+    page.click("#key-form button")
+    expect(page.locator("#error")).to_contain_text("unknown API key")
+    expect(page.locator("#sign-in")).to_be_visible()

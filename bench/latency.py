@@ -8,8 +8,9 @@ trigger that this benchmark adds to its own database. The baseline, measured fir
 same broker at the same rate, is a producer from ``infra.kafka.new_producer`` sending small
 messages to a consumer from ``new_consumer`` that polls like the projection worker.
 On the embedded Tansu broker a waiting fetch is not woken by new data: it returns after up
-to about half of ``fetch_max_wait_ms`` (kafka-python's default, 500 ms), which dominates
-both figures; on Apache Kafka both would be lower.
+to about half of ``fetch_max_wait_ms`` (``new_consumer`` sets 100 ms; kafka-python's default
+of 500 ms put the p50 near 125 ms), which dominates both figures; on Apache Kafka both would
+be lower.
 
 Run on its own: ``.venv/bin/python -m bench.latency [--quick]`` (from the project root).
 """

@@ -221,17 +221,7 @@ def send_until_seen(send: Callable[[int], None], clock: Clock, what: str) -> Non
 
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment that makes ``python -m infra.cli`` use ``settings``."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.dsn,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "CASELEDGER_KAFKA_TOPIC": settings.kafka_topic,
-        "CASELEDGER_KAFKA_PARTITIONS": str(settings.kafka_partitions),
-        "CASELEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
-        "CASELEDGER_PROJECTION_GROUP": settings.projection_group,
-        "CASELEDGER_DATA_DIR": str(settings.data_dir),
-        "CASELEDGER_LOG_LEVEL": "WARNING",
-    }
+    return {**os.environ, **settings.as_env(), "CASELEDGER_LOG_LEVEL": "WARNING"}
 
 
 Child = tuple[str, subprocess.Popen[bytes]]

@@ -6,6 +6,7 @@ reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from infra.case_list_store import CaseListStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact
 from infra.event_store import EventStoreReader
-from infra.kafka import broker_reachable
+from infra.kafka import BrokerProbe
 from infra.keys import PostgresKeyStore
 from infra.projector import ProjectionWorker
 from infra.relay import Relay
@@ -38,9 +39,12 @@ class Container:
     case_list: CaseListStore
     keys: PostgresKeyStore
     relay: Relay
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: Called on close, for what the builders below add (e.g. the API's broker probe).
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
+        for close in self.on_close:
+            close()
         self.relay.close()
         self.ledger.close()
         self.pool.close()
@@ -73,10 +77,11 @@ def database_health(pool: ConnectionPool[Connection[DictRow]]) -> dict[str, Any]
 
 
 def build_api(container: Container) -> FastAPI:
-    settings = container.settings
+    probe = BrokerProbe(container.settings)
+    container.on_close.append(probe.close)
 
     def health() -> dict[str, Any]:
-        ok, detail = broker_reachable(settings)
+        ok, detail = probe.check()
         return {
             "database": database_health(container.pool),
             "broker": {"ok": ok, "detail": detail},
@@ -87,7 +92,7 @@ def build_api(container: Container) -> FastAPI:
         cases=container.case_list,
         keys=container.keys,
         health=health,
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=container.settings.max_body_bytes,
     )
     return create_app(deps)
 

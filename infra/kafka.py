@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -63,19 +66,44 @@ def new_consumer(settings: Settings, group: str) -> KafkaConsumer:
     )
 
 
-def broker_reachable(settings: Settings) -> tuple[bool, str]:
-    """Whether the broker answers a metadata request, with what it said."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_servers, request_timeout_ms=3_000
-        )
-    except (KafkaError, OSError, RuntimeError) as error:
-        return False, f"{type(error).__name__}: {error}"
-    try:
-        topics = admin.list_topics()
-        found = "present" if settings.kafka_topic in topics else "not created yet"
-        return True, f"topic {settings.kafka_topic} {found}"
-    except (KafkaError, OSError) as error:
-        return False, f"{type(error).__name__}: {error}"
-    finally:
-        admin.close()
+class BrokerProbe:
+    """Answers whether the broker responds, reusing one admin client and caching the answer
+    for a few seconds, so that /health stays fast and cheap under frequent polling."""
+
+    def __init__(self, settings: Settings, cache_seconds: float = 2.0) -> None:
+        self.settings = settings
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._admin: KafkaAdminClient | None = None
+        self._answer: tuple[float, bool, str] = (0.0, False, "not checked yet")
+
+    def check(self) -> tuple[bool, str]:
+        with self._lock:
+            checked_at, ok, detail = self._answer
+            if time.monotonic() - checked_at > self.cache_seconds:
+                ok, detail = self._ask()
+                self._answer = (time.monotonic(), ok, detail)
+            return ok, detail
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _ask(self) -> tuple[bool, str]:
+        try:
+            if self._admin is None:
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=self.settings.kafka_servers, request_timeout_ms=3_000
+                )
+            found = self.settings.kafka_topic in self._admin.list_topics()
+        except (KafkaError, OSError, RuntimeError) as error:
+            self._drop()
+            return False, f"{type(error).__name__}: {error}"
+        state = "present" if found else "not created yet"
+        return True, f"topic {self.settings.kafka_topic} {state}"
+
+    def _drop(self) -> None:
+        if self._admin is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                self._admin.close()
+            self._admin = None

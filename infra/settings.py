@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     relay_idle_wait_s: float = Field(default=0.5, gt=0)
     projection_idle_sweep_s: float = Field(default=10.0, gt=0)
 
+    def as_env(self) -> dict[str, str]:
+        """Environment variables that make a child process read these same settings."""
+        plain = {
+            "database_url": "DATABASE_URL",
+            "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+        }
+        return {
+            plain.get(name, f"CASELEDGER_{name.upper()}"): str(value)
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is not None
+        }
+
     @property
     def kafka_servers(self) -> list[str]:
         if not self.kafka_bootstrap_servers:

@@ -39,11 +39,7 @@ def run_stack(settings: Settings) -> int:
             update={"database_url": database_url, "kafka_bootstrap_servers": bootstrap_servers}
         )
         keys = _prepare(resolved)
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
-        }
+        env = {**os.environ, **resolved.as_env()}
         children = [_spawn(verb, env, log_dir) for verb in CHILDREN]
         Path(STACK_ENV).write_text(
             f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap_servers}\n"

@@ -80,20 +80,7 @@ def settings(database_url: str, broker: EmbeddedBroker, tmp_path: Path) -> Setti
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process use ``settings``."""
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.dsn,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
-        "CASELEDGER_KAFKA_TOPIC": settings.kafka_topic,
-        "CASELEDGER_KAFKA_PARTITIONS": str(settings.kafka_partitions),
-        "CASELEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.kafka_session_timeout_ms),
-        "CASELEDGER_PROJECTION_GROUP": settings.projection_group,
-        "CASELEDGER_PROJECTION_IDLE_SWEEP_S": str(settings.projection_idle_sweep_s),
-        "CASELEDGER_RELAY_IDLE_WAIT_S": str(settings.relay_idle_wait_s),
-        "CASELEDGER_RELAY_BATCH_SIZE": str(settings.relay_batch_size),
-        "CASELEDGER_PROJECTION_BATCH_SIZE": str(settings.projection_batch_size),
-        "CASELEDGER_DATA_DIR": str(settings.data_dir),
-    }
+    return {**os.environ, **settings.as_env()}
 
 
 @pytest.fixture

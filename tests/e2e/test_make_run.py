@@ -44,7 +44,14 @@ def stack(cwd: Path, api_port: int, broker_port: int) -> Iterator[dict[str, str]
         keys = dict(
             re.findall(r"^\s+(admin|manager|handler|integrator|auditor)\s+(\S+)$", output, re.M)
         )
-        wait_for(lambda: healthy(api_port), 60, "the API to answer /health")
+        try:
+            wait_for(lambda: healthy(api_port), 60, "the API to answer /health")
+        except AssertionError as error:
+            logs = "".join(
+                f"--- {log.name}\n{log.read_text()[-3000:]}"
+                for log in sorted((cwd / ".caseledger" / "logs").glob("*.log"))
+            )
+            raise AssertionError(f"{error}\n{output}\n{logs}") from None
         yield keys
     finally:
         process.send_signal(signal.SIGINT)
@@ -54,7 +61,7 @@ def stack(cwd: Path, api_port: int, broker_port: int) -> Iterator[dict[str, str]
 
 def healthy(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -131,12 +130,3 @@ class Relay:
                 (RELAY, position),
             )
 
-
-def wait_for_relay(relay: Relay, position: int, timeout: float) -> bool:
-    """Whether the relay reached ``position`` within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if relay.position() >= position:
-            return True
-        time.sleep(0.05)
-    return False

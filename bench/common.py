@@ -134,6 +134,12 @@ def quick_from_env() -> bool:
     return os.environ.get("BENCH_QUICK", "").strip().lower() in ("1", "true", "yes", "y")
 
 
+def run_alone(run: Callable[[Scale], object], argv: Sequence[str] | None = None) -> None:
+    """Run one benchmark module on its own: ``python -m bench.NAME [--quick]``."""
+    configure_logging()
+    run(parse_scale(argv))
+
+
 def configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)

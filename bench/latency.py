@@ -40,10 +40,9 @@ from bench.common import (
     Worker,
     bench_environment,
     close_quietly,
-    configure_logging,
-    parse_scale,
     percentile,
     print_figure,
+    run_alone,
     run_for,
     timed_progress,
 )
@@ -370,10 +369,5 @@ def run(scale: Scale) -> list[Figure]:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    configure_logging()
-    run(parse_scale(argv))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import (
@@ -24,11 +24,10 @@ from bench.common import (
     Scale,
     bench_environment,
     close_quietly,
-    configure_logging,
     count_progress,
-    parse_scale,
     print_figure,
     relay_everything,
+    run_alone,
     seed_events,
 )
 from domain.envelope import EventEnvelope
@@ -131,10 +130,5 @@ def run(scale: Scale) -> list[Figure]:
     return [figure]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    configure_logging()
-    run(parse_scale(argv))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

@@ -12,7 +12,6 @@ Run on its own: ``.venv/bin/python -m bench.relay [--quick]`` (from the project 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from bench.common import (
     CONSOLE,
@@ -21,10 +20,9 @@ from bench.common import (
     Scale,
     bench_environment,
     close_quietly,
-    configure_logging,
     count_progress,
-    parse_scale,
     print_figure,
+    run_alone,
     seed_events,
 )
 from infra.kafka import ensure_topic, new_producer
@@ -102,10 +100,5 @@ def run(scale: Scale) -> list[Figure]:
     return [figure]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    configure_logging()
-    run(parse_scale(argv))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

@@ -12,7 +12,6 @@ Run on its own: ``.venv/bin/python -m bench.writes [--quick]`` (from the project
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from uuid import UUID, uuid4
 
 import psycopg
@@ -27,9 +26,8 @@ from bench.common import (
     ThreadRun,
     Worker,
     bench_environment,
-    configure_logging,
-    parse_scale,
     print_figure,
+    run_alone,
     run_for,
 )
 from services.application import CaseLedger
@@ -143,10 +141,5 @@ def run(scale: Scale) -> list[Figure]:
     return figures
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    configure_logging()
-    run(parse_scale(argv))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(run)

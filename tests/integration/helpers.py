@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
 
 from domain.context import CommandContext
 from domain.envelope import EventEnvelope
@@ -81,6 +82,20 @@ def read_topic(settings: Settings, expected: int, timeout: float = 30) -> list[E
     finally:
         consumer.close()
     return seen
+
+
+def raw_records(settings: Settings, count: int) -> list[ConsumerRecord]:
+    """The first ``count`` records on the topic, as any Kafka client reads them."""
+    consumer = KafkaConsumer(
+        settings.kafka_topic,
+        bootstrap_servers=settings.kafka_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    try:
+        return [record for _, record in zip(range(count), consumer, strict=False)]
+    finally:
+        consumer.close()
 
 
 def open_cases(container: Container, count: int, notes: int = 0) -> list[str]:

@@ -8,7 +8,6 @@ import time
 from collections import defaultdict
 
 import jsonschema_rs
-from kafka import KafkaConsumer
 
 from domain.envelope import EventEnvelope, event_id_for
 from infra.bootstrap import Container
@@ -16,6 +15,7 @@ from infra.settings import Settings
 from services.contract import envelope_json_schema
 from tests.integration.helpers import (
     open_cases,
+    raw_records,
     read_topic,
     running,
     spawn,
@@ -59,14 +59,7 @@ def test_published_messages_match_the_documented_json_schema(
     open_cases(container, 2, notes=1)
     with running(container.relay.run):
         wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
-    consumer = KafkaConsumer(
-        settings.kafka_topic,
-        bootstrap_servers=settings.kafka_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    raw = [json.loads(record.value) for _, record in zip(range(4), consumer, strict=False)]
-    consumer.close()
+    raw = [json.loads(record.value) for record in raw_records(settings, 4)]
     validator = jsonschema_rs.validator_for(envelope_json_schema())
     assert len(raw) == 4
     for message in raw:
@@ -78,18 +71,7 @@ def test_the_message_key_is_the_case_id(container: Container, settings: Settings
     open_cases(container, 3, notes=1)
     with running(container.relay.run):
         wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
-    consumer = KafkaConsumer(
-        settings.kafka_topic,
-        bootstrap_servers=settings.kafka_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    records = []
-    for record in consumer:
-        records.append(record)
-        if len(records) == 6:
-            break
-    consumer.close()
+    records = raw_records(settings, 6)
     assert len(records) == 6
     for record in records:
         assert record.key.decode() == EventEnvelope.from_json(record.value).case_id

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -36,7 +37,6 @@ from rich.progress import (
 from rich.table import Table
 
 from domain.case import Case
-from domain.case_types import case_type_named
 from domain.context import CommandContext
 from infra.bootstrap import Container, bootstrap
 from infra.embedded import EmbeddedBroker, free_port, start_postgres
@@ -334,14 +334,15 @@ def seed_events(container: Container, events: int, per_save: int = 100) -> int:
     an Opened event and NOTES_PER_CASE notes); returns how many were stored."""
     per_case = 1 + NOTES_PER_CASE
     cases = math.ceil(events / per_case)
-    case_type = case_type_named("generic")
+    case_type = container.case_types.current("generic")
     context = CTX.as_dict()
     made = [0]
 
     def save_some() -> int:
         batch = []
         for i in range(min(per_save, cases - made[0])):
-            case = Case.open(case_type, f"seed {made[0] + i}", {"n": i}, None, context)
+            now = datetime.now(UTC)
+            case = Case.open(case_type, f"seed {made[0] + i}", {"n": i}, None, context, now)
             for j in range(NOTES_PER_CASE):
                 case.add_note(f"seed note {j}", context)
             batch.append(case)

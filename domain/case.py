@@ -1,13 +1,22 @@
-"""The Case aggregate: every change to a case is one of the events declared here."""
+"""The Case aggregate: every change to a case is one of the events declared here.
+
+Commands take the case type :class:`~domain.definition.Definition` the case is pinned to and,
+where time matters (SLA clocks), ``now``; the domain never reads a clock itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.case_types import CLOSED, CaseType
-from domain.errors import InvalidCommand, InvalidTransition
+from domain.definition import CLOSED, PRIORITIES, Definition, View
+from domain.envelope import event_id_for
+from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
+from domain.sla import Clock, clock_changes, due_times, sla_named, worked_until
 from domain.values import check_field_values, check_storable_text
 
 MAX_TITLE = 500
@@ -17,7 +26,7 @@ MAX_NOTE = 20_000
 class Case(Aggregate):
     """A case (a claim, a patient file, a complaint) rebuilt from its events.
 
-    Public methods are commands: they check the rules, then record one event. The private
+    Public methods are commands: they check the rules, then record events. The private
     ``_on_*`` methods only change state, because they also run when the case is replayed.
     """
 
@@ -39,11 +48,24 @@ class Case(Aggregate):
         context: dict[str, Any]
 
     class StatusChanged(Aggregate.Event):
-        """The case moved from one status to another while open."""
+        """The case took a transition (named by ``transition``) from one status to another."""
+
+        class_version = 2
 
         from_status: str
         to_status: str
         reason: str | None
+        transition: str | None
+        context: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["transition"] = None  # version 1 moved by status, not by named transition
+
+    class FieldsUpdated(Aggregate.Event):
+        """Field values changed; ``changes`` holds the new value of each changed field."""
+
+        changes: dict[str, Any]
         context: dict[str, Any]
 
     class NoteAdded(Aggregate.Event):
@@ -53,7 +75,7 @@ class Case(Aggregate):
         context: dict[str, Any]
 
     class Closed(Aggregate.Event):
-        """The case was closed, with the reason for closing it."""
+        """The case was closed administratively, with the reason for closing it."""
 
         reason: str
         context: dict[str, Any]
@@ -63,6 +85,125 @@ class Case(Aggregate):
 
         reason: str
         status: str
+        context: dict[str, Any]
+
+    class PriorityChanged(Aggregate.Event):
+        """The case's priority changed (low, normal, high, urgent)."""
+
+        priority: str
+        context: dict[str, Any]
+
+    class RoutedToQueue(Aggregate.Event):
+        """The case was put in a work queue (``None`` takes it out of its queue)."""
+
+        queue: str | None
+        context: dict[str, Any]
+
+    class Escalated(Aggregate.Event):
+        """The case was escalated; ``level`` counts the escalations of this case."""
+
+        reason: str
+        level: int
+        context: dict[str, Any]
+
+    class RuleFired(Aggregate.Event):
+        """A rule of the case type fired: the events that follow with this event as their
+        cause are its actions. ``trigger`` is the event type (or SLA milestone) that fired it."""
+
+        rule: str
+        trigger: str
+        trigger_version: int
+        context: dict[str, Any]
+
+    class SlaStarted(Aggregate.Event):
+        """An SLA clock started (``due`` is empty when it starts paused)."""
+
+        sla: str
+        run: int
+        started_at: str
+        due: dict[str, str]
+        context: dict[str, Any]
+
+    class SlaPaused(Aggregate.Event):
+        """An SLA clock paused, having counted ``worked_seconds`` of working time."""
+
+        sla: str
+        worked_seconds: float
+        context: dict[str, Any]
+
+    class SlaResumed(Aggregate.Event):
+        """A paused SLA clock counts again; ``due`` holds the milestones' new due times."""
+
+        sla: str
+        run: int
+        resumed_at: str
+        due: dict[str, str]
+        context: dict[str, Any]
+
+    class SlaStopped(Aggregate.Event):
+        """An SLA clock stopped; ``met`` tells whether its deadline was kept."""
+
+        sla: str
+        met: bool
+        context: dict[str, Any]
+
+    class SlaWarned(Aggregate.Event):
+        """An SLA warning milestone passed (``warning:75`` or ``goal``)."""
+
+        sla: str
+        run: int
+        milestone: str
+        due_at: str
+        context: dict[str, Any]
+
+    class SlaBreached(Aggregate.Event):
+        """An SLA deadline passed while its clock was running."""
+
+        sla: str
+        run: int
+        due_at: str
+        context: dict[str, Any]
+
+    class NotificationRequested(Aggregate.Event):
+        """A notification of the case type is due to be sent, with its rendered text."""
+
+        notification_id: str
+        notification: str
+        channel: str
+        recipients: list[str]
+        subject: str | None
+        body: str
+        target: str | None
+        context: dict[str, Any]
+
+    class NotificationSent(Aggregate.Event):
+        """A requested notification was delivered to its channel."""
+
+        notification_id: str
+        detail: str
+        context: dict[str, Any]
+
+    class NotificationFailed(Aggregate.Event):
+        """A requested notification could not be delivered; ``error`` says why."""
+
+        notification_id: str
+        error: str
+        context: dict[str, Any]
+
+    class ChildOpened(Aggregate.Event):
+        """A child case was opened from this case (by a rule)."""
+
+        child_id: str
+        case_type: str
+        context: dict[str, Any]
+
+    class Migrated(Aggregate.Event):
+        """The case moved to another version of its case type, with a state mapping."""
+
+        from_version: int
+        to_version: int
+        from_status: str
+        to_status: str
         context: dict[str, Any]
 
     @event(Opened)
@@ -83,36 +224,53 @@ class Case(Aggregate):
         self.party_id = party_id
         self.status = status
         self.assignee: str | None = None
+        self.queue: str | None = None
+        self.priority = "normal"
+        self.escalations = 0
         self.notes: list[dict[str, Any]] = []
         self.closed_reason: str | None = None
+        self.clocks: dict[str, Clock] = {}
+        self.notifications: dict[str, str] = {}
+        self.children: list[str] = []
+        self.parent_id: str | None = context.get("parent_case_id")
 
     @classmethod
     def open(
         cls,
-        case_type: CaseType,
+        definition: Definition,
         title: str,
         fields: dict[str, Any],
         party_id: str | None,
         context: dict[str, Any],
+        now: datetime,
     ) -> Case:
-        """Open a new case of ``case_type``."""
+        """Open a new case of the case type ``definition``, starting its SLA clocks."""
         check_text("title", title, MAX_TITLE)
         check_field_values(fields)
+        definition.check_fields(fields, opening=True)
         if party_id is not None:
             check_storable_text(party_id, "party_id: ")
-        return cls(
-            case_type=case_type.name,
-            case_type_version=case_type.version,
+        case = cls(
+            case_type=definition.name,
+            case_type_version=definition.version,
             title=title.strip(),
             fields=fields,
             party_id=party_id,
-            status=case_type.initial_status,
-            context=stamp(context, case_type.name, case_type.version),
+            status=definition.initial,
+            context=stamp(context, definition.name, definition.version),
         )
+        case.update_clocks(definition, None, context, now)
+        return case
 
     @property
     def is_closed(self) -> bool:
         return self.status == CLOSED
+
+    def is_done(self, definition: Definition) -> bool:
+        """Closed, or in a final state of its case type."""
+        return definition.is_final(self.status)
+
+    # -- work on the case ------------------------------------------------------------------
 
     def assign(self, assignee: str | None, context: dict[str, Any]) -> None:
         """Give the case to ``assignee`` (``None`` unassigns it)."""
@@ -121,41 +279,248 @@ class Case(Aggregate):
             check_text("assignee", assignee, 200)
         self._on_assigned(assignee=assignee, context=self.stamp(context))
 
-    def change_status(
-        self, case_type: CaseType, status: str, reason: str | None, context: dict[str, Any]
-    ) -> None:
-        """Move the open case to another status of its case type."""
-        self.check_open("change the status of")
-        case_type.check_status(status)
-        if status == self.status:
-            raise InvalidTransition(
-                f"the case is already {status!r}", hint="send a different status"
+    def route(self, queue: str | None, context: dict[str, Any]) -> None:
+        """Put the case in work queue ``queue``."""
+        self.check_open("route")
+        if queue is not None:
+            check_text("queue", queue, 200)
+        if queue != self.queue:
+            self._on_routed(queue=queue, context=self.stamp(context))
+
+    def set_priority(self, priority: str, context: dict[str, Any]) -> None:
+        if priority not in PRIORITIES:
+            raise InvalidCommand(
+                f"unknown priority {priority!r}", hint=f"use one of: {', '.join(PRIORITIES)}"
             )
+        if priority != self.priority:
+            self._on_priority_changed(priority=priority, context=self.stamp(context))
+
+    def escalate(self, reason: str, context: dict[str, Any]) -> None:
+        check_text("reason", reason, MAX_NOTE)
+        self._on_escalated(reason=reason, level=self.escalations + 1, context=self.stamp(context))
+
+    def transition(
+        self,
+        definition: Definition,
+        name: str,
+        reason: str | None,
+        context: dict[str, Any],
+        now: datetime,
+        facts: Mapping[str, Any],
+    ) -> None:
+        """Take the transition ``name``: the role, the guard and the required fields must allow
+        it. ``facts`` are what the guard reads (see ``domain.rules.facts``)."""
+        self.check_open("move")
+        role = context.get("actor_role")
+        move = definition.transition(name, self.status, role)
+        missing = [f for f in move.requires if self.fields.get(f) is None]
+        if missing:
+            raise InvalidTransition(
+                f"transition {name!r} needs the fields {', '.join(missing)}",
+                hint="give them values (in this request's fields, or with PATCH /fields) first",
+            )
+        if move.guard is not None and not move.guard.holds(facts):
+            raise InvalidTransition(
+                f"transition {name!r} is not allowed now: its condition "
+                f"{move.guard.source!r} does not hold",
+                hint="change the case so the condition holds, or take another transition",
+            )
+        if reason is not None:
+            check_text("reason", reason, MAX_NOTE)
+        old = self.status
         self._on_status_changed(
-            from_status=self.status, to_status=status, reason=reason, context=self.stamp(context)
+            from_status=old,
+            to_status=move.target,
+            reason=reason,
+            transition=name,
+            context=self.stamp(context),
         )
+        self.update_clocks(definition, old, context, now)
+
+    def update_fields(
+        self,
+        definition: Definition,
+        changes: dict[str, Any],
+        context: dict[str, Any],
+        view: View | None,
+    ) -> None:
+        """Change field values, as far as the role's ``view`` lets it (``None``: any field)."""
+        self.check_open("update")
+        check_field_values(changes)
+        if view is not None and view.edit is not None:
+            refused = sorted(set(changes) - view.edit)
+            if refused:
+                editable = ", ".join(sorted(view.edit)) or "none"
+                raise NotAllowed(
+                    f"your role may not edit {', '.join(refused)}",
+                    hint=f"fields your role may edit: {editable}",
+                )
+        definition.check_fields(changes, opening=False)
+        changed = {k: v for k, v in changes.items() if self.fields.get(k) != v}
+        if changed:
+            self._on_fields_updated(changes=changed, context=self.stamp(context))
 
     def add_note(self, text: str, context: dict[str, Any]) -> None:
         """Add a note; notes may be written on open and closed cases alike."""
         check_text("text", text, MAX_NOTE)
         self._on_note_added(text=text, context=self.stamp(context))
 
-    def close(self, reason: str, context: dict[str, Any]) -> None:
-        """Close the case."""
+    def close(
+        self, definition: Definition, reason: str, context: dict[str, Any], now: datetime
+    ) -> None:
+        """Close the case administratively, whatever its state (not once it is closed)."""
         self.check_open("close")
         check_text("reason", reason, MAX_NOTE)
+        old = self.status
         self._on_closed(reason=reason, context=self.stamp(context))
+        self.update_clocks(definition, old, context, now)
 
-    def reopen(self, case_type: CaseType, reason: str, context: dict[str, Any]) -> None:
-        """Reopen a closed case."""
-        if not self.is_closed:
+    def reopen(
+        self, definition: Definition, reason: str, context: dict[str, Any], now: datetime
+    ) -> None:
+        """Reopen a closed case, or one in a final state; it returns to the initial state."""
+        if not self.is_done(definition):
             raise InvalidTransition(
                 "the case is not closed, so it cannot be reopened",
-                hint="only closed cases can be reopened",
+                hint="only closed cases (or cases in a final state) can be reopened",
             )
         check_text("reason", reason, MAX_NOTE)
-        status = case_type.initial_status
-        self._on_reopened(reason=reason, status=status, context=self.stamp(context))
+        old = self.status
+        self._on_reopened(reason=reason, status=definition.initial, context=self.stamp(context))
+        self.update_clocks(definition, old, context, now)
+
+    # -- SLA clocks ------------------------------------------------------------------------
+
+    def update_clocks(
+        self, definition: Definition, old: str | None, context: dict[str, Any], now: datetime
+    ) -> None:
+        """Start, pause, resume or stop SLA clocks after the status moved from ``old``."""
+        calendar = definition.calendar
+        for change in clock_changes(definition, self.clocks, old, self.status):
+            sla = sla_named(definition, change.sla)
+            assert sla is not None
+            ctx = self.stamp(context)
+            if change.action in ("start", "start_paused"):
+                run = self.version + 1
+                running = change.action == "start"
+                due = due_times(sla, calendar, now, timedelta(0), [])
+                self._on_sla_started(
+                    sla=sla.name,
+                    run=run,
+                    started_at=now.isoformat(),
+                    due=due if running else {},
+                    context=ctx,
+                )
+                if not running:
+                    self._on_sla_paused(sla=sla.name, worked_seconds=0.0, context=ctx)
+            elif change.action == "pause":
+                worked = worked_until(calendar, self.clocks[sla.name], now)
+                self._on_sla_paused(
+                    sla=sla.name, worked_seconds=worked.total_seconds(), context=ctx
+                )
+            elif change.action == "resume":
+                clock = self.clocks[sla.name]
+                due = due_times(sla, calendar, now, clock.worked, clock.fired)
+                self._on_sla_resumed(
+                    sla=sla.name, run=clock.run, resumed_at=now.isoformat(), due=due, context=ctx
+                )
+            else:
+                met = "deadline" not in self.clocks[sla.name].fired
+                self._on_sla_stopped(sla=sla.name, met=met, context=ctx)
+
+    def reach_milestone(
+        self,
+        sla: str,
+        run: int,
+        milestone: str,
+        context: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Record that an SLA milestone passed, once: ``False`` (and nothing recorded) when the
+        clock has moved on (stopped, paused, restarted), the milestone already fired, or it is
+        not yet due."""
+        clock = self.clocks.get(sla)
+        if clock is None or clock.run != run or clock.running_since is None:
+            return False
+        due = clock.due.get(milestone)
+        if due is None or datetime.fromisoformat(due) > now:
+            return False
+        ctx = self.stamp(context)
+        if milestone == "deadline":
+            self._on_sla_breached(sla=sla, run=run, due_at=due, context=ctx)
+        else:
+            self._on_sla_warned(sla=sla, run=run, milestone=milestone, due_at=due, context=ctx)
+        return True
+
+    # -- notifications, children, migration ------------------------------------------------
+
+    def request_notification(
+        self,
+        notification: str,
+        channel: str,
+        recipients: list[str],
+        subject: str | None,
+        body: str,
+        target: str | None,
+        context: dict[str, Any],
+    ) -> str:
+        notification_id = event_id_for(self.id, self.version + 1)
+        self._on_notification_requested(
+            notification_id=notification_id,
+            notification=notification,
+            channel=channel,
+            recipients=recipients,
+            subject=subject,
+            body=body,
+            target=target,
+            context=self.stamp(context),
+        )
+        return notification_id
+
+    def record_delivery(
+        self, notification_id: str, error: str | None, detail: str, context: dict[str, Any]
+    ) -> bool:
+        """Record the outcome of sending a notification, once; ``False`` if already recorded."""
+        if self.notifications.get(notification_id) != "requested":
+            return False
+        if error is None:
+            self._on_notification_sent(
+                notification_id=notification_id, detail=detail, context=self.stamp(context)
+            )
+        else:
+            self._on_notification_failed(
+                notification_id=notification_id, error=error, context=self.stamp(context)
+            )
+        return True
+
+    def record_child(self, child_id: UUID, case_type: str, context: dict[str, Any]) -> None:
+        self._on_child_opened(
+            child_id=str(child_id), case_type=case_type, context=self.stamp(context)
+        )
+
+    def migrate(
+        self,
+        old: Definition,
+        new: Definition,
+        to_status: str,
+        context: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Move the case to version ``new.version`` of its type, in status ``to_status``.
+        Clocks of the old version stop; the new version's clocks start from the new state."""
+        for name in list(self.clocks):
+            met = "deadline" not in self.clocks[name].fired
+            self._on_sla_stopped(sla=name, met=met, context=self.stamp(context))
+        self._on_migrated(
+            from_version=self.case_type_version,
+            to_version=new.version,
+            from_status=self.status,
+            to_status=to_status,
+            context=stamp(context, self.case_type, new.version),
+        )
+        self.update_clocks(new, None, context, now)
+
+    # -- helpers ---------------------------------------------------------------------------
 
     def stamp(self, context: dict[str, Any]) -> dict[str, Any]:
         """The context with the case type version this case runs under, for the envelope."""
@@ -163,19 +528,40 @@ class Case(Aggregate):
 
     def check_open(self, action: str) -> None:
         if self.is_closed:
-            raise InvalidTransition(
-                f"cannot {action} a closed case", hint="reopen the case first"
-            )
+            raise InvalidTransition(f"cannot {action} a closed case", hint="reopen the case first")
+
+    # -- state changes (also run on replay) ------------------------------------------------
 
     @event(Assigned)
     def _on_assigned(self, assignee: str | None, context: dict[str, Any]) -> None:
         self.assignee = assignee
 
+    @event(RoutedToQueue)
+    def _on_routed(self, queue: str | None, context: dict[str, Any]) -> None:
+        self.queue = queue
+
+    @event(PriorityChanged)
+    def _on_priority_changed(self, priority: str, context: dict[str, Any]) -> None:
+        self.priority = priority
+
+    @event(Escalated)
+    def _on_escalated(self, reason: str, level: int, context: dict[str, Any]) -> None:
+        self.escalations = level
+
     @event(StatusChanged)
     def _on_status_changed(
-        self, from_status: str, to_status: str, reason: str | None, context: dict[str, Any]
+        self,
+        from_status: str,
+        to_status: str,
+        reason: str | None,
+        transition: str | None,
+        context: dict[str, Any],
     ) -> None:
         self.status = to_status
+
+    @event(FieldsUpdated)
+    def _on_fields_updated(self, changes: dict[str, Any], context: dict[str, Any]) -> None:
+        self.fields.update(changes)
 
     @event(NoteAdded)
     def _on_note_added(self, text: str, context: dict[str, Any]) -> None:
@@ -192,6 +578,93 @@ class Case(Aggregate):
     def _on_reopened(self, reason: str, status: str, context: dict[str, Any]) -> None:
         self.status = status
         self.closed_reason = None
+
+    @event(RuleFired)
+    def _on_rule_fired(
+        self, rule: str, trigger: str, trigger_version: int, context: dict[str, Any]
+    ) -> None:
+        pass
+
+    @event(SlaStarted)
+    def _on_sla_started(
+        self, sla: str, run: int, started_at: str, due: dict[str, str], context: dict[str, Any]
+    ) -> None:
+        self.clocks[sla] = Clock(
+            run=run, running_since=datetime.fromisoformat(started_at), due=dict(due)
+        )
+
+    @event(SlaPaused)
+    def _on_sla_paused(self, sla: str, worked_seconds: float, context: dict[str, Any]) -> None:
+        clock = self.clocks[sla]
+        clock.worked = timedelta(seconds=worked_seconds)
+        clock.running_since = None
+        clock.due = {}
+
+    @event(SlaResumed)
+    def _on_sla_resumed(
+        self, sla: str, run: int, resumed_at: str, due: dict[str, str], context: dict[str, Any]
+    ) -> None:
+        clock = self.clocks[sla]
+        clock.running_since = datetime.fromisoformat(resumed_at)
+        clock.due = dict(due)
+
+    @event(SlaStopped)
+    def _on_sla_stopped(self, sla: str, met: bool, context: dict[str, Any]) -> None:
+        del self.clocks[sla]
+
+    @event(SlaWarned)
+    def _on_sla_warned(
+        self, sla: str, run: int, milestone: str, due_at: str, context: dict[str, Any]
+    ) -> None:
+        self.clocks[sla].fired.append(milestone)
+        self.clocks[sla].due.pop(milestone, None)
+
+    @event(SlaBreached)
+    def _on_sla_breached(self, sla: str, run: int, due_at: str, context: dict[str, Any]) -> None:
+        self.clocks[sla].fired.append("deadline")
+        self.clocks[sla].due.pop("deadline", None)
+
+    @event(NotificationRequested)
+    def _on_notification_requested(
+        self,
+        notification_id: str,
+        notification: str,
+        channel: str,
+        recipients: list[str],
+        subject: str | None,
+        body: str,
+        target: str | None,
+        context: dict[str, Any],
+    ) -> None:
+        self.notifications[notification_id] = "requested"
+
+    @event(NotificationSent)
+    def _on_notification_sent(
+        self, notification_id: str, detail: str, context: dict[str, Any]
+    ) -> None:
+        self.notifications[notification_id] = "sent"
+
+    @event(NotificationFailed)
+    def _on_notification_failed(
+        self, notification_id: str, error: str, context: dict[str, Any]
+    ) -> None:
+        self.notifications[notification_id] = "failed"
+
+    @event(ChildOpened)
+    def _on_child_opened(self, child_id: str, case_type: str, context: dict[str, Any]) -> None:
+        self.children.append(child_id)
+
+    @event(Migrated)
+    def _on_migrated(
+        self,
+        from_version: int,
+        to_version: int,
+        from_status: str,
+        to_status: str,
+        context: dict[str, Any],
+    ) -> None:
+        self.case_type_version = to_version
+        self.status = to_status
 
 
 def stamp(context: dict[str, Any], case_type: str, version: int) -> dict[str, Any]:

@@ -30,3 +30,9 @@ class UnknownCaseType(InvalidCommand):
     """No case type of that name is known."""
 
     code = "unknown_case_type"
+
+
+class NotAllowed(DomainError):
+    """The caller's role may not do this on cases of this type (e.g. a restricted transition)."""
+
+    code = "forbidden"

@@ -8,24 +8,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
+from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact
 from infra.event_store import EventStoreReader
 from infra.kafka import BrokerProbe
 from infra.keys import PostgresKeyStore
+from infra.notifier import Notifier
 from infra.projector import ProjectionWorker
 from infra.relay import Relay
 from infra.settings import Settings
+from infra.sla_watcher import SlaWatcher
 from services.api.app import create_app
 from services.api.deps import ApiDependencies
 from services.application import CaseLedger
+from services.case_type_document import read_document
+from services.case_types import CaseTypeRegistry
+
+CASE_TYPES_DIR = Path(__file__).resolve().parent.parent / "casetypes"
+BUILT_IN_CASE_TYPES = ("generic.yaml",)
+SAMPLE_CASE_TYPES = ("insurance_claim.yaml", "patient_care.yaml", "customer_complaint.yaml")
+INSTALLER = CommandContext(actor_id="caseledger", actor_role="admin")
 
 
 @dataclass
@@ -34,6 +46,7 @@ class Container:
 
     settings: Settings
     pool: ConnectionPool[Connection[DictRow]]
+    case_types: CaseTypeRegistry
     ledger: CaseLedger
     reader: EventStoreReader
     case_list: CaseListStore
@@ -47,6 +60,7 @@ class Container:
             close()
         self.relay.close()
         self.ledger.close()
+        self.case_types.close()
         self.pool.close()
 
 
@@ -54,17 +68,39 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     """Connect to PostgreSQL, create missing tables, and wire the components."""
     pool = open_pool(settings.dsn, settings.db_pool_size, name)
     migrate(pool)
-    ledger = CaseLedger(env=eventsourcing_env(settings.dsn, settings.db_pool_size))
+    case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2))
+    install_case_types(case_types, BUILT_IN_CASE_TYPES)
+    ledger = CaseLedger(case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size))
     reader = EventStoreReader(ledger)
     return Container(
         settings=settings,
         pool=pool,
+        case_types=case_types,
         ledger=ledger,
         reader=reader,
         case_list=CaseListStore(pool, reader),
         keys=PostgresKeyStore(pool),
         relay=Relay(settings, pool, reader),
     )
+
+
+def install_case_types(registry: CaseTypeRegistry, files: tuple[str, ...]) -> dict[str, int]:
+    """Publish the shipped case-type documents that are not current yet (safe to repeat,
+    also from several processes at once); answers each type's current version."""
+    installed = {}
+    for name in files:
+        path = CASE_TYPES_DIR / name
+        document = read_document(path.read_bytes(), "application/yaml")
+        for attempt in range(3):
+            try:
+                installed[document["name"]] = registry.install(
+                    document, f"shipped with caseledger ({name})", INSTALLER
+                )
+                break
+            except IntegrityError:  # another process installed it at the same moment
+                if attempt == 2:
+                    raise
+    return installed
 
 
 def database_health(pool: ConnectionPool[Connection[DictRow]]) -> dict[str, Any]:
@@ -89,6 +125,7 @@ def build_api(container: Container) -> FastAPI:
 
     deps = ApiDependencies(
         ledger=container.ledger,
+        case_types=container.case_types,
         cases=container.case_list,
         keys=container.keys,
         health=health,
@@ -99,6 +136,16 @@ def build_api(container: Container) -> FastAPI:
 
 def build_projector(container: Container) -> ProjectionWorker:
     return ProjectionWorker(container.settings, container.case_list, container.relay)
+
+
+def build_sla_watcher(container: Container) -> SlaWatcher:
+    return SlaWatcher(container.ledger, container.case_list, container.settings.sla_poll_s)
+
+
+def build_notifier(container: Container) -> Notifier:
+    notifier = Notifier(container.settings, container.pool, container.ledger)
+    container.on_close.append(notifier.close)
+    return notifier
 
 
 def status_report(container: Container) -> dict[str, Any]:

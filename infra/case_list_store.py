@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from domain.envelope import EventEnvelope
 from infra.event_store import CASE_TOPIC_PREFIX, EventStoreReader
 from projections.case_list import CaseRow, apply
+from projections.work_queues import outbox_change, timer_change
 from services.queries import CaseFilter, CaseListPage, PageCursor
 
 PROJECTION = "case_list"
@@ -47,9 +51,7 @@ class ApplyResult:
 class CaseListStore:
     """Applies case events to ``case_list`` and answers the case-list queries."""
 
-    def __init__(
-        self, pool: ConnectionPool[Connection[DictRow]], reader: EventStoreReader
-    ) -> None:
+    def __init__(self, pool: ConnectionPool[Connection[DictRow]], reader: EventStoreReader) -> None:
         self.pool = pool
         self.reader = reader
         self._missing = reader.sql(_MISSING)
@@ -78,10 +80,12 @@ class CaseListStore:
                 for earlier in missing:
                     row = apply(row, earlier)
                 row = apply(row, event)
-                values = tuple(getattr(row, column) for column in _COLUMNS)
+                values = tuple(_db_value(getattr(row, column)) for column in _COLUMNS)
                 if conn.execute(_UPSERT, values).rowcount == 0:
                     skipped += 1  # another worker applied it first
                     continue
+                for each in (*missing, event):
+                    _apply_work_queues(conn, each)
                 applied += 1 + len(missing)
                 filled += len(missing)
             if applied:
@@ -152,7 +156,7 @@ class CaseListStore:
     def list_cases(self, where: CaseFilter, limit: int, cursor: PageCursor | None) -> CaseListPage:
         """One page of cases, newest first, filtered; ``cursor`` continues a listing."""
         clauses, params = [], []
-        for column in ("status", "case_type", "assignee"):
+        for column in ("status", "case_type", "assignee", "queue", "priority"):
             value = getattr(where, column)
             if value is not None:
                 clauses.append(f"{column} = %s")
@@ -175,8 +179,67 @@ class CaseListStore:
             next_cursor=PageCursor(last.opened_at, last.case_id) if last else None,
         )
 
+    def open_case_ids(self, case_type: str, below_version: int) -> list[UUID]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT case_id FROM case_list WHERE case_type = %s AND case_type_version < %s"
+                " AND status <> 'closed' ORDER BY opened_at",
+                (case_type, below_version),
+            ).fetchall()
+        return [r["case_id"] for r in rows]
+
+    def due_timers(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """SLA milestones due at ``now`` that no event has marked as reached yet."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                "SELECT case_id, sla, milestone, run, due_at FROM sla_timers"
+                " WHERE due_at <= %s ORDER BY due_at LIMIT %s",
+                (now, limit),
+            ).fetchall()
+
+    def next_timer(self) -> datetime | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT min(due_at) AS due FROM sla_timers").fetchone()
+        return row["due"] if row else None
+
     def _locked_row(self, conn: Connection[DictRow], case_id: str) -> CaseRow | None:
         row = conn.execute(
             "SELECT * FROM case_list WHERE case_id = %s FOR UPDATE", (case_id,)
         ).fetchone()
         return CaseRow(**{**row, "case_id": str(row["case_id"])}) if row else None
+
+
+def _db_value(value: Any) -> Any:
+    return Jsonb(value) if isinstance(value, dict) else value
+
+
+def _apply_work_queues(conn: Connection[DictRow], event: EventEnvelope) -> None:
+    """Keep ``sla_timers`` and ``notification_outbox`` in step with the case's events."""
+    timer = timer_change(event)
+    if timer is not None and timer.milestone is not None:
+        conn.execute(
+            "DELETE FROM sla_timers WHERE case_id = %s AND sla = %s AND milestone = %s",
+            (timer.case_id, timer.sla, timer.milestone),
+        )
+    elif timer is not None:
+        conn.execute(
+            "DELETE FROM sla_timers WHERE case_id = %s AND sla = %s", (timer.case_id, timer.sla)
+        )
+        for milestone, due_at in timer.due:
+            conn.execute(
+                "INSERT INTO sla_timers (case_id, sla, milestone, run, due_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (timer.case_id, timer.sla, milestone, timer.run, due_at),
+            )
+    outbox = outbox_change(event)
+    if outbox is not None and outbox.message is not None:
+        conn.execute(
+            "INSERT INTO notification_outbox (notification_id, case_id, message)"
+            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (outbox.notification_id, outbox.case_id, Jsonb(outbox.message)),
+        )
+    elif outbox is not None:
+        conn.execute(
+            "DELETE FROM notification_outbox WHERE notification_id = %s",
+            (outbox.notification_id,),
+        )

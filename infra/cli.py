@@ -11,13 +11,22 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
 from infra.settings import Settings
 from services.auth import Role
+
+if TYPE_CHECKING:
+    from infra.bootstrap import Container
+
+
+class Worker(Protocol):
+    def run(self, stop: threading.Event) -> None: ...
+
 
 app = typer.Typer(
     help=(
@@ -33,6 +42,11 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create API keys for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+types_app = typer.Typer(
+    help="Administer case types: load documents, list them, migrate open cases.",
+    no_args_is_help=True,
+)
+app.add_typer(types_app, name="case-types")
 
 
 def _settings() -> Settings:
@@ -86,36 +100,152 @@ def serve(
         container.close()
 
 
+def _run_worker(name: str, build: Callable[[Container], Worker]) -> None:
+    """Run one long-lived worker until SIGINT or SIGTERM."""
+    from infra.bootstrap import bootstrap
+
+    container = bootstrap(_settings(), name=name)
+    stop = _stop_on_signals()
+    logging.getLogger(__name__).info("%s started", name)
+    try:
+        build(container).run(stop)
+    finally:
+        container.close()
+
+
 @app.command()
 def relay() -> None:
     """Publish every stored event to the Kafka topic, in order (one active relay at a time;
     extra relays stand by and take over when it stops)."""
-    from infra.bootstrap import bootstrap
-
-    settings = _settings()
-    container = bootstrap(settings, name="relay")
-    stop = _stop_on_signals()
-    logging.getLogger(__name__).info("relay publishing to %s", settings.kafka_topic)
-    try:
-        container.relay.run(stop)
-    finally:
-        container.close()
+    _run_worker("relay", lambda container: container.relay)
 
 
 @app.command()
 def project() -> None:
-    """Run a projection worker: keeps the case-list read model up to date from the topic.
-    Run several to share the partitions."""
-    from infra.bootstrap import bootstrap, build_projector
+    """Run a projection worker: keeps the case-list read model (and the SLA timers and the
+    notification outbox) up to date from the topic. Run several to share the partitions."""
+    from infra.bootstrap import build_projector
 
-    settings = _settings()
-    container = bootstrap(settings, name="projector")
-    stop = _stop_on_signals()
-    logging.getLogger(__name__).info("projection worker in group %s", settings.projection_group)
+    _run_worker("projector", build_projector)
+
+
+@app.command("sla-watch")
+def sla_watch() -> None:
+    """Record SLA warnings and breaches when they fall due (business hours of each case
+    type's calendar). Each is recorded once, even across restarts or with several watchers."""
+    from infra.bootstrap import build_sla_watcher
+
+    _run_worker("sla-watcher", build_sla_watcher)
+
+
+@app.command()
+def notify() -> None:
+    """Send the notifications that case-type rules request (e-mail over CASELEDGER_SMTP_URL,
+    webhooks, Kafka topics) and record on each case whether it was delivered."""
+    from infra.bootstrap import build_notifier
+
+    _run_worker("notifier", build_notifier)
+
+
+@types_app.command("load")
+def case_types_load(
+    files: Annotated[list[Path], typer.Argument(help="case-type documents (.yaml or .json)")],
+    reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "loaded from file",
+    draft_only: Annotated[bool, typer.Option(help="save drafts without publishing")] = False,
+) -> None:
+    """Draft, validate and publish case-type documents. A document whose content is already
+    the current version is left alone; a document with problems is refused with each of
+    them, and nothing of it is published."""
+    from infra.bootstrap import INSTALLER, bootstrap
+    from services.case_type_document import InvalidDocument, read_document
+
+    container = bootstrap(_settings(), name="cli")
+    failed = False
     try:
-        build_projector(container).run(stop)
+        for path in files:
+            kind = "application/json" if path.suffix == ".json" else "application/yaml"
+            try:
+                document = read_document(path.read_bytes(), kind)
+                if draft_only:
+                    name, version, problems = container.case_types.draft(
+                        document, reason, INSTALLER
+                    )
+                    if problems:
+                        raise InvalidDocument(problems)
+                    typer.echo(f"{path}: drafted {name} v{version}")
+                else:
+                    version = container.case_types.install(document, reason, INSTALLER)
+                    typer.echo(f"{path}: {document['name']} v{version} is current")
+            except (OSError, InvalidDocument) as error:
+                failed = True
+                typer.echo(f"{path}: refused: {error}", err=True)
+                for problem in getattr(error, "problems", []):
+                    typer.echo(f"  - {problem}", err=True)
     finally:
         container.close()
+    raise typer.Exit(1 if failed else 0)
+
+
+@types_app.command("list")
+def case_types_list() -> None:
+    """List the case types with their current and latest versions."""
+    from infra.bootstrap import bootstrap
+
+    container = bootstrap(_settings(), name="cli")
+    try:
+        for summary in container.case_types.summaries():
+            current = f"v{summary.current}" if summary.current else "unpublished"
+            typer.echo(f"{summary.name:<24} current {current:<12} latest v{summary.latest}")
+    finally:
+        container.close()
+
+
+@types_app.command("migrate")
+def case_types_migrate(
+    name: Annotated[str, typer.Argument(help="the case type")],
+    to: Annotated[int, typer.Option("--to", help="the published version to migrate to")],
+    state: Annotated[
+        list[str] | None, typer.Option("--map", help="OLD=NEW state mapping; repeat as needed")
+    ] = None,
+    apply: Annotated[bool, typer.Option(help="migrate for real (default: dry run)")] = False,
+) -> None:
+    """Migrate the open cases of NAME to version --to. Without --apply this is a dry run that
+    reports, case by case, what would change; with --apply each case records a Migrated
+    event. A progress bar shows how far it is."""
+    from rich.progress import Progress
+
+    from infra.bootstrap import INSTALLER, bootstrap
+    from services.migrations import check_state_map, migrate_cases
+
+    state_map = dict(pair.split("=", 1) for pair in state or [] if "=" in pair)
+    container = bootstrap(_settings(), name="cli")
+    try:
+        new = container.case_types.definition(name, to)
+        check_state_map(new, state_map)
+        ids = container.case_list.open_case_ids(name, to)
+        with Progress(transient=False) as progress:
+            task = progress.add_task("dry run" if not apply else "migrating", total=len(ids))
+            reports = migrate_cases(
+                container.ledger,
+                ids,
+                new,
+                state_map,
+                not apply,
+                INSTALLER,
+                progress=lambda _: progress.advance(task),
+            )
+    finally:
+        container.close()
+    for report in reports:
+        detail = "; ".join(report.problems + report.warnings)
+        typer.echo(
+            f"{report.case_id}  v{report.from_version} {report.from_status} -> "
+            f"v{to} {report.to_status or '-'}  {report.outcome}  {detail}"
+        )
+    counts: dict[str, int] = {}
+    for report in reports:
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+    typer.echo(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no open cases")
 
 
 @keys_app.command("create")
@@ -179,9 +309,11 @@ def main() -> None:
     """Run the CLI, turning configuration and connection failures into one clear line."""
     from psycopg import OperationalError
 
+    from domain.errors import DomainError
+
     try:
         app()
-    except (RuntimeError, OperationalError) as error:
+    except (RuntimeError, OperationalError, DomainError) as error:
         typer.echo(f"caseledger: {error}", err=True)
         sys.exit(1)
 

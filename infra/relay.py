@@ -58,9 +58,7 @@ class Relay:
             return 0
         producer = self._ensure_producer()
         futures = [
-            producer.send(
-                self.settings.kafka_topic, key=e.case_id.encode(), value=e.to_json()
-            )
+            producer.send(self.settings.kafka_topic, key=e.case_id.encode(), value=e.to_json())
             for e in envelopes
         ]
         producer.flush(timeout=30)
@@ -129,4 +127,3 @@ class Relay:
                 " updated_at = now()",
                 (RELAY, position),
             )
-

@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=500, ge=1)
     relay_idle_wait_s: float = Field(default=0.5, gt=0)
     projection_idle_sweep_s: float = Field(default=10.0, gt=0)
+    sla_poll_s: float = Field(default=1.0, gt=0)
+    notify_poll_s: float = Field(default=1.0, gt=0)
+    notify_max_attempts: int = Field(default=5, ge=1)
+    smtp_url: str | None = Field(
+        default=None, description="smtp://host:port of the mail relay for e-mail notifications"
+    )
+    mail_from: str = "caseledger@localhost"
+    notify_role_addresses: str = Field(
+        default="{}",
+        description='JSON: who receives notifications sent to a role, e.g. {"manager": '
+        '["claims-managers@example.com"]}',
+    )
 
     def as_env(self) -> dict[str, str]:
         """Environment variables that make a child process read these same settings."""

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import typer
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
 from infra.embedded import EmbeddedBroker, start_postgres
 from infra.keys import PostgresKeyStore
 from infra.settings import STACK_ENV, Settings
 from services.auth import Role
 
-CHILDREN = ("serve", "relay", "project")
+CHILDREN = ("serve", "relay", "project", "sla-watch", "notify")
 
 
 def run_stack(settings: Settings) -> int:
@@ -55,9 +55,12 @@ def run_stack(settings: Settings) -> int:
 
 
 def _prepare(settings: Settings) -> dict[str, str]:
-    """Create the tables and the development keys before the children start."""
+    """Create the tables, load the sample case types and make the development keys before
+    the children start."""
     container = bootstrap(settings, name="up")
     try:
+        versions = install_case_types(container.case_types, SAMPLE_CASE_TYPES)
+        typer.echo("case types: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
         return _development_keys(container.keys, settings.data_dir / "dev-keys.json")
     finally:
         container.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from domain.envelope import EventEnvelope
 
@@ -23,6 +25,11 @@ class CaseRow:
     opened_at: datetime
     updated_at: datetime
     last_position: int
+    priority: str = "normal"
+    queue: str | None = None
+    escalations: int = 0
+    sla_breaches: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 def apply(row: CaseRow | None, event: EventEnvelope) -> CaseRow:
@@ -39,6 +46,7 @@ def apply(row: CaseRow | None, event: EventEnvelope) -> CaseRow:
             status=data["status"],
             assignee=None,
             party_id=data.get("party_id"),
+            fields=dict(data.get("fields") or {}),
             version=event.case_version,
             opened_at=event.recorded_at,
             updated_at=event.recorded_at,
@@ -54,13 +62,19 @@ def apply(row: CaseRow | None, event: EventEnvelope) -> CaseRow:
 
 
 def _changed(row: CaseRow, event: EventEnvelope) -> CaseRow:
-    data = event.data
-    if event.type == "CaseAssigned":
-        return replace(row, assignee=data["assignee"])
-    if event.type in ("CaseStatusChanged",):
-        return replace(row, status=data["to_status"])
-    if event.type == "CaseClosed":
-        return replace(row, status="closed")
-    if event.type == "CaseReopened":
-        return replace(row, status=data["status"])
-    return row
+    change = _CHANGES.get(event.type)
+    return change(row, event.data) if change else row
+
+
+_CHANGES: dict[str, Callable[[CaseRow, dict[str, Any]], CaseRow]] = {
+    "CaseAssigned": lambda row, data: replace(row, assignee=data["assignee"]),
+    "CaseStatusChanged": lambda row, data: replace(row, status=data["to_status"]),
+    "CaseMigrated": lambda row, data: replace(row, status=data["to_status"]),
+    "CaseClosed": lambda row, data: replace(row, status="closed"),
+    "CaseReopened": lambda row, data: replace(row, status=data["status"]),
+    "CaseFieldsUpdated": lambda row, data: replace(row, fields={**row.fields, **data["changes"]}),
+    "CasePriorityChanged": lambda row, data: replace(row, priority=data["priority"]),
+    "CaseRoutedToQueue": lambda row, data: replace(row, queue=data["queue"]),
+    "CaseEscalated": lambda row, data: replace(row, escalations=data["level"]),
+    "CaseSlaBreached": lambda row, data: replace(row, sla_breaches=row.sla_breaches + 1),
+}

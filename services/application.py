@@ -1,22 +1,35 @@
-"""The case use cases: load a case, run one command on it, save its new events."""
+"""The case use cases: load a case, run one command on it under its case type, let the case
+type's rules react, and save every new event (and any child case) in one atomic save."""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.case import Case
-from domain.case_types import case_type_named
 from domain.context import CommandContext
+from domain.definition import Definition, View
+from domain.rules import facts, react, run_actions
+from domain.sla import sla_named
 from services.errors import CaseNotFound, VersionConflict
 
 RETRIES_WITHOUT_EXPECTED_VERSION = 30
+Command = Callable[[Case, Definition, datetime], None]
+
+
+class Definitions(Protocol):
+    """Where the ledger finds case-type definitions (the case-type registry)."""
+
+    def current(self, name: str) -> Definition: ...
+
+    def definition(self, name: str, version: int) -> Definition: ...
 
 
 class CaseLedger(Application[UUID]):
@@ -28,6 +41,16 @@ class CaseLedger(Application[UUID]):
 
     name = "caseledger"
 
+    def __init__(
+        self,
+        definitions: Definitions,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(env)
+        self.definitions = definitions
+        self.clock = clock
+
     def open_case(
         self,
         case_type: str,
@@ -36,46 +59,124 @@ class CaseLedger(Application[UUID]):
         party_id: str | None,
         context: CommandContext,
     ) -> Case:
-        case = Case.open(case_type_named(case_type), title, fields, party_id, context.as_dict())
-        self.save(case)
+        definition = self.definitions.current(case_type)
+        now, ctx = self.clock(), context.as_dict()
+        case = Case.open(definition, title, fields, party_id, ctx, now)
+        reaction = react(case, definition, 0, ctx, now, self.definitions.current)
+        self.save(case, *reaction.children)
         return case
 
     def assign(
         self, case_id: UUID, assignee: str | None, context: CommandContext, expected: int | None
     ) -> Case:
-        return self._run(case_id, expected, lambda case: case.assign(assignee, context.as_dict()))
+        ctx = context.as_dict()
+        return self.run_command(case_id, expected, context, lambda c, d, n: c.assign(assignee, ctx))
 
-    def change_status(
+    def transition(
         self,
         case_id: UUID,
-        status: str,
+        name: str,
         reason: str | None,
+        fields: dict[str, Any],
         context: CommandContext,
         expected: int | None,
     ) -> Case:
-        def command(case: Case) -> None:
-            case_type = case_type_named(case.case_type)
-            case.change_status(case_type, status, reason, context.as_dict())
+        """Take the named transition, first setting ``fields`` (e.g. those it requires)."""
+        ctx = context.as_dict()
 
-        return self._run(case_id, expected, command)
+        def command(case: Case, definition: Definition, now: datetime) -> None:
+            if fields:
+                view = definition.view_for(context.actor_role)
+                case.update_fields(definition, fields, ctx, view)
+            actor = {"id": context.actor_id, "role": context.actor_role}
+            case.transition(definition, name, reason, ctx, now, facts(case, None, actor))
+
+        return self.run_command(case_id, expected, context, command)
+
+    def update_fields(
+        self,
+        case_id: UUID,
+        changes: dict[str, Any],
+        context: CommandContext,
+        expected: int | None,
+    ) -> Case:
+        """Change field values, as the caller's role view allows."""
+        ctx = context.as_dict()
+
+        def command(case: Case, definition: Definition, now: datetime) -> None:
+            case.update_fields(definition, changes, ctx, definition.view_for(context.actor_role))
+
+        return self.run_command(case_id, expected, context, command)
 
     def add_note(
         self, case_id: UUID, text: str, context: CommandContext, expected: int | None
     ) -> Case:
-        return self._run(case_id, expected, lambda case: case.add_note(text, context.as_dict()))
+        ctx = context.as_dict()
+        return self.run_command(case_id, expected, context, lambda c, d, n: c.add_note(text, ctx))
 
     def close_case(
         self, case_id: UUID, reason: str, context: CommandContext, expected: int | None
     ) -> Case:
-        return self._run(case_id, expected, lambda case: case.close(reason, context.as_dict()))
+        ctx = context.as_dict()
+        return self.run_command(
+            case_id, expected, context, lambda c, d, n: c.close(d, reason, ctx, n)
+        )
 
     def reopen_case(
         self, case_id: UUID, reason: str, context: CommandContext, expected: int | None
     ) -> Case:
-        def command(case: Case) -> None:
-            case.reopen(case_type_named(case.case_type), reason, context.as_dict())
+        ctx = context.as_dict()
+        return self.run_command(
+            case_id, expected, context, lambda c, d, n: c.reopen(d, reason, ctx, n)
+        )
 
-        return self._run(case_id, expected, command)
+    def reach_sla_milestone(
+        self, case_id: UUID, sla: str, run: int, milestone: str, context: CommandContext
+    ) -> bool:
+        """Record an SLA milestone (warning or breach) and run its actions, at most once;
+        ``False`` when there was nothing to record (already fired, clock moved on, not due)."""
+        ctx = context.as_dict()
+        recorded: list[bool] = []
+
+        def command(case: Case, definition: Definition, now: datetime) -> None:
+            recorded[:] = [case.reach_milestone(sla, run, milestone, ctx, now)]
+            spec = sla_named(definition, sla)
+            if recorded[0] and spec is not None:
+                actions = spec.on_breach if milestone == "deadline" else spec.on_warning
+                if actions:
+                    run_actions(
+                        case,
+                        definition,
+                        f"sla:{sla}",
+                        f"sla:{milestone}",
+                        case.version,
+                        actions,
+                        ctx,
+                        now,
+                        self.definitions.current,
+                        [],
+                    )
+
+        self.run_command(case_id, None, context, command)
+        return recorded[0]
+
+    def record_delivery(
+        self,
+        case_id: UUID,
+        notification_id: str,
+        error: str | None,
+        detail: str,
+        context: CommandContext,
+    ) -> bool:
+        """Record whether a notification was delivered, once per notification."""
+        ctx = context.as_dict()
+        recorded: list[bool] = []
+
+        def command(case: Case, definition: Definition, now: datetime) -> None:
+            recorded[:] = [case.record_delivery(notification_id, error, detail, ctx)]
+
+        self.run_command(case_id, None, context, command)
+        return recorded[0]
 
     def get_case(self, case_id: UUID) -> Case:
         """The case as its events make it now."""
@@ -89,20 +190,42 @@ class CaseLedger(Application[UUID]):
             raise CaseNotFound(f"no case has id {case_id}")
         return case
 
+    def definition_of(self, case: Case) -> Definition:
+        """The case type version the case is pinned to."""
+        return self.definitions.definition(case.case_type, case.case_type_version)
+
+    def view_of(self, case: Case, role: str) -> View:
+        return self.definition_of(case).view_for(role)
+
     def history(self, case_id: UUID) -> list[Case.Event]:
         """Every event of the case, in version order."""
         self.get_case(case_id)
         return [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
 
-    def _run(self, case_id: UUID, expected: int | None, command: Callable[[Case], None]) -> Case:
+    def run_command(
+        self,
+        case_id: UUID,
+        expected: int | None,
+        context: CommandContext,
+        command: Command,
+        rules_of: Definition | None = None,
+    ) -> Case:
+        """Load the case, run ``command`` on it with its pinned definition, let the rules of
+        ``rules_of`` (default: that same definition) react, and save atomically."""
         attempts = 1 if expected is not None else RETRIES_WITHOUT_EXPECTED_VERSION
         for attempt in range(attempts):
             case = self.get_case(case_id)
             if expected is not None and case.version != expected:
                 raise _conflict(case_id, case.version, expected)
-            command(case)
+            definition, now = self.definition_of(case), self.clock()
+            command(case, definition, now)
+            if not case.pending_events:
+                return case
+            reaction = react(
+                case, rules_of or definition, 0, context.as_dict(), now, self.definitions.current
+            )
             try:
-                self.save(case)
+                self.save(case, *reaction.children)
             except IntegrityError:
                 if attempt + 1 == attempts:
                     raise _conflict(case_id, None, expected) from None

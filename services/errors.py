@@ -15,3 +15,9 @@ class VersionConflict(DomainError):
     """The case changed since the version the caller expected."""
 
     code = "version_conflict"
+
+
+class CaseTypeNotFound(DomainError):
+    """No case type (or version of it) has that name."""
+
+    code = "case_type_not_found"

@@ -20,6 +20,8 @@ class CaseFilter:
     status: str | None = None
     case_type: str | None = None
     assignee: str | None = None
+    queue: str | None = None
+    priority: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,7 @@ class CaseListQueries(Protocol):
     def list_cases(
         self, where: CaseFilter, limit: int, cursor: PageCursor | None
     ) -> CaseListPage: ...
+
+    def open_case_ids(self, case_type: str, below_version: int) -> list[UUID]:
+        """Cases of ``case_type`` not closed, pinned to a version below ``below_version``."""
+        ...

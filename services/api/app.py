@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import cases
+from services.api import case_types, cases
 from services.api.deps import ApiDependencies, Deps, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.limits import BodySizeLimit
@@ -18,7 +18,8 @@ DESCRIPTION = """
 caseledger keeps every change to every case as an event. Authenticate with
 `Authorization: Bearer <api key>`; roles are admin, manager, handler, integrator and auditor.
 Commands accept `expected_version`: when the case has moved on, the answer is 409 and nothing
-is stored.
+is stored. How a case behaves (states, transitions, fields, SLAs, rules, labels, views per
+role) is set by its case type, administered under `/case-types` (docs/case-types.md).
 """
 
 
@@ -27,6 +28,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.state.deps = deps
     install_error_handlers(app)
     app.include_router(cases.router)
+    app.include_router(case_types.router)
     mount_dashboard(app)
 
     @app.get(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from domain.case import Case
+from domain.definition import Definition, View, label_in
 from domain.envelope import envelope_for
 from services.api.deps import (
     Caller,
@@ -17,20 +19,25 @@ from services.api.deps import (
     known_query_only,
     require,
 )
+from services.api.language import Languages
 from services.api.schemas import (
     NO_NUL,
     AssignCommand,
     CaseCreate,
+    CaseLabels,
     CasePage,
     CasePublic,
     CaseSummary,
     CommandAccepted,
     ErrorBody,
+    FieldsCommand,
     HistoryEntry,
     NoteCommand,
     NotePublic,
     ReasonCommand,
-    StatusCommand,
+    SlaClockPublic,
+    TransitionCommand,
+    TransitionPublic,
 )
 from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE
 from services.queries import CaseFilter, PageCursor
@@ -79,19 +86,35 @@ def assign(
     return _accepted(deps.ledger.assign(case_id, body.assignee, context, body.expected_version))
 
 
-@router.post("/{case_id}/status")
-def change_status(
+@router.post("/{case_id}/transitions")
+def transition(
     case_id: UUID,
-    body: StatusCommand,
+    body: TransitionCommand,
     deps: Deps,
-    caller: Annotated[Caller, Depends(require(UPDATE_CASE, "change a case's status"))],
+    caller: Annotated[Caller, Depends(require(UPDATE_CASE, "move cases"))],
     correlation_id: Correlation = None,
 ) -> CommandAccepted:
-    """Move an open case to another status of its case type."""
+    """Take a named transition of the case's type; the case type decides which roles may,
+    from which states, under which condition, and which fields must be filled first."""
     context = caller.context(correlation_id)
-    case = deps.ledger.change_status(
-        case_id, body.status, body.reason, context, body.expected_version
+    case = deps.ledger.transition(
+        case_id, body.transition, body.reason, body.fields, context, body.expected_version
     )
+    return _accepted(case)
+
+
+@router.patch("/{case_id}/fields")
+def update_fields(
+    case_id: UUID,
+    body: FieldsCommand,
+    deps: Deps,
+    caller: Annotated[Caller, Depends(require(UPDATE_CASE, "change case fields"))],
+    correlation_id: Correlation = None,
+) -> CommandAccepted:
+    """Change field values; each is checked against the case type, and your role's view
+    decides which fields you may change."""
+    context = caller.context(correlation_id)
+    case = deps.ledger.update_fields(case_id, body.fields, context, body.expected_version)
     return _accepted(case)
 
 
@@ -135,24 +158,76 @@ def reopen(
 
 
 @router.get("/{case_id}")
-def get_case(case_id: UUID, deps: Deps, _: CurrentCaller) -> CasePublic:
-    """The case as its events make it now."""
+def get_case(
+    case_id: UUID, deps: Deps, caller: CurrentCaller, languages: Languages, response: Response
+) -> CasePublic:
+    """The case as its events make it now, shaped by your role's view of its case type, with
+    labels in the language of your Accept-Language header (French or English)."""
     case = deps.ledger.get_case(case_id)
+    definition = deps.ledger.definition_of(case)
+    view = definition.view_for(caller.role.value)
+    language = _language(definition, languages)
+    response.headers["Content-Language"] = language
     return CasePublic(
         id=case.id,
         case_type=case.case_type,
         case_type_version=case.case_type_version,
         title=case.title,
         status=case.status,
+        priority=case.priority,
+        queue=case.queue,
+        escalations=case.escalations,
         assignee=case.assignee,
         party_id=case.party_id,
-        fields=case.fields,
+        fields=_visible(case.fields, view),
+        editable_fields=sorted(view.edit) if view.edit is not None else None,
+        labels=_labels(definition, case.status, (language,)),
+        transitions=[
+            TransitionPublic(
+                name=t.name, label=label_in(t.labels, (language,), t.name), to=t.target
+            )
+            for t in definition.available(case.status, caller.role.value)
+        ]
+        if not case.is_closed
+        else [],
+        slas=[
+            SlaClockPublic(
+                sla=name,
+                running=clock.running_since is not None,
+                due={m: datetime.fromisoformat(at) for m, at in clock.due.items()},
+                reached=list(clock.fired),
+            )
+            for name, clock in case.clocks.items()
+        ],
         notes=[NotePublic(**note) for note in case.notes],
         closed_reason=case.closed_reason,
+        parent_id=case.parent_id,
+        children=list(case.children),
         version=case.version,
         opened_at=case.created_on,
         updated_at=case.modified_on,
     )
+
+
+def _language(definition: Definition, languages: tuple[str, ...]) -> str:
+    offered = set(definition.labels) or {"en"}
+    return next((lang for lang in languages if lang in offered), "en")
+
+
+def _labels(definition: Definition, status: str, languages: tuple[str, ...]) -> CaseLabels:
+    state = definition.states.get(status)
+    return CaseLabels(
+        language=languages[0],
+        case_type=label_in(definition.labels, languages, definition.name),
+        status=label_in(state.labels, languages, status) if state else status,
+        fields={n: label_in(f.labels, languages, n) for n, f in definition.fields.items()},
+    )
+
+
+def _visible(fields: dict[str, object], view: View) -> dict[str, object]:
+    if view.see is None:
+        return dict(fields)
+    return {k: v for k, v in fields.items() if k in view.see}
 
 
 @router.get("/{case_id}/history")
@@ -169,6 +244,8 @@ def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
                 occurred_at=envelope.occurred_at,
                 actor={"id": envelope.actor.id, "role": envelope.actor.role},
                 correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
+                rule=event.context.get("rule") if hasattr(event, "context") else None,
                 data=envelope.data,
             )
         )
@@ -178,30 +255,47 @@ def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
 @router.get("")
 def list_cases(
     deps: Deps,
-    _: CurrentCaller,
+    caller: CurrentCaller,
     status: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     case_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     assignee: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    queue: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    priority: Annotated[str | None, Query(max_length=20, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
 ) -> CasePage:
     """The case list from the projection, newest first, with filters and a page cursor."""
-    where = CaseFilter(status=status, case_type=case_type, assignee=assignee)
+    where = CaseFilter(
+        status=status, case_type=case_type, assignee=assignee, queue=queue, priority=priority
+    )
     page = deps.cases.list_cases(where, limit, PageCursor.decode(cursor) if cursor else None)
+    role = caller.role.value
+
+    def view(row_type: str, version: int) -> View:
+        return deps.case_types.definition(row_type, version).view_for(role)
+
+    columns = list(deps.case_types.current(case_type).view_for(role).columns) if case_type else None
     return CasePage(
         cases=[
             CaseSummary(
                 id=UUID(row.case_id),
                 case_type=row.case_type,
+                case_type_version=row.case_type_version,
                 title=row.title,
                 status=row.status,
+                priority=row.priority,
+                queue=row.queue,
+                escalations=row.escalations,
+                sla_breaches=row.sla_breaches,
                 assignee=row.assignee,
                 party_id=row.party_id,
+                fields=_visible(row.fields, view(row.case_type, row.case_type_version)),
                 version=row.version,
                 opened_at=row.opened_at,
                 updated_at=row.updated_at,
             )
             for row in page.cases
         ],
+        columns=columns,
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
     )

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from domain.context import CommandContext
 from services.application import CaseLedger
 from services.auth import KeyStore, Role
+from services.case_types import CaseTypeRegistry
 from services.queries import CaseListQueries
 
 
@@ -24,6 +25,7 @@ class ApiDependencies:
     """Everything the API needs, built by the composition root (or a test)."""
 
     ledger: CaseLedger
+    case_types: CaseTypeRegistry
     cases: CaseListQueries
     keys: KeyStore
     health: Callable[[], dict[str, Any]]

@@ -11,13 +11,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from domain.errors import DomainError, InvalidCommand, InvalidTransition
+from domain.case_type import UnknownVersion
+from domain.errors import DomainError, InvalidCommand, InvalidTransition, NotAllowed
 from domain.values import NO_NUL_MESSAGE
 from services.api.schemas import NO_NUL
-from services.errors import CaseNotFound, VersionConflict
+from services.errors import CaseNotFound, CaseTypeNotFound, VersionConflict
 
 _STATUS: list[tuple[type[DomainError], int]] = [
+    (NotAllowed, 403),
     (CaseNotFound, 404),
+    (CaseTypeNotFound, 404),
+    (UnknownVersion, 404),
     (VersionConflict, 409),
     (InvalidTransition, 409),
     (InvalidCommand, 422),
@@ -30,15 +34,19 @@ def error_response(
     code: str,
     hint: str = "",
     headers: Mapping[str, str] | None = None,
+    problems: list[str] | None = None,
 ) -> JSONResponse:
-    body = {"detail": detail, "code": code, "hint": hint}
+    body: dict[str, Any] = {"detail": detail, "code": code, "hint": hint}
+    if problems:
+        body["problems"] = problems
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _domain_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
-    return error_response(status, error.message, error.code, error.hint)
+    problems = getattr(error, "problems", None)
+    return error_response(status, error.message, error.code, error.hint, problems=problems)
 
 
 # What FastAPI says when the body is JSON-typed but json.loads fails with something other

@@ -11,7 +11,12 @@ from services.api.deps import ApiDependencies
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document; routes are only described, so no dependency is needed."""
-    app = create_app(ApiDependencies(ledger=None, cases=None, keys=None, health=dict))  # type: ignore[arg-type]
+    nothing: Any = None
+    app = create_app(
+        ApiDependencies(
+            ledger=nothing, case_types=nothing, cases=nothing, keys=nothing, health=dict
+        )
+    )
     return app.openapi()
 
 

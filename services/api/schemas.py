@@ -65,14 +65,23 @@ class AssignCommand(_Command):
     assignee: Text | None = Field(max_length=200, description="null unassigns the case")
 
 
-class StatusCommand(_Command):
-    status: Text = Field(
+class TransitionCommand(_Command):
+    transition: Text = Field(
         min_length=1,
         max_length=100,
-        examples=["in_progress"],
-        description="a status of the case's type (generic: open, in_progress, waiting, resolved)",
+        examples=["start_work"],
+        description="a transition of the case's type available from its state "
+        "(GET /cases/{id} lists them)",
     )
     reason: Text | None = Field(default=None, max_length=MAX_NOTE)
+    fields: Fields = Field(
+        default_factory=dict,
+        description="field values to set first, e.g. those the transition requires",
+    )
+
+
+class FieldsCommand(_Command):
+    fields: Fields = Field(description="the fields to change, with their new values")
 
 
 class NoteCommand(_Command):
@@ -94,17 +103,50 @@ class NotePublic(BaseModel):
     author: str | None
 
 
+class TransitionPublic(BaseModel):
+    name: str
+    label: str
+    to: str
+
+
+class SlaClockPublic(BaseModel):
+    sla: str
+    running: bool = Field(description="false while paused")
+    due: dict[str, datetime] = Field(description="milestones still to come and when they fall")
+    reached: list[str] = Field(description="milestones already passed (warning:75, goal, ...)")
+
+
+class CaseLabels(BaseModel):
+    language: str = Field(description="the language of these labels (Content-Language)")
+    case_type: str
+    status: str
+    fields: dict[str, str]
+
+
 class CasePublic(BaseModel):
     id: UUID
     case_type: str
     case_type_version: int
     title: str
     status: str
+    priority: str
+    queue: str | None
+    escalations: int
     assignee: str | None
     party_id: str | None
-    fields: dict[str, Any]
+    fields: dict[str, Any] = Field(description="the fields your role's view shows")
+    editable_fields: list[str] | None = Field(
+        description="the fields your role may change (null: every field)"
+    )
+    labels: CaseLabels
+    transitions: list[TransitionPublic] = Field(
+        description="the transitions your role may take now (their guards are checked on use)"
+    )
+    slas: list[SlaClockPublic]
     notes: list[NotePublic]
     closed_reason: str | None
+    parent_id: str | None
+    children: list[str]
     version: int
     opened_at: datetime
     updated_at: datetime
@@ -122,16 +164,24 @@ class HistoryEntry(BaseModel):
     occurred_at: datetime
     actor: ActorPublic
     correlation_id: str
+    causation_id: str | None
+    rule: str | None = Field(description="the rule of the case type that caused it, if any")
     data: dict[str, Any]
 
 
 class CaseSummary(BaseModel):
     id: UUID
     case_type: str
+    case_type_version: int
     title: str
     status: str
+    priority: str
+    queue: str | None
+    escalations: int
+    sla_breaches: int
     assignee: str | None
     party_id: str | None
+    fields: dict[str, Any] = Field(description="the fields your role's view shows")
     version: int
     opened_at: datetime
     updated_at: datetime
@@ -139,6 +189,9 @@ class CaseSummary(BaseModel):
 
 class CasePage(BaseModel):
     cases: list[CaseSummary]
+    columns: list[str] | None = Field(
+        description="with ?case_type=: the list columns your role's view of that type shows"
+    )
     next_cursor: str | None = Field(description="pass as ?cursor= to get the next page")
 
 
@@ -146,6 +199,9 @@ class ErrorBody(BaseModel):
     detail: str
     code: str
     hint: str = ""
+    problems: list[str] | None = Field(
+        default=None, description="for a refused case-type document: every problem, with its path"
+    )
 
 
 class HealthBody(BaseModel):

@@ -179,8 +179,8 @@ BAD = [
         post(f"/cases/{CASE}/assign", {}, 422, "assignee", "required"), id="missing-assignee"
     ),
     pytest.param(
-        post(f"/cases/{CASE}/status", {"reason": "x"}, 422, "status", "required"),
-        id="missing-status",
+        post(f"/cases/{CASE}/transitions", {"reason": "x"}, 422, "transition", "required"),
+        id="missing-transition",
     ),
     pytest.param(
         post(f"/cases/{CASE}/close", {}, 422, "reason", "required"), id="missing-close-reason"
@@ -222,24 +222,27 @@ BAD = [
     ),
     pytest.param(
         post(
-            f"/cases/{CASE}/status",
-            {"status": "done"},
+            f"/cases/{CASE}/transitions",
+            {"transition": "finish"},
             422,
-            "done",
-            "open, in_progress, waiting, resolved",
+            "no transition 'finish'",
+            "start_work, wait, resolve",
             code="invalid_command",
         ),
-        id="unknown-status",
-    ),
-    pytest.param(
-        post(f"/cases/{CASE}/status", {"status": "closed"}, 422, "close endpoint"),
-        id="status-closed-is-not-a-status",
+        id="unknown-transition",
     ),
     pytest.param(
         post(
-            f"/cases/{CASE}/status", {"status": "open"}, 409, "already", code="invalid_transition"
+            f"/cases/{CASE}/transitions",
+            {"transition": "start_work", "fields": "x"},
+            422,
+            "fields",
         ),
-        id="status-unchanged",
+        id="transition-fields-not-an-object",
+    ),
+    pytest.param(
+        Bad("PATCH", f"/cases/{CASE}/fields", 422, ("fields",), json={"fields": []}),
+        id="fields-not-an-object",
     ),
     pytest.param(
         post(f"/cases/{CASE}/reopen", {"reason": "x"}, 409, "not closed"), id="reopen-an-open-case"
@@ -363,7 +366,7 @@ BAD = [
             422,
             "stauts",
             "unknown query parameter",
-            "assignee, case_type, cursor, limit, status",
+            "assignee, case_type, cursor, limit, priority, queue, status",
         ),
         id="filter-misspelt",
     ),
@@ -501,9 +504,10 @@ BAD = [
     ),
     pytest.param(
         post(
-            f"/cases/{CASE}/status", {"status": "waiting", "reason": "\x00"}, 422, "reason", "NUL"
+            f"/cases/{CASE}/transitions", {"transition": "wait", "reason": "\x00"}, 422, "reason",
+            "NUL",
         ),
-        id="status-reason-nul",
+        id="transition-reason-nul",
     ),
     pytest.param(
         post(f"/cases/{CASE}/close", {"reason": "\x00\x00"}, 422, "reason"), id="close-reason-nul"

@@ -22,7 +22,7 @@ def test_a_case_lives_through_every_command(client: TestClient, keys: dict[Role,
     case_id = open_case(client, keys[Role.HANDLER], party_id="P-17")
     steps = [
         ("assign", {"assignee": "bob", "expected_version": 1}, handler),
-        ("status", {"status": "in_progress", "reason": "started"}, handler),
+        ("transitions", {"transition": "start_work", "reason": "started"}, handler),
         ("notes", {"text": "called the client"}, handler),
         ("close", {"reason": "repaired"}, handler),
         ("reopen", {"reason": "still leaking"}, manager),
@@ -69,13 +69,12 @@ def test_stale_expected_version_is_refused_and_stores_nothing(
     assert client.get(f"/cases/{case_id}", headers=headers).json()["version"] == 2
 
 
-def test_closed_case_refuses_work_until_reopened(
-    client: TestClient, keys: dict[Role, str]
-) -> None:
+def test_closed_case_refuses_work_until_reopened(client: TestClient, keys: dict[Role, str]) -> None:
     headers = auth(keys[Role.HANDLER])
     case_id = open_case(client, keys[Role.HANDLER])
     client.post(f"/cases/{case_id}/close", json={"reason": "done"}, headers=headers)
-    answer = client.post(f"/cases/{case_id}/status", json={"status": "waiting"}, headers=headers)
+    body = {"transition": "wait"}
+    answer = client.post(f"/cases/{case_id}/transitions", json=body, headers=headers)
     assert answer.status_code == 409
     assert answer.json()["hint"] == "reopen the case first"
     again = client.post(f"/cases/{case_id}/close", json={"reason": "x"}, headers=headers)

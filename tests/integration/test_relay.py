@@ -81,13 +81,14 @@ def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_case_order(
     container: Container, settings: Settings
 ) -> None:
     ids = open_cases(container, 200, notes=4)  # 1,000 events
-    relay = spawn("relay", settings)
+    small_batches = settings.model_copy(update={"relay_batch_size": 20})
+    relay = spawn("relay", small_batches)
     try:
         wait_until(lambda: container.relay.position() > 0, 60, "the relay to start")
         relay.send_signal(signal.SIGKILL)
         relay.wait(10)
         assert container.relay.position() < container.reader.head(), "killed too late"
-        relay = spawn("relay", settings)
+        relay = spawn("relay", small_batches)
         wait_until(lambda: container.relay.position() >= container.reader.head(), 60, "relay")
     finally:
         stop_process(relay)

@@ -35,7 +35,5 @@ def allowed(module: str) -> bool:
 @pytest.mark.parametrize("path", sorted(DOMAIN.glob("*.py")), ids=lambda p: p.name)
 def test_domain_module_imports_only_stdlib_and_eventsourcing_domain(path: Path) -> None:
     io_modules = {"socket", "subprocess", "sqlite3", "http", "urllib", "asyncio", "os"}
-    bad = [
-        m for m in imported_modules(path) if not allowed(m) or m.split(".")[0] in io_modules
-    ]
+    bad = [m for m in imported_modules(path) if not allowed(m) or m.split(".")[0] in io_modules]
     assert bad == [], f"{path.name} imports {bad}"

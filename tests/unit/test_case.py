@@ -1,23 +1,41 @@
-"""The Case aggregate: what each command records, and what it refuses."""
+"""The Case aggregate under its case type: what each command records, and what it refuses."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from domain.case import Case
-from domain.case_types import GENERIC, case_type_named
 from domain.context import CommandContext
-from domain.errors import InvalidCommand, InvalidTransition, UnknownCaseType
+from domain.definition import Definition
+from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
+from domain.rules import facts, react
+from tests.case_types import REPAIR, from_yaml, shipped
 
 CTX = CommandContext("ann", "handler", correlation_id="c-1").as_dict()
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+GENERIC = shipped("generic")
+REPAIRS = from_yaml(REPAIR)
 
 
-def new_case() -> Case:
-    return Case.open(GENERIC, "Broken window", {"amount": 120}, "P-1", CTX)
+def no_lookup(name: str) -> Definition:
+    raise AssertionError(f"no child case type expected, asked for {name}")
 
 
-def event_names(case: Case) -> list[str]:
+def new_case(definition: Definition = GENERIC, fields: dict[str, Any] | None = None) -> Case:
+    fields = {"amount": 120} if fields is None else fields
+    return Case.open(definition, "Broken window", fields, "P-1", CTX, T0)
+
+
+def names(case: Case) -> list[str]:
     return [type(e).__name__ for e in case.collect_events()]
+
+
+def move(case: Case, definition: Definition, name: str, when: datetime = T0) -> None:
+    case.transition(definition, name, None, CTX, when, facts(case))
 
 
 def test_opening_records_the_case_type_version_and_initial_status() -> None:
@@ -29,17 +47,23 @@ def test_opening_records_the_case_type_version_and_initial_status() -> None:
     assert opened.context["case_type"] == "generic"
 
 
-def test_commands_record_one_event_each_and_replay_to_the_same_state() -> None:
+def test_commands_record_events_and_replay_to_the_same_state() -> None:
     case = new_case()
     case.assign("bob", CTX)
-    case.change_status(GENERIC, "waiting", "client away", CTX)
+    move(case, GENERIC, "wait")
     case.add_note("left a message", CTX)
-    case.close("resolved by phone", CTX)
-    case.reopen(GENERIC, "called back", CTX)
+    case.close(GENERIC, "resolved by phone", CTX, T0)
+    case.reopen(GENERIC, "called back", CTX, T0)
     events = case.collect_events()
     assert [type(e).__name__ for e in events] == [
-        "Opened", "Assigned", "StatusChanged", "NoteAdded", "Closed", "Reopened",
+        "Opened",
+        "Assigned",
+        "StatusChanged",
+        "NoteAdded",
+        "Closed",
+        "Reopened",
     ]
+    assert events[2].transition == "wait"  # type: ignore[attr-defined]
     replayed = None
     for e in events:
         replayed = e.mutate(replayed)
@@ -48,47 +72,186 @@ def test_commands_record_one_event_each_and_replay_to_the_same_state() -> None:
     assert replayed.notes == [{"version": 4, "text": "left a message", "author": "ann"}]
 
 
+def test_a_version_1_status_change_is_upcast_with_no_transition_name() -> None:
+    state: dict[str, Any] = {"from_status": "open", "to_status": "waiting", "reason": None}
+    Case.StatusChanged.upcast_v1_v2(state)
+    assert state["transition"] is None
+
+
 @pytest.mark.parametrize(
-    ("command", "error"),
+    ("command", "error", "hint"),
     [
-        (lambda c: c.change_status(GENERIC, "flying", None, CTX), InvalidCommand),
-        (lambda c: c.change_status(GENERIC, "open", None, CTX), InvalidTransition),
-        (lambda c: c.reopen(GENERIC, "why", CTX), InvalidTransition),
-        (lambda c: c.add_note("   ", CTX), InvalidCommand),
-        (lambda c: c.add_note("x" * 20_001, CTX), InvalidCommand),
-        (lambda c: c.assign("", CTX), InvalidCommand),
+        (lambda c: move(c, GENERIC, "fly"), InvalidCommand, "start_work, wait, resolve"),
+        (lambda c: c.reopen(GENERIC, "why", CTX, T0), InvalidTransition, "closed"),
+        (lambda c: c.add_note("   ", CTX), InvalidCommand, "non-empty"),
+        (lambda c: c.add_note("x" * 20_001, CTX), InvalidCommand, "shorten"),
+        (lambda c: c.assign("", CTX), InvalidCommand, "non-empty"),
+        (lambda c: c.set_priority("sky-high", CTX), InvalidCommand, "low, normal"),
     ],
 )
-def test_refused_commands_record_nothing(command: object, error: type[Exception]) -> None:
+def test_refused_commands_record_nothing(
+    command: Callable[[Case], None], error: type[Exception], hint: str
+) -> None:
     case = new_case()
     case.collect_events()
-    with pytest.raises(error):
-        command(case)  # type: ignore[operator]
+    with pytest.raises(error) as caught:
+        command(case)
+    assert hint in getattr(caught.value, "hint", "")
     assert case.collect_events() == []
+
+
+def test_a_transition_not_available_from_the_state_names_those_that_are() -> None:
+    case = new_case()
+    move(case, GENERIC, "resolve")
+    with pytest.raises(InvalidTransition) as caught:
+        move(case, GENERIC, "wait")
+    assert caught.value.hint == "available from 'resolved': start_work"
 
 
 def test_a_closed_case_refuses_everything_but_notes_and_reopening() -> None:
     case = new_case()
-    case.close("done", CTX)
+    case.close(GENERIC, "done", CTX, T0)
     with pytest.raises(InvalidTransition, match="closed case") as caught:
         case.assign("bob", CTX)
     assert caught.value.hint == "reopen the case first"
     with pytest.raises(InvalidTransition):
-        case.close("again", CTX)
+        case.close(GENERIC, "again", CTX, T0)
     case.add_note("archived", CTX)
-    assert event_names(case)[-1] == "NoteAdded"
+    assert names(case)[-1] == "NoteAdded"
 
 
-def test_unknown_case_type_names_the_known_ones() -> None:
-    with pytest.raises(UnknownCaseType) as caught:
-        case_type_named("claims")
-    assert "generic" in caught.value.hint
-
-
-def test_unknown_status_error_lists_the_allowed_statuses() -> None:
+def test_fields_are_checked_against_the_case_type_on_open_and_update() -> None:
     with pytest.raises(InvalidCommand) as caught:
-        new_case().change_status(GENERIC, "flying", None, CTX)
-    assert caught.value.hint.startswith("use one of: open, in_progress, waiting, resolved")
+        new_case(REPAIRS, {"cost": {"amount": 10, "currency": "USD"}, "colour": "red"})
+    assert "fields.cost: currency USD is not accepted; use EUR" in caught.value.message
+    assert "fields.colour: is not a field of this case type" in caught.value.message
+    case = new_case(REPAIRS, {})
+    case.update_fields(REPAIRS, {"cost": {"amount": 12.5, "currency": "EUR"}}, CTX, None)
+    assert case.fields["cost"] == {"amount": 12.5, "currency": "EUR"}
+
+
+def test_a_role_edits_only_the_fields_its_view_allows() -> None:
+    case = new_case(REPAIRS, {})
+    view = REPAIRS.view_for("handler")
+    with pytest.raises(NotAllowed) as caught:
+        case.update_fields(REPAIRS, {"urgent": True}, CTX, view)
+    assert caught.value.hint == "fields your role may edit: cost"
+
+
+def test_a_transition_checks_role_required_fields_and_guard() -> None:
+    case = new_case(REPAIRS, {})
+    move(case, REPAIRS, "start")
+    with pytest.raises(InvalidTransition, match="needs the fields cost"):
+        move(case, REPAIRS, "finish")
+    case.update_fields(REPAIRS, {"cost": {"amount": 5000, "currency": "EUR"}}, CTX, None)
+    with pytest.raises(InvalidTransition, match=r"condition 'fields\.cost\.amount < 1000\.0'"):
+        move(case, REPAIRS, "finish")
+    case.update_fields(REPAIRS, {"cost": {"amount": 50, "currency": "EUR"}}, CTX, None)
+    integrator = {**CTX, "actor_role": "integrator"}
+    with pytest.raises(NotAllowed, match="may not take the transition 'finish'"):
+        case.transition(REPAIRS, "finish", None, integrator, T0, facts(case))
+    move(case, REPAIRS, "finish")
+    assert case.status == "done"
+
+
+def test_rules_fire_on_events_and_name_themselves_in_every_action() -> None:
+    case = new_case(REPAIRS, {"urgent": True, "contact": "jo@example.com"})
+    reaction = react(case, REPAIRS, 0, CTX, T0, no_lookup)
+    events = case.collect_events()
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-4:] == ["RuleFired", "PriorityChanged", "RoutedToQueue", "NotificationRequested"]
+    fired = events[-4]
+    assert (fired.rule, fired.trigger) == ("urgent_first", "CaseOpened")  # type: ignore[attr-defined]
+    for action in events[-3:]:
+        context = action.context  # type: ignore[attr-defined]
+        assert (context["rule"], context["actor_role"], context["case_type_version"]) == (
+            "urgent_first",
+            "system",
+            1,
+        )
+    notification = events[-1]
+    assert notification.recipients == ["jo@example.com", "role:manager"]  # type: ignore[attr-defined]
+    assert notification.body == "Your repair is urgent."  # type: ignore[attr-defined]
+    assert (reaction.fired, case.priority, case.queue) == (1, "urgent", "urgent-repairs")
+
+
+def test_a_rule_whose_condition_does_not_hold_records_nothing() -> None:
+    case = new_case(REPAIRS, {"urgent": False})
+    case.collect_events()
+    assert react(case, REPAIRS, 0, CTX, T0, no_lookup).fired == 0
+
+
+def test_rules_that_trigger_each_other_stop_after_a_few_links() -> None:
+    ping_pong = from_yaml("""
+name: loop
+labels: {en: Loop}
+states: {a: {initial: true, labels: {en: A}}}
+transitions: {}
+fields: {n: {type: number, labels: {en: N}}}
+rules:
+  - name: up
+    on: [CaseFieldsUpdated]
+    if: 'fields.n % 2 == 0'
+    do: [{set_field: {field: n, value: 1}}]
+  - name: down
+    on: [CaseFieldsUpdated]
+    if: 'fields.n % 2 == 1'
+    do: [{set_field: {field: n, value: 2}}]
+""")
+    case = Case.open(ping_pong, "x", {"n": 0}, None, CTX, T0)
+    start = len(case.pending_events)
+    case.update_fields(ping_pong, {"n": 2}, CTX, None)
+    reaction = react(case, ping_pong, start, CTX, T0, no_lookup)
+    # each update fires both rules (the second sees the first's change): 2 + 4 + 8 + 16
+    assert reaction.fired == 30
+    assert case.version < 100
+
+
+def test_sla_clocks_start_pause_resume_and_stop_with_the_status() -> None:
+    case = new_case(REPAIRS, {})
+    started = {e.sla: e.due for e in case.collect_events() if isinstance(e, Case.SlaStarted)}
+    assert started["fix_time"] == {
+        "warning:50": (T0 + timedelta(hours=1)).isoformat(),
+        "goal": (T0 + timedelta(hours=1)).isoformat(),
+        "deadline": (T0 + timedelta(hours=2)).isoformat(),
+    }
+    assert started["pickup"] == {"deadline": (T0 + timedelta(minutes=30)).isoformat()}
+    move(case, REPAIRS, "start", T0 + timedelta(minutes=10))
+    move(case, REPAIRS, "hold", T0 + timedelta(minutes=40))
+    move(case, REPAIRS, "resume", T0 + timedelta(hours=5))
+    events = case.collect_events()
+    assert [type(e).__name__ for e in events] == [
+        "StatusChanged",
+        "SlaStopped",
+        "StatusChanged",
+        "SlaPaused",
+        "StatusChanged",
+        "SlaResumed",
+    ]
+    assert events[3].worked_seconds == 40 * 60  # type: ignore[attr-defined]
+    resumed_due = events[5].due  # type: ignore[attr-defined]
+    assert resumed_due["deadline"] == (T0 + timedelta(hours=5, minutes=80)).isoformat()
+
+
+def test_a_milestone_is_recorded_once_and_only_when_due() -> None:
+    case = new_case(REPAIRS, {})
+    run = case.clocks["fix_time"].run
+    assert not case.reach_milestone("fix_time", run, "deadline", CTX, T0 + timedelta(minutes=119))
+    assert case.reach_milestone("fix_time", run, "deadline", CTX, T0 + timedelta(hours=2))
+    assert not case.reach_milestone("fix_time", run, "deadline", CTX, T0 + timedelta(hours=3))
+    assert not case.reach_milestone("fix_time", run + 1, "goal", CTX, T0 + timedelta(hours=3))
+    assert [type(e).__name__ for e in case.collect_events()][-1] == "SlaBreached"
+
+
+def test_closing_stops_every_clock_and_says_whether_it_was_met() -> None:
+    case = new_case(REPAIRS, {})
+    case.reach_milestone(
+        "pickup", case.clocks["pickup"].run, "deadline", CTX, T0 + timedelta(hours=1)
+    )
+    case.close(REPAIRS, "cancelled", CTX, T0 + timedelta(hours=1))
+    stopped = {e.sla: e.met for e in case.collect_events() if isinstance(e, Case.SlaStopped)}
+    assert stopped == {"fix_time": True, "pickup": False}
+    assert case.clocks == {}
 
 
 def nested(depth: int) -> object:
@@ -113,4 +276,4 @@ def test_values_that_could_not_be_stored_or_published_are_refused(
 ) -> None:
     """Adapters bypass the API's schema, so the domain itself refuses these."""
     with pytest.raises(InvalidCommand):
-        Case.open(GENERIC, title, fields, None, CTX)
+        Case.open(GENERIC, title, fields, None, CTX, T0)

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.case import Case
-from domain.case_types import GENERIC
 from domain.context import CommandContext
 from domain.envelope import EventEnvelope, envelope_for, event_id_for
 from domain.errors import InvalidCommand
 from projections.case_list import apply
 from services.queries import PageCursor
+from tests.case_types import shipped
 
 WHEN = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 CTX = CommandContext(
@@ -21,9 +21,10 @@ CTX = CommandContext(
 
 
 def envelopes() -> list[EventEnvelope]:
-    case = Case.open(GENERIC, "Leak", {}, None, CTX)
+    generic = shipped("generic")
+    case = Case.open(generic, "Leak", {}, None, CTX, WHEN)
     case.assign("bob", CTX)
-    case.close("fixed", CTX)
+    case.close(generic, "fixed", CTX, WHEN)
     return [envelope_for(e, 100 + i) for i, e in enumerate(case.collect_events())]
 
 

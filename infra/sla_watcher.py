@@ -1,0 +1,74 @@
+"""The SLA watcher: records each SLA warning and breach when it falls due, exactly once.
+
+The projection keeps ``sla_timers`` (one row per milestone still to come); the watcher polls
+the rows that are due and asks the case to record the milestone. The case itself refuses a
+milestone that already fired, whose clock restarted or paused, or that is not due yet, so a
+watcher killed and restarted around a deadline, or two watchers at once, record it only once.
+Run it with ``caseledger sla-watch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID
+
+from domain.context import CommandContext
+from domain.errors import DomainError
+from infra.case_list_store import CaseListStore
+from services.application import CaseLedger
+
+log = logging.getLogger(__name__)
+WATCHER = CommandContext(actor_id="sla-watcher", actor_role="system")
+_RECENT_S = 30.0  # how long an issued milestone is not issued again while the view catches up
+
+
+class SlaWatcher:
+    """Turns due SLA timers into SlaWarned and SlaBreached events on their cases."""
+
+    def __init__(
+        self,
+        ledger: CaseLedger,
+        view: CaseListStore,
+        poll_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ledger = ledger
+        self.view = view
+        self.poll_s = poll_s
+        self.clock = clock
+        self._issued: dict[tuple[UUID, str, str, int], float] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("SLA watcher poll failed; retrying")
+            stop.wait(self.poll_s)
+
+    def run_once(self, limit: int = 200) -> int:
+        """Record every milestone due now; answers how many were recorded."""
+        now, recorded = self.clock(), 0
+        self._forget_old()
+        for timer in self.view.due_timers(now, limit):
+            key = (timer["case_id"], timer["sla"], timer["milestone"], timer["run"])
+            if key in self._issued:
+                continue
+            self._issued[key] = time.monotonic()
+            try:
+                if self.ledger.reach_sla_milestone(
+                    timer["case_id"], timer["sla"], timer["run"], timer["milestone"], WATCHER
+                ):
+                    recorded += 1
+                    log.info("SLA %s %s of case %s", timer["sla"], timer["milestone"], key[0])
+            except DomainError as error:
+                log.warning("could not record SLA milestone %s: %s", key, error.message)
+        return recorded
+
+    def _forget_old(self) -> None:
+        horizon = time.monotonic() - _RECENT_S
+        self._issued = {k: t for k, t in self._issued.items() if t > horizon}

@@ -1,0 +1,568 @@
+"""The pieces of a case-type document, checked one by one: the strict shapes of its parts
+(pydantic models whose errors become ``path: problem`` lines), and the cross-reference checks
+shared by its sections (labels, expressions, actions).
+
+Used by :mod:`services.case_type_document`; every check appends to a :class:`Scope` and
+returns the compiled piece, or ``None`` when the piece has a problem.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from domain.definition import (
+    ACTION_KINDS,
+    CHANNELS,
+    PRIORITIES,
+    RECIPIENT_KINDS,
+    Action,
+    FieldSpec,
+    Notification,
+    Recipient,
+    View,
+)
+from services.auth import Role
+from services.expressions import (
+    FACT_ROOTS,
+    CelCondition,
+    DecisionTable,
+    SandboxedTemplate,
+    members_in,
+    table_problems,
+)
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+ROLES = tuple(role.value for role in Role)
+CASE_FACTS = (
+    "id", "case_type", "case_type_version", "title", "status", "priority", "assignee",
+    "queue", "version", "party_id", "escalations",
+)  # fmt: skip
+EVENT_TYPES = (
+    "CaseOpened", "CaseAssigned", "CaseStatusChanged", "CaseFieldsUpdated", "CaseNoteAdded",
+    "CaseClosed", "CaseReopened", "CasePriorityChanged", "CaseRoutedToQueue", "CaseEscalated",
+    "CaseSlaWarned", "CaseSlaBreached", "CaseMigrated",
+)  # fmt: skip
+_SECTIONS = {
+    "transition": "transitions",
+    "notification": "notifications",
+    "table": "decision_tables",
+}
+COLUMNS = ("title", "status", "assignee", "queue", "priority", "opened_at", "updated_at")
+_MEMBERS = {"case": CASE_FACTS, "event": ("type", "data"), "actor": ("id", "role")}
+
+
+class Part(BaseModel):
+    """A part of the document: strict types, no unknown keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class StateDoc(Part):
+    initial: bool = False
+    final: bool = False
+    labels: dict[str, str] = {}
+
+
+class TransitionDoc(Part):
+    sources: Any = Field(alias="from")
+    to: str
+    roles: list[str] = []
+    requires: list[str] = []
+    condition: str | None = Field(None, alias="if")
+    labels: dict[str, str] = {}
+
+
+class FieldDoc(Part):
+    kind: str = Field(alias="type")
+    required: bool = False
+    labels: dict[str, str] = {}
+    choices: list[str] | None = None
+    minimum: float | None = Field(None, alias="min")
+    maximum: float | None = Field(None, alias="max")
+    max_length: int | None = None
+    pattern: str | None = None
+    currencies: list[str] | None = None
+
+
+class SlaDoc(Part):
+    name: str
+    deadline: str
+    goal: str | None = None
+    state: str | None = None
+    warn_at: list[int] = []
+    paused_in: list[str] = []
+    on_warning: list[Any] = []
+    on_breach: list[Any] = []
+
+
+class RowDoc(Part):
+    when: list[str]
+    then: dict[str, Any]
+
+
+class TableDoc(Part):
+    inputs: list[str] = Field(min_length=1)
+    outputs: list[str] = Field(min_length=1)
+    rows: list[RowDoc] = Field(min_length=1)
+
+
+class RuleDoc(Part):
+    name: str
+    on: list[str] = Field(min_length=1)
+    condition: str | None = Field(None, alias="if")
+    do: list[Any] = Field(min_length=1)
+
+
+class NotificationDoc(Part):
+    channel: str
+    body: str
+    to: list[dict[str, Any]] = []
+    subject: str | None = None
+    url: str | None = None
+    topic: str | None = None
+
+
+class ViewDoc(Part):
+    see: Any = "all"
+    edit: Any = "none"
+    columns: list[str] | None = None
+
+
+class AssignDoc(Part):
+    table: str | None = None
+    user: str | None = None
+    queue: str | None = None
+
+
+class SetFieldDoc(Part):
+    field: str
+    value: Any
+
+
+class EscalateDoc(Part):
+    reason: str = Field(min_length=1)
+    queue: str | None = None
+
+
+class OpenChildDoc(Part):
+    case_type: str
+    title: str
+    fields: dict[str, Any] = {}
+
+
+P = TypeVar("P", bound=Part)
+T = TypeVar("T")
+_KINDS = {
+    "string_type": "text", "bool_type": "true or false", "int_type": "a whole number",
+    "float_type": "a number", "list_type": "a list", "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+}  # fmt: skip
+
+
+def shown(value: Any) -> str:
+    """A short rendering of a document value for a problem message."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def path_of(base: str, loc: Sequence[int | str]) -> str:
+    """``slas[0]`` + ``("on_breach", 1)`` -> ``slas[0].on_breach[1]``."""
+    path = base
+    for step in loc:
+        path += f"[{step}]" if isinstance(step, int) else (f".{step}" if path else str(step))
+    return path
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    for step in loc:
+        if isinstance(step, int):
+            continue
+        info = {f.alias or name: f for name, f in model.model_fields.items()}.get(step)
+        nested = [a for a in getattr(info and info.annotation, "__args__", ()) if _is_model(a)]
+        if nested:
+            model = nested[0]
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _message(model: type[BaseModel] | None, error: ErrorDetails) -> str:
+    kind, got = error["type"], error.get("input")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden" and model is not None:
+        allowed = ", ".join(_allowed_keys(model, error["loc"][:-1]))
+        return f"unknown key; allowed keys are {allowed}"
+    if kind in _KINDS:
+        return f"must be {_KINDS[kind]}, not {shown(got)}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "invalid_key":
+        yaml11 = " (yaml.safe_load reads on:, yes: and no: as booleans; use read_document)"
+        return f"the key {got!r} must be text{yaml11 * isinstance(got, bool)}"
+    return error["msg"].replace("Input should", "must").replace("Value should", "must")
+
+
+def parse_part(model: type[P], value: Any, path: str, problems: list[str]) -> P | None:
+    """``value`` as ``model``, or ``None`` with one problem per pydantic error."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        problems += _problems(model, error, path)
+        return None
+
+
+def parse_value(adapter: TypeAdapter[T], value: Any, path: str, problems: list[str]) -> T | None:
+    """``value`` checked by a pydantic ``TypeAdapter``, or ``None`` with its problems."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as error:
+        problems += _problems(None, error, path)
+        return None
+
+
+def _problems(model: type[BaseModel] | None, error: ValidationError, path: str) -> list[str]:
+    found = []
+    for detail in error.errors(include_url=False):
+        loc = detail["loc"][:-1] if detail["type"] == "invalid_key" else detail["loc"]
+        found.append(f"{path_of(path, loc)}: {_message(model, detail)}")
+    return found
+
+
+def listed(names: Collection[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+@dataclass
+class Scope:
+    """What the document declares, for cross-references; problems are appended here."""
+
+    name: str = ""
+    problems: list[str] = field(default_factory=list)
+    states: dict[str, bool] = field(default_factory=dict)  # name -> final
+    fields: dict[str, FieldSpec] = field(default_factory=dict)
+    field_names: list[str] = field(default_factory=list)
+    extra_fields: bool = False
+    transitions: list[str] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)
+    tables: dict[str, DecisionTable | None] = field(default_factory=dict)
+    case_types: Collection[str] | None = None
+    day_length: timedelta = timedelta(hours=24)
+    broken: set[str] = field(default_factory=set)  # sections not even of the right type
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def check_name(self, path: str, name: str, what: str) -> None:
+        if not NAME.fullmatch(name):
+            self.add(
+                path,
+                f"{name!r} is not a valid {what} name; use lowercase letters, "
+                "digits and _, starting with a letter (at most 63 characters)",
+            )
+
+    def check_labels(self, path: str, labels: Mapping[str, str], *, required: bool = False) -> None:
+        where = path_of(path, ("labels",))
+        if (labels or required) and "en" not in labels:
+            self.add(where, "has no English text; add en (other languages are optional)")
+        for language, text in labels.items():
+            if not LANGUAGE.fullmatch(language):
+                self.add(f"{where}.{language}", "is not a language code such as en or fr")
+            elif not text.strip():
+                self.add(f"{where}.{language}", "must not be empty")
+
+    def check_state(self, path: str, state: str, *, leaving: bool = False) -> bool:
+        if "states" in self.broken:
+            return True
+        if state not in self.states:
+            why = " (the built-in closure; close cases with the close command)" * (
+                state == "closed"
+            )
+            self.add(path, f"unknown state {state!r}{why}; states are {listed(self.states)}")
+            return False
+        if leaving and self.states[state]:
+            self.add(path, f"{state!r} is a final state; nothing can leave a final state")
+            return False
+        return True
+
+    def check_field(self, path: str, name: str) -> bool:
+        if self.extra_fields or name in self.field_names or "fields" in self.broken:
+            return True
+        self.add(path, f"unknown field {name!r}; fields are {listed(self.field_names)}")
+        return False
+
+    def check_roles(self, path: str, roles: Sequence[str]) -> None:
+        for index, role in enumerate(roles):
+            if role not in ROLES:
+                self.add(f"{path}[{index}]", f"unknown role {role!r}; roles are {listed(ROLES)}")
+
+    def check_references(
+        self, path: str, names: Collection[str], members: Collection[tuple[str, str]]
+    ) -> None:
+        """The names and ``root.member`` accesses an expression or template reads must exist."""
+        for name in names:
+            if name not in FACT_ROOTS:
+                self.add(path, f"unknown name {name!r}; use {listed(FACT_ROOTS)}")
+        for root, member in sorted(members):
+            if root == "fields":
+                self.check_field(path, member)
+            elif root in _MEMBERS and member not in _MEMBERS[root]:
+                self.add(path, f"{root} has no {member!r}; it has {listed(_MEMBERS[root])}")
+
+    def condition(self, path: str, source: str | None) -> CelCondition | None:
+        if source is None:
+            return None
+        try:
+            compiled = CelCondition(source)
+        except ValueError as error:
+            self.add(path, str(error))
+            return None
+        self.check_references(path, compiled.names, compiled.members)
+        return compiled
+
+    def template(self, path: str, source: str | None) -> SandboxedTemplate | None:
+        if source is None:
+            return None
+        try:
+            compiled = SandboxedTemplate(source)
+        except ValueError as error:
+            self.add(path, str(error))
+            return None
+        self.check_references(path, compiled.names, compiled.members)
+        return compiled
+
+    def actions(self, path: str, items: Sequence[Any]) -> tuple[Action, ...]:
+        built = (self.action(f"{path}[{index}]", item) for index, item in enumerate(items))
+        return tuple(action for action in built if action is not None)
+
+    def action(self, path: str, item: Any) -> Action | None:
+        if not isinstance(item, Mapping) or len(item) != 1:
+            self.add(
+                path,
+                "an action is a mapping with one key, such as {notify: claim_received}"
+                f"; the keys are {listed(ACTION_KINDS)}",
+            )
+            return None
+        [(kind, value)] = item.items()
+        if kind not in ACTION_KINDS:
+            self.add(f"{path}.{kind}", f"unknown action; actions are {listed(ACTION_KINDS)}")
+            return None
+        params = getattr(self, f"_{kind}")(f"{path}.{kind}", value)
+        if params is None:
+            return None
+        if isinstance(params, Action):
+            return params
+        return Action(kind, params)
+
+    def _named(self, path: str, value: Any, names: Collection[str], what: str) -> str | None:
+        if isinstance(value, str) and (value in names or _SECTIONS.get(what) in self.broken):
+            return value
+        plural = "priorities" if what == "priority" else f"{what}s"
+        self.add(path, f"unknown {what} {shown(value)}; {plural} are {listed(names)}")
+        return None
+
+    def _transition(self, path: str, value: Any) -> dict[str, Any] | None:
+        name = self._named(path, value, self.transitions, "transition")
+        return None if name is None else {"transition": name}
+
+    def _notify(self, path: str, value: Any) -> dict[str, Any] | None:
+        name = self._named(path, value, self.notifications, "notification")
+        return None if name is None else {"notification": name}
+
+    def _set_priority(self, path: str, value: Any) -> dict[str, Any] | None:
+        name = self._named(path, value, PRIORITIES, "priority")
+        return None if name is None else {"value": name}
+
+    def _assign(self, path: str, value: Any) -> Action | None:
+        doc = parse_part(AssignDoc, value, path, self.problems)
+        if doc is None:
+            return None
+        given = {k: v for k, v in doc.model_dump().items() if v is not None}
+        if len(given) != 1:
+            self.add(path, "give exactly one of table, user or queue")
+            return None
+        if doc.table is None:
+            return Action("assign", given)
+        if self._named(f"{path}.table", doc.table, self.tables, "table") is None:
+            return None
+        table = self.tables.get(doc.table)
+        if table is not None and not {"queue", "user", "priority"} & set(table.outputs):
+            self.add(
+                f"{path}.table",
+                f"table {doc.table!r} has none of the outputs queue, "
+                "user or priority that assign uses",
+            )
+        return Action("assign", given, decision=table)
+
+    def _set_field(self, path: str, value: Any) -> dict[str, Any] | None:
+        doc = parse_part(SetFieldDoc, value, path, self.problems)
+        if doc is None or not self.check_field(f"{path}.field", doc.field):
+            return None
+        spec = self.fields.get(doc.field)
+        if spec is not None:
+            problem = "is required" if doc.value is None and spec.required else None
+            if doc.value is not None:
+                problem = spec.problem_with(doc.value)
+            if problem is not None:
+                self.add(f"{path}.value", f"{problem} (field {doc.field!r} is {spec.kind})")
+                return None
+        return {"field": doc.field, "value": doc.value}
+
+    def _escalate(self, path: str, value: Any) -> dict[str, Any] | None:
+        if isinstance(value, str) and value.strip():
+            return {"reason": value}
+        doc = parse_part(EscalateDoc, value, path, self.problems)
+        return None if doc is None else doc.model_dump(exclude_none=True)
+
+    def _open_child(self, path: str, value: Any) -> dict[str, Any] | None:
+        doc = parse_part(OpenChildDoc, value, path, self.problems)
+        if doc is None:
+            return None
+        if self.case_types is not None:
+            self._named(
+                f"{path}.case_type", doc.case_type, [*self.case_types, self.name], "case type"
+            )
+        title = self.template(f"{path}.title", doc.title)
+        if title is None:
+            return None
+        return {"case_type": doc.case_type, "title": title, "fields": dict(doc.fields)}
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def build_table(scope: Scope, path: str, name: str, doc: TableDoc) -> DecisionTable | None:
+    before = len(scope.problems)
+    for index, output in enumerate(doc.outputs):
+        if not NAME.fullmatch(output):
+            scope.add(f"{path}.outputs[{index}]", f"{output!r} is not a valid output name")
+    for r, row in enumerate(doc.rows):
+        for key, value in row.then.items():
+            if isinstance(value, dict | list):
+                scope.add(f"{path}.rows[{r}].then.{key}", "must be text, a number, true or false")
+    for index, source in enumerate(doc.inputs):
+        members = members_in(source)
+        scope.check_references(f"{path}.inputs[{index}]", {r for r, _ in members}, members)
+    rows = [(row.when, row.then) for row in doc.rows]
+    scope.problems += [
+        f"{path}.{problem}" for problem in table_problems(doc.inputs, doc.outputs, rows)
+    ]
+    if len(scope.problems) > before:
+        return None
+    return DecisionTable(name, doc.inputs, doc.outputs, rows)
+
+
+def build_notification(
+    scope: Scope, path: str, name: str, doc: NotificationDoc
+) -> Notification | None:
+    if doc.channel not in CHANNELS:
+        scope.add(f"{path}.channel", f"unknown channel {doc.channel!r}; use {listed(CHANNELS)}")
+        return None
+    before = len(scope.problems)
+    for key, channel in (("subject", "email"), ("url", "webhook"), ("topic", "kafka")):
+        value = getattr(doc, key)
+        if value is not None and doc.channel != channel:
+            scope.add(f"{path}.{key}", f"is only for {channel} notifications")
+        elif value is None and doc.channel == channel:
+            scope.add(f"{path}.{key}", f"is required for {channel} notifications")
+    if doc.channel == "email" and not doc.to:
+        scope.add(f"{path}.to", "is required for email: list at least one recipient")
+    if doc.url is not None and not _is_http(doc.url):
+        scope.add(
+            f"{path}.url", f"{doc.url!r} is not an http(s) URL such as https://example.com/hook"
+        )
+    if doc.topic is not None and not _TOPIC.fullmatch(doc.topic):
+        scope.add(
+            f"{path}.topic", f"{doc.topic!r} is not a Kafka topic name (letters, digits, . _ -)"
+        )
+    to = [_recipient(scope, f"{path}.to[{i}]", item, doc.channel) for i, item in enumerate(doc.to)]
+    body = scope.template(f"{path}.body", doc.body)
+    subject = scope.template(f"{path}.subject", doc.subject)
+    if body is None or len(scope.problems) > before:
+        return None
+    recipients = tuple(r for r in to if r is not None)
+    return Notification(name, doc.channel, body, recipients, subject, doc.url or doc.topic)
+
+
+def _is_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _recipient(scope: Scope, path: str, item: Mapping[str, Any], channel: str) -> Recipient | None:
+    if len(item) != 1 or next(iter(item)) not in RECIPIENT_KINDS:
+        scope.add(
+            path,
+            "a recipient is one of {role: manager}, {assignee: true}, "
+            "{field: contact_email} or {address: claims@example.com}",
+        )
+        return None
+    [(kind, value)] = item.items()
+    where = f"{path}.{kind}"
+    if kind == "assignee":
+        if value is not True:
+            scope.add(where, "must be true")
+        return Recipient(kind)
+    if not isinstance(value, str) or not value.strip():
+        scope.add(where, f"must be text, not {shown(value)}")
+        return None
+    if kind == "role" and value not in ROLES:
+        scope.add(where, f"unknown role {value!r}; roles are {listed(ROLES)}")
+    elif kind == "field":
+        scope.check_field(where, value)
+    elif kind == "address" and channel == "email" and not _EMAIL.fullmatch(value):
+        scope.add(where, f"{value!r} is not an e-mail address")
+    return Recipient(kind, value)
+
+
+def build_views(scope: Scope, docs: Mapping[str, Any]) -> dict[str, View]:
+    views = {}
+    for role, item in docs.items():
+        path = f"views.{role}"
+        if role not in ROLES:
+            scope.add(path, f"unknown role {role!r}; roles are {listed(ROLES)}")
+            continue
+        doc = parse_part(ViewDoc, {} if item is None else item, path, scope.problems)
+        if doc is None:
+            continue
+        see = _field_set(scope, f"{path}.see", doc.see)
+        edit = _field_set(scope, f"{path}.edit", doc.edit)  # may edit unseen fields (integrators)
+        allowed = [*COLUMNS, *(f"fields.{name}" for name in scope.field_names)]
+        for index, column in enumerate(doc.columns or ()):
+            if column not in allowed and not (scope.extra_fields and column.startswith("fields.")):
+                scope.add(
+                    f"{path}.columns[{index}]",
+                    f"unknown column {column!r}; columns are {listed(allowed)}",
+                )
+        columns = tuple(doc.columns) if doc.columns else View(role).columns
+        views[role] = View(role, see, edit, columns)
+    return views
+
+
+def _field_set(scope: Scope, path: str, value: Any) -> frozenset[str] | None:
+    if value == "all":
+        return None
+    if value == "none":
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        scope.add(path, f"must be all, none or a list of fields, not {shown(value)}")
+        return frozenset()
+    for index, name in enumerate(value):
+        scope.check_field(f"{path}[{index}]", name)
+    return frozenset(value)

@@ -1,0 +1,502 @@
+"""Case-type documents: read one (YAML or JSON), list every problem in it, compile it into the
+domain's :class:`~domain.definition.Definition`.
+
+    document = read_document(body, "application/yaml")
+    problems = problems_in(document, known_case_types)      # ["states.review: ...", ...]
+    definition = compile_definition(document, version=3)     # or InvalidDocument
+
+The format is described for administrators in ``docs/case-types.md``. Tests:
+``.venv/bin/pytest tests/unit/test_case_type_document.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dev dependency yet
+from pydantic import ConfigDict, TypeAdapter
+from yaml.constructor import ConstructorError, SafeConstructor  # type: ignore[import-untyped]
+
+from domain.calendar import BusinessCalendar, calendar_from_document, parse_duration
+from domain.definition import (
+    CLOSED,
+    FIELD_KINDS,
+    Definition,
+    FieldSpec,
+    Rule,
+    Sla,
+    State,
+    Transition,
+)
+from domain.errors import InvalidCommand
+from services.case_type_checks import (
+    EVENT_TYPES,
+    FieldDoc,
+    NotificationDoc,
+    P,
+    RuleDoc,
+    Scope,
+    SlaDoc,
+    StateDoc,
+    TableDoc,
+    TransitionDoc,
+    build_notification,
+    build_table,
+    build_views,
+    listed,
+    parse_part,
+    parse_value,
+    shown,
+)
+
+MAX_DOCUMENT_BYTES = 256 * 1024
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+JSON_TYPES = ("application/json",)
+_SHOWN_PROBLEMS = 10
+B = TypeVar("B")
+
+
+class InvalidDocument(InvalidCommand):
+    """A case-type document that cannot be read or compiled; ``problems`` lists each one as
+    ``path: problem``."""
+
+    code = "invalid_case_type"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        shown = "; ".join(self.problems[:_SHOWN_PROBLEMS])
+        more = f"; and {count - _SHOWN_PROBLEMS} more" if count > _SHOWN_PROBLEMS else ""
+        super().__init__(
+            f"the case-type document has {count} problem{'s' * (count != 1)}: {shown}{more}",
+            hint="fix each problem at its path (such as states.review or rules[2].do[1]); "
+            "the format is described in docs/case-types.md",
+        )
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped
+    """YAML restricted to plain data: the YAML 1.2 core scalars (only true/false are booleans,
+    so ``on:`` stays a key, and dates stay text), no anchors or aliases (no "billion laughs"),
+    no merge keys, no explicit tags, text keys only, no duplicate keys."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registry
+    yaml_constructors: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registry
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not allowed; repeat the text",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str) or key in seen:
+                why = "appears twice" if key in seen else "must be text"
+                raise ConstructorError(
+                    problem=f"the key {key!r} {why}", problem_mark=key_node.start_mark
+                )
+            seen.add(key)
+        return mapping
+
+
+for _tag, _pattern, _first in (
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("int", r"^[-+]?[0-9]+$", list("-+0123456789")),
+    (
+        "float",
+        r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$",
+        list("-+.0123456789"),
+    ),
+):
+    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), _first)
+for _tag in ("null", "bool", "str", "seq", "map"):
+    _key = f"tag:yaml.org,2002:{_tag}"
+    _Loader.add_constructor(_key, SafeConstructor.yaml_constructors[_key])
+for _tag, _number in (("int", int), ("float", float)):  # decimal, as in YAML 1.2 (08 is 8)
+    _Loader.add_constructor(
+        f"tag:yaml.org,2002:{_tag}",
+        lambda loader, node, number=_number: number(loader.construct_scalar(node)),
+    )
+_Loader.add_constructor(None, SafeConstructor.construct_undefined)
+
+
+def read_document(body: bytes, content_type: str) -> dict[str, Any]:
+    """The document in ``body``: YAML (``application/yaml``) or JSON (``application/json``),
+    UTF-8, at most 256 KiB, a mapping at the top. Refusals raise :class:`InvalidDocument`
+    whose problems name the line and column."""
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if media not in (*YAML_TYPES, *JSON_TYPES):
+        raise InvalidDocument(
+            [
+                f"content type: {media or 'none'!r} is not supported; send "
+                f"{', '.join(YAML_TYPES)} or {JSON_TYPES[0]}"
+            ]
+        )
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise InvalidDocument(
+            [
+                f"document: {len(body)} bytes is over the limit of "
+                f"{MAX_DOCUMENT_BYTES} bytes (256 KiB)"
+            ]
+        )
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidDocument([f"document: not UTF-8 text (byte {error.start})"]) from None
+    try:
+        document = _json(text) if media in JSON_TYPES else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        raise InvalidDocument([_yaml_problem(error)]) from None
+    except json.JSONDecodeError as error:
+        raise InvalidDocument([f"line {error.lineno}, column {error.colno}: {error.msg}"]) from None
+    except (yaml.YAMLError, ValueError) as error:
+        raise InvalidDocument([f"document: {error}"]) from None
+    except RecursionError:
+        raise InvalidDocument(["document: nested too deeply"]) from None
+    if not isinstance(document, dict):
+        kind = "empty" if document is None else f"a {type(document).__name__}"
+        raise InvalidDocument(
+            [f"document: is {kind}; it must be a mapping of {', '.join(TOP_KEYS[:4])}, …"]
+        )
+    return document
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
+    return f"{where}: {', '.join(filter(None, (error.context, error.problem)))}"
+
+
+def _json(text: str) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping = dict(items)
+        if len(mapping) != len(items):
+            twice = next(k for k in mapping if sum(1 for key, _ in items if key == k) > 1)
+            raise ValueError(f"the key {twice!r} appears twice")
+        return mapping
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+
+
+def problems_in(
+    document: Mapping[str, Any], known_case_types: Collection[str] | None = None
+) -> list[str]:
+    """Every problem of ``document``, each as ``path: problem``, in document order; ``[]`` when
+    it compiles. With ``known_case_types``, ``open_child`` must name one of them (or itself)."""
+    return _compile(document, 0, known_case_types)[0]
+
+
+def compile_definition(
+    document: Mapping[str, Any], version: int, known_case_types: Collection[str] | None = None
+) -> Definition:
+    """The definition ``document`` describes, as version ``version``; raises
+    :class:`InvalidDocument` listing every problem when there is any."""
+    problems, definition = _compile(document, version, known_case_types)
+    if definition is None:
+        raise InvalidDocument(problems)
+    return definition
+
+
+TOP_KEYS = (
+    "name", "labels", "calendar", "states", "transitions", "fields", "extra_fields", "slas",
+    "decision_tables", "rules", "notifications", "views",
+)  # fmt: skip
+_REQUIRED = ("name", "labels", "states")
+_STRICT = ConfigDict(strict=True)
+_MAPPING: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any], config=_STRICT)
+_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any], config=_STRICT)
+_TOP: dict[str, tuple[TypeAdapter[Any], Any]] = {
+    "name": (TypeAdapter(str, config=_STRICT), ""),
+    "labels": (TypeAdapter(dict[str, str], config=_STRICT), {}),
+    "calendar": (TypeAdapter(dict[str, Any] | None, config=_STRICT), None),
+    "extra_fields": (TypeAdapter(bool, config=_STRICT), False),
+    "slas": (_LIST, []),
+    "rules": (_LIST, []),
+} | {key: (_MAPPING, {}) for key in ("states", "transitions", "fields", "decision_tables",
+                                     "notifications", "views")}  # fmt: skip
+_OPTIONS = {
+    "choices": ("choice",), "min": ("number", "money"), "max": ("number", "money"),
+    "currencies": ("money",), "max_length": ("text", "party", "document"),
+    "pattern": ("text", "party", "document"),
+}  # fmt: skip
+
+
+def _compile(
+    document: Mapping[str, Any], version: int, known: Collection[str] | None
+) -> tuple[list[str], Definition | None]:
+    scope = Scope(case_types=known)
+    if not isinstance(document, Mapping):
+        return [f"document: must be a mapping, not {shown(document)}"], None
+    top = _top(scope, document)
+    scope.name, scope.extra_fields = top["name"], top["extra_fields"]
+    if "name" in document:
+        scope.check_name("name", scope.name, "case type")
+    if not {"labels"} & scope.broken:
+        scope.check_labels("", top["labels"], required=True)
+    calendar = _calendar(scope, top["calendar"])
+    scope.day_length = calendar.day_length
+    scope.field_names, scope.transitions = list(top["fields"]), list(top["transitions"])
+    scope.notifications = list(top["notifications"])
+    states = _states(scope, top["states"])
+    scope.fields = _each(scope, "fields", top["fields"], FieldDoc, _field)
+    scope.tables = {name: None for name in top["decision_tables"]}
+    scope.tables |= _each(scope, "decision_tables", top["decision_tables"], TableDoc, build_table)
+    notifications = _each(
+        scope, "notifications", top["notifications"], NotificationDoc, build_notification
+    )
+    transitions = _each(scope, "transitions", top["transitions"], TransitionDoc, _transition)
+    slas, rules = _slas(scope, top["slas"]), _rules(scope, top["rules"])
+    views = build_views(scope, top["views"])
+    if scope.problems:
+        return sorted(scope.problems, key=_rank), None
+    initial = next(name for name, value in top["states"].items() if (value or {}).get("initial"))
+    return [], Definition(
+        name=top["name"], version=version, states=states, initial=initial,
+        transitions=transitions, fields=scope.fields, extra_fields=scope.extra_fields,
+        labels=top["labels"], calendar=calendar, slas=tuple(slas), rules=tuple(rules),
+        notifications=notifications, views=views,
+    )  # fmt: skip
+
+
+def _rank(problem: str) -> int:
+    section = re.match(r"\w*", problem)
+    key = section[0] if section else ""
+    return TOP_KEYS.index(key) if key in TOP_KEYS else -1
+
+
+def _top(scope: Scope, document: Mapping[str, Any]) -> dict[str, Any]:
+    for key in document:
+        if key not in _TOP:
+            scope.add(str(key), f"unknown key; allowed keys are {listed(TOP_KEYS)}")
+    values = {}
+    for key, (adapter, default) in _TOP.items():
+        if key not in document and key in _REQUIRED:
+            scope.add(key, "is required")
+        value = document.get(key, default)
+        checked = parse_value(adapter, value, key, scope.problems)
+        values[key] = default if checked is None else checked
+        if checked is None or (key in _REQUIRED and key not in document):
+            scope.broken.add(key)
+    return values
+
+
+def _each(
+    scope: Scope,
+    section: str,
+    docs: Mapping[str, Any],
+    model: type[P],
+    build: Callable[[Scope, str, str, P], B | None],
+) -> dict[str, B]:
+    """Each named part of a section checked against ``model``, then built."""
+    built = {}
+    for name, value in docs.items():
+        path = f"{section}.{name}"
+        scope.check_name(path, name, section.rstrip("s").replace("_", " "))
+        doc = parse_part(model, value, path, scope.problems)
+        if doc is not None and (item := build(scope, path, name, doc)) is not None:
+            built[name] = item
+    return built
+
+
+def _calendar(scope: Scope, doc: Mapping[str, Any] | None) -> BusinessCalendar:
+    if doc is None:
+        return BusinessCalendar.always()
+    try:
+        return calendar_from_document(doc)
+    except ValueError as error:
+        found = re.fullmatch(r"([\w.\[\]]+): (.*)", str(error), re.DOTALL)
+        scope.add(*((f"calendar.{found[1]}", found[2]) if found else ("calendar", str(error))))
+        return BusinessCalendar.always()
+
+
+def _states(scope: Scope, docs: Mapping[str, Any]) -> dict[str, State]:
+    states, initial = {}, []
+    for name, value in docs.items():
+        path = f"states.{name}"
+        scope.check_name(path, name, "state")
+        if name == CLOSED:
+            scope.add(
+                path,
+                "'closed' is reserved for the built-in administrative closure; choose another name",
+            )
+            continue
+        doc = parse_part(StateDoc, {} if value is None else value, path, scope.problems)
+        scope.states[name] = doc is not None and doc.final
+        if doc is None:
+            continue
+        scope.check_labels(path, doc.labels)
+        if doc.initial and doc.final:
+            scope.add(path, "a state cannot be both initial and final")
+        initial += [name] * doc.initial
+        states[name] = State(name, doc.labels, doc.final)
+    if not docs:
+        if "states" not in scope.broken:
+            scope.add("states", "declare at least one state")
+    elif len(initial) != 1:
+        found = (
+            f"{len(initial)} initial states ({listed(initial)})" if initial else "no initial state"
+        )
+        scope.add("states", f"{found}; mark exactly one state with initial: true")
+    if scope.states and all(scope.states.values()):
+        scope.add("states", "every state is final; declare at least one state where work happens")
+    return states
+
+
+def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | None:
+    if doc.kind not in FIELD_KINDS:
+        scope.add(f"{path}.type", f"unknown type {doc.kind!r}; types are {listed(FIELD_KINDS)}")
+        return None
+    before = len(scope.problems)
+    given = doc.model_dump(by_alias=True, exclude_none=True)
+    for option, kinds in _OPTIONS.items():
+        if option in given and doc.kind not in kinds:
+            scope.add(f"{path}.{option}", f"applies only to {' and '.join(kinds)} fields")
+    if doc.kind == "choice" and not doc.choices:
+        scope.add(f"{path}.choices", "a choice field needs a list of choices")
+    if doc.choices and len(set(doc.choices)) != len(doc.choices):
+        scope.add(f"{path}.choices", "lists a choice twice")
+    if doc.minimum is not None and doc.maximum is not None and doc.minimum > doc.maximum:
+        scope.add(f"{path}.min", f"{_decimal(doc.minimum)} is above max {_decimal(doc.maximum)}")
+    if doc.max_length is not None and doc.max_length < 1:
+        scope.add(f"{path}.max_length", "must be at least 1")
+    try:
+        re.compile(doc.pattern or "")
+    except re.error as error:
+        scope.add(f"{path}.pattern", f"{doc.pattern!r} is not a regular expression: {error}")
+    for index, code in enumerate(doc.currencies or ()):
+        if not re.fullmatch("[A-Z]{3}", code):
+            scope.add(
+                f"{path}.currencies[{index}]", f"{code!r} is not an ISO 4217 code such as EUR"
+            )
+    scope.check_labels(path, doc.labels)
+    if len(scope.problems) > before:
+        return None
+    return FieldSpec(
+        name=name, kind=doc.kind, required=doc.required, labels=doc.labels,
+        choices=tuple(doc.choices or ()), minimum=_decimal(doc.minimum),
+        maximum=_decimal(doc.maximum), max_length=doc.max_length, pattern=doc.pattern,
+        currencies=tuple(doc.currencies or ()),
+    )  # fmt: skip
+
+
+def _decimal(value: float | None) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(int(value)) if value.is_integer() else Decimal(str(value))
+
+
+def _transition(scope: Scope, path: str, name: str, doc: TransitionDoc) -> Transition:
+    sources = _sources(scope, f"{path}.from", doc.sources)
+    scope.check_state(f"{path}.to", doc.to)
+    scope.check_roles(f"{path}.roles", doc.roles)
+    for index, field_name in enumerate(doc.requires):
+        scope.check_field(f"{path}.requires[{index}]", field_name)
+    guard = scope.condition(f"{path}.if", doc.condition)
+    scope.check_labels(path, doc.labels)
+    return Transition(
+        name, sources, doc.to, tuple(doc.roles), guard, tuple(doc.requires), doc.labels
+    )
+
+
+def _sources(scope: Scope, path: str, value: Any) -> tuple[str, ...]:
+    if value == "*":
+        return tuple(name for name, final in scope.states.items() if not final)
+    if isinstance(value, str):
+        scope.check_state(path, value, leaving=True)
+        return (value,)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        scope.add(
+            path,
+            f'must be a state, a list of states or "*" (every state that is not '
+            f"final), not {shown(value)}",
+        )
+        return ()
+    for index, state in enumerate(value):
+        scope.check_state(f"{path}[{index}]", state, leaving=True)
+    return tuple(value)
+
+
+def _unique_names(scope: Scope, path: str, name: str, seen: set[str], what: str) -> None:
+    scope.check_name(f"{path}.name", name, what)
+    if name in seen:
+        scope.add(f"{path}.name", f"another {what} is already called {name!r}")
+    seen.add(name)
+
+
+def _slas(scope: Scope, items: list[Any]) -> list[Sla]:
+    built, seen = [], set[str]()
+    for index, item in enumerate(items):
+        path = f"slas[{index}]"
+        doc = parse_part(SlaDoc, item, path, scope.problems)
+        if doc is None:
+            continue
+        _unique_names(scope, path, doc.name, seen, "SLA")
+        deadline = _duration(scope, f"{path}.deadline", doc.deadline)
+        goal = _duration(scope, f"{path}.goal", doc.goal)
+        if goal is not None and deadline is not None and goal > deadline:
+            scope.add(f"{path}.goal", f"{doc.goal} is longer than the deadline {doc.deadline}")
+        for i, percent in enumerate(doc.warn_at):
+            if not 1 <= percent <= 99:
+                scope.add(f"{path}.warn_at[{i}]", f"{percent} is not a percentage from 1 to 99")
+        if doc.state is not None and scope.check_state(f"{path}.state", doc.state):
+            if scope.states.get(doc.state):
+                scope.add(f"{path}.state", f"{doc.state!r} is final; an SLA never runs there")
+            if doc.paused_in:
+                scope.add(f"{path}.paused_in", "only a case-level SLA (without state) pauses")
+        for i, state in enumerate(doc.paused_in):
+            scope.check_state(f"{path}.paused_in[{i}]", state)
+        if doc.on_warning and not doc.warn_at and doc.goal is None:
+            scope.add(f"{path}.on_warning", "never runs: give warn_at percentages or a goal")
+        on_warning = scope.actions(f"{path}.on_warning", doc.on_warning)
+        on_breach = scope.actions(f"{path}.on_breach", doc.on_breach)
+        if deadline is not None:
+            built.append(Sla(
+                name=doc.name, deadline=deadline, goal=goal, state=doc.state,
+                warn_at=tuple(doc.warn_at), paused_in=tuple(doc.paused_in),
+                on_warning=on_warning, on_breach=on_breach,
+            ))  # fmt: skip
+    return built
+
+
+def _duration(scope: Scope, path: str, text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, scope.day_length)
+    except ValueError as error:
+        scope.add(path, str(error))
+        return None
+
+
+def _rules(scope: Scope, items: list[Any]) -> list[Rule]:
+    built, seen = [], set[str]()
+    for index, item in enumerate(items):
+        path = f"rules[{index}]"
+        doc = parse_part(RuleDoc, item, path, scope.problems)
+        if doc is None:
+            continue
+        _unique_names(scope, path, doc.name, seen, "rule")
+        for i, event in enumerate(doc.on):
+            if event not in EVENT_TYPES:
+                scope.add(
+                    f"{path}.on[{i}]", f"unknown event {event!r}; events are {listed(EVENT_TYPES)}"
+                )
+        condition = scope.condition(f"{path}.if", doc.condition)
+        actions = scope.actions(f"{path}.do", doc.do)
+        built.append(Rule(doc.name, tuple(doc.on), actions, condition))
+    return built

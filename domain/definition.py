@@ -185,9 +185,18 @@ def decimal_or_none(value: Any) -> Decimal | None:
 class Action:
     """One thing a rule (or an SLA warning or breach) does to the case.
 
-    ``kind`` is one of :data:`ACTION_KINDS`; ``params`` holds its plain settings (``user``,
-    ``queue``, ``field``, ``value``, ``transition``, ``notification``, ``reason``,
-    ``case_type``, ``title``, ``fields``); ``decision`` is set for ``assign`` by table.
+    ``kind`` is one of :data:`ACTION_KINDS`; ``params`` holds its settings, by kind:
+
+    ============  ================================================================
+    assign        ``user`` and/or ``queue`` (or ``decision``: a table whose outputs
+                  ``queue``, ``user``, ``priority`` are used)
+    set_field     ``field``, ``value``
+    set_priority  ``value``
+    transition    ``transition``
+    notify        ``notification``
+    escalate      ``reason``, optional ``queue``
+    open_child    ``case_type``, ``title`` (a :class:`Template`), ``fields``
+    ============  ================================================================
     """
 
     kind: str

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
-from infra.db import eventsourcing_env, migrate, open_pool, redact
+from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.event_store import EventStoreReader
 from infra.kafka import BrokerProbe
 from infra.keys import PostgresKeyStore
@@ -68,9 +68,10 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     """Connect to PostgreSQL, create missing tables, and wire the components."""
     pool = open_pool(settings.dsn, settings.db_pool_size, name)
     migrate(pool)
-    case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2))
-    install_case_types(case_types, BUILT_IN_CASE_TYPES)
-    ledger = CaseLedger(case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size))
+    with schema_lock(pool):
+        case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2))
+        ledger = CaseLedger(case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size))
+        install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
     return Container(
         settings=settings,

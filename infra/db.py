@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from psycopg import Connection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
@@ -87,6 +90,18 @@ def open_pool(dsn: str, size: int, name: str) -> ConnectionPool[Connection[DictR
     )
     pool.open(wait=True, timeout=15)
     return pool
+
+
+@contextmanager
+def schema_lock(pool: ConnectionPool[Connection[DictRow]]) -> Iterator[None]:
+    """Hold the schema lock while the event stores create their tables: processes starting
+    together would otherwise race on PostgreSQL's catalog ("tuple concurrently updated")."""
+    with pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
 
 def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:

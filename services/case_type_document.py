@@ -16,11 +16,11 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dev dependency yet
+import yaml
 from pydantic import ConfigDict, TypeAdapter
-from yaml.constructor import ConstructorError, SafeConstructor  # type: ignore[import-untyped]
+from yaml.constructor import ConstructorError, SafeConstructor
 
 from domain.calendar import BusinessCalendar, calendar_from_document, parse_duration
 from domain.definition import (
@@ -79,16 +79,16 @@ class InvalidDocument(InvalidCommand):
         )
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped
+class _Loader(yaml.SafeLoader):
     """YAML restricted to plain data: the YAML 1.2 core scalars (only true/false are booleans,
     so ``on:`` stays a key, and dates stay text), no anchors or aliases (no "billion laughs"),
     no merge keys, no explicit tags, text keys only, no duplicate keys."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registry
-    yaml_constructors: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registry
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registries,
+    yaml_constructors: ClassVar[dict[Any, Any]] = {}  # emptied to allow only what we add
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise yaml.MarkedYAMLError(
                 problem="anchors and aliases (&name, *name) are not allowed; repeat the text",
@@ -124,12 +124,19 @@ for _tag, _pattern, _first in (
 for _tag in ("null", "bool", "str", "seq", "map"):
     _key = f"tag:yaml.org,2002:{_tag}"
     _Loader.add_constructor(_key, SafeConstructor.yaml_constructors[_key])
+
+
+def _number_constructor(number: type[int] | type[float]) -> Any:
+    def construct(loader: _Loader, node: Any) -> int | float:
+        return number(loader.construct_scalar(node))
+
+    return construct
+
+
 for _tag, _number in (("int", int), ("float", float)):  # decimal, as in YAML 1.2 (08 is 8)
-    _Loader.add_constructor(
-        f"tag:yaml.org,2002:{_tag}",
-        lambda loader, node, number=_number: number(loader.construct_scalar(node)),
-    )
-_Loader.add_constructor(None, SafeConstructor.construct_undefined)
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _number_constructor(_number))
+_undefined: Any = SafeConstructor.construct_undefined
+_Loader.add_constructor(None, _undefined)
 
 
 def read_document(body: bytes, content_type: str) -> dict[str, Any]:
@@ -196,8 +203,9 @@ def _json(text: str) -> Any:
 def problems_in(
     document: Mapping[str, Any], known_case_types: Collection[str] | None = None
 ) -> list[str]:
-    """Every problem of ``document``, each as ``path: problem``, in document order; ``[]`` when
-    it compiles. With ``known_case_types``, ``open_child`` must name one of them (or itself)."""
+    """Every problem of ``document``, each as ``path: problem``, section by section (in the
+    order of :data:`TOP_KEYS`); ``[]`` when it compiles. With ``known_case_types``,
+    ``open_child`` must name one of them (or the document's own name)."""
     return _compile(document, 0, known_case_types)[0]
 
 

@@ -49,7 +49,7 @@ _CEL_RUNTIME_ERRORS = (RuntimeError, LookupError, TypeError, ValueError, Arithme
 
 
 _PLAIN: tuple[tuple[type | tuple[type, ...], Callable[[Any], Any]], ...] = (
-    (Decimal, lambda d: int(d) if d == d.to_integral_value() else float(d)),
+    (Decimal, lambda d: int(d) if d.is_finite() and d == d.to_integral_value() else float(d)),
     ((datetime, date), lambda d: d.isoformat()),
     (timedelta, lambda d: d.total_seconds()),
     (Enum, lambda e: e.value),
@@ -107,6 +107,12 @@ class CelCondition:
             return self._program.execute(known) is True
         except _CEL_RUNTIME_ERRORS:
             return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CelCondition) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
 
     def __repr__(self) -> str:
         return f"CelCondition({self.source!r})"
@@ -193,6 +199,7 @@ class DecisionTable:
         if problems:
             raise ValueError("; ".join(problems))
         self._outputs = tuple(dict(then) for _, then in rows)
+        self._key = json.dumps([name, self.inputs, self.outputs, rows], default=str)
         sources = " ".join([*self.inputs, *(cell for when, _ in rows for cell in when)])
         self._reads = [root for root in FACT_ROOTS if re.search(rf"\b{root}\b", sources)]
         self._engine = zen.ZenEngine(
@@ -232,11 +239,17 @@ class DecisionTable:
         known = {root: plain(facts[root]) for root in self._reads if root in facts}
         try:
             result = self._engine.evaluate(self.name, known)["result"]
-        except (RuntimeError, TypeError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - zen raises bare Exception on NaN, huge ints
             log.warning("decision table %r could not be evaluated: %s", self.name, error)
             return {}
         row = result.get("row")
         return dict(self._outputs[int(row)]) if row is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DecisionTable) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
 
     def __repr__(self) -> str:
         return f"DecisionTable({self.name!r}, inputs={self.inputs!r}, outputs={self.outputs!r})"
@@ -293,6 +306,12 @@ class SandboxedTemplate:
         except Exception as error:  # noqa: BLE001 - documented: a template never raises
             log.warning("template %r could not be rendered: %s", self.source, error)
             return f"[template error: {error}]"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SandboxedTemplate) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
 
     def __repr__(self) -> str:
         return f"SandboxedTemplate({self.source!r})"

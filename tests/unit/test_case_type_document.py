@@ -272,11 +272,14 @@ def test_the_compiled_definition_runs_the_domain_checks() -> None:
     assert definition.transition("settle", "review", "handler").target == "settled"
 
 
-def test_the_same_document_in_json_compiles_the_same() -> None:
+def test_the_same_document_in_json_compiles_to_an_equal_definition() -> None:
     body = json.dumps(sample()).encode()
     document = read_document(body, "application/json; charset=utf-8")
     assert document == sample()
-    assert problems_in(document, ["expert_visit"]) == []
+    assert compile_definition(document, 3, known_case_types=["expert_visit"]) == compiled()
+    changed = copy.deepcopy(document)
+    changed["rules"][0]["if"] = 'fields.category == "fire"'
+    assert compile_definition(changed, 3, known_case_types=["expert_visit"]) != compiled()
 
 
 def test_a_minimal_document_runs_around_the_clock_and_allows_extra_fields() -> None:
@@ -456,8 +459,10 @@ REFUSED: list[tuple[str, Mutation, list[str]]] = [
         "calendar.hours.mon[1]: '13:30-12:00' ends before it starts"]),
     ("a broken section is reported once", _set("states", ["submitted"]), [
         "states: must be a mapping (key: value), not a list"]),
-    ("a broken section that actions name", _set("decision_tables", None), [
-        "decision_tables: must be a mapping (key: value), not None"]),
+    ("a broken section that actions name", _set("decision_tables", ["routing"]), [
+        "decision_tables: must be a mapping (key: value), not a list"]),
+    ("a missing section that actions name", _set("decision_tables", None), [
+        "rules[0].do[0].assign.table: unknown table 'routing'; tables are none"]),
     ("unknown top-level key", _set("colour", "blue"), [
         "colour: unknown key; allowed keys are name, labels, calendar, states, transitions, "
         "fields, extra_fields, slas, decision_tables, rules, notifications, views"]),
@@ -632,6 +637,12 @@ def test_a_decision_table_gives_the_first_matching_row() -> None:
     assert table.decide({"fields": {"category": "theft"}}) == {"queue": "général"}
     assert table.decide({"fields": {"category": "mud"}}) == {}
     assert table.decide({"fields": {"category": "water", "amount": "big"}}) == {}
+    for strange in (float("nan"), 10**30, Decimal("Infinity"), b"bytes"):  # never raises
+        assert table.decide({"fields": {"category": "water", "amount": strange}}) == {}
+        assert CelCondition("fields.amount > 1").holds({"fields": {"amount": strange}}) in (
+            True,
+            False,
+        )
 
 
 def test_a_decision_table_refuses_bad_cells_with_their_position() -> None:

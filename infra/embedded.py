@@ -109,3 +109,42 @@ class EmbeddedBroker:
         """Stop and start again: an in-memory broker comes back empty."""
         self.stop()
         self.start()
+
+
+class MailSink:
+    """A local SMTP server that files every message it receives under ``folder`` as
+    ``<notification id>.eml``: where e-mail notifications go on a laptop (``caseledger up``
+    uses it unless CASELEDGER_SMTP_URL names a real mail relay)."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        self.port = port
+        folder.mkdir(parents=True, exist_ok=True)
+        self._controller = Controller(_FileHandler(folder), hostname="127.0.0.1", port=port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> MailSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+class _FileHandler:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content: bytes = envelope.original_content or b""
+        name = f"{time.time_ns()}.eml"
+        for line in content.splitlines():
+            if line.lower().startswith(b"x-caseledger-notification:"):
+                name = line.split(b":", 1)[1].strip().decode(errors="replace") + ".eml"
+        (self.folder / Path(name).name).write_bytes(content)
+        return "250 OK"

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
-from infra.embedded import EmbeddedBroker, start_postgres
+from infra.embedded import EmbeddedBroker, MailSink, free_port, start_postgres
 from infra.keys import PostgresKeyStore
 from infra.settings import STACK_ENV, Settings
 from services.auth import Role
@@ -25,7 +25,7 @@ def run_stack(settings: Settings) -> int:
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     database_url, bootstrap_servers = settings.database_url, settings.kafka_bootstrap_servers
-    _server = broker = None
+    _server = broker = mail = None
     children: list[subprocess.Popen[bytes]] = []
     try:
         if not database_url:
@@ -35,22 +35,33 @@ def run_stack(settings: Settings) -> int:
             typer.echo("starting embedded Kafka-protocol broker (Tansu, in memory) ...")
             broker = EmbeddedBroker(settings.broker_port, log_dir / "broker.log").start()
             bootstrap_servers = broker.bootstrap
-        resolved = settings.model_copy(
-            update={"database_url": database_url, "kafka_bootstrap_servers": bootstrap_servers}
-        )
+        update: dict[str, object] = {
+            "database_url": database_url,
+            "kafka_bootstrap_servers": bootstrap_servers,
+        }
+        if not settings.smtp_url:
+            mail = MailSink(settings.data_dir / "mail", free_port()).start()
+            update["smtp_url"] = mail.url
+            if settings.notify_role_addresses == "{}":
+                update["notify_role_addresses"] = json.dumps(
+                    {role.value: [f"{role.value}@caseledger.local"] for role in Role}
+                )
+        resolved = settings.model_copy(update=update)
         keys = _prepare(resolved)
         env = {**os.environ, **resolved.as_env()}
         children = [_spawn(verb, env, log_dir) for verb in CHILDREN]
         Path(STACK_ENV).write_text(
             f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap_servers}\n"
         )
-        _announce(resolved, keys, log_dir)
+        _announce(resolved, keys, log_dir, mail.folder if mail else None)
         return _watch(children)
     finally:
         Path(STACK_ENV).unlink(missing_ok=True)
         _stop(children)
         if broker:
             broker.stop()
+        if mail:
+            mail.stop()
         typer.echo("stopped.")
 
 
@@ -97,12 +108,16 @@ def _development_keys(store: PostgresKeyStore, path: Path) -> dict[str, str]:
     return keys
 
 
-def _announce(settings: Settings, keys: dict[str, str], log_dir: Path) -> None:
+def _announce(
+    settings: Settings, keys: dict[str, str], log_dir: Path, mail: Path | None
+) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo("")
     typer.echo(f"caseledger is up:  API {base}   docs {base}/docs   health {base}/health")
     typer.echo(f"  Kafka topic {settings.kafka_topic} on {settings.kafka_bootstrap_servers}")
     typer.echo(f"  logs in {log_dir}/   status: caseledger status")
+    if mail is not None:
+        typer.echo(f"  e-mail notifications are filed in {mail}/ (no mail relay configured)")
     typer.echo("  development API keys (Authorization: Bearer <key>):")
     for role, key in keys.items():
         typer.echo(f"    {role:<11} {key}")

@@ -73,6 +73,35 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def samples_rules_and_mail(base: str, keys: dict[str, str], mail: Path) -> None:
+    """The sample case types are loaded; a rule's e-mail reaches the local mail sink and the
+    notifier records its delivery on the case."""
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    types = {t["name"]: t["current_version"] for t in httpx.get(
+        f"{base}/case-types", headers=admin).json()}  # fmt: skip
+    assert types == {
+        "generic": 1,
+        "insurance_claim": 1,
+        "patient_care": 1,
+        "customer_complaint": 1,
+    }
+    fields = {"customer": "C-1", "channel": "phone", "topic": "billing", "severity": "high",
+              "description": "billed twice"}  # fmt: skip
+    opened = httpx.post(f"{base}/cases", headers=admin, json={
+        "case_type": "customer_complaint", "title": "Billed twice", "fields": fields})  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["id"]
+
+    def delivered() -> bool:
+        history = httpx.get(f"{base}/cases/{case_id}/history", headers=admin).json()
+        return any(h["type"] == "CaseNotificationSent" for h in history)
+
+    wait_for(delivered, 60, "the notifier to send the manager alert")
+    [message] = [m.read_text() for m in mail.glob("*.eml")]
+    assert "Subject: Complaint Billed twice needs attention" in message
+    assert "manager@caseledger.local" in message
+
+
 def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) -> None:
     api_port, broker_port = free_port(), free_port()
     base = f"http://127.0.0.1:{api_port}"
@@ -100,6 +129,7 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
         )
         report = json.loads(status.stdout)
         assert report["relay"]["lag"] == 0
+        samples_rules_and_mail(base, keys, tmp_path / ".caseledger" / "mail")
         assert report["projections"]["case_list"]["lag"] == 0
         assert report["kafka"]["bootstrap_servers"] == f"127.0.0.1:{broker_port}"
     assert not port_open(api_port) and not port_open(broker_port), "Ctrl-C left a server up"

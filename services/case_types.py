@@ -7,24 +7,28 @@ events, so publishing configuration never shows up on the ``case-events`` topic.
 
 from __future__ import annotations
 
+import random
 import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import jsonpatch
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import IntegrityError, Notification
 
 from domain.case_type import CaseType, VersionRecord, case_type_id
 from domain.context import CommandContext
 from domain.definition import Definition
 from domain.errors import InvalidCommand, UnknownCaseType
 from services.case_type_document import InvalidDocument, compile_definition, problems_in
-from services.errors import CaseTypeNotFound
+from services.errors import CaseTypeNotFound, VersionConflict
 
+RETRIES = 10
+T = TypeVar("T")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
@@ -66,22 +70,20 @@ class CaseTypeRegistry(Application[UUID]):
                 ]
             )
         problems = problems_in(document, self.names())
-        try:
-            case_type: CaseType = self.repository.get(case_type_id(name))
-        except AggregateNotFoundError:
-            case_type = CaseType(name=name, context=context.as_dict())
-        version = case_type.draft(document, reason, context.as_dict())
-        self.save(case_type)
+        version = self._change(
+            name, lambda case_type: case_type.draft(document, reason, context.as_dict()), context
+        )
         return name, version, problems
 
     def validate(self, name: str, version: int, context: CommandContext) -> list[str]:
         """Check draft ``version`` and record the result; answers the problems found."""
-        case_type = self.case_type(name)
-        record = case_type.version_record(version)
-        problems = problems_in(record.document, self.names())
-        if record.status == "draft":
-            case_type.record_validation(version, problems, context.as_dict())
-            self.save(case_type)
+        problems = problems_in(self.version(name, version).document, self.names())
+
+        def record(case_type: CaseType) -> None:
+            if case_type.version_record(version).status == "draft":
+                case_type.record_validation(version, problems, context.as_dict())
+
+        self._change(name, record)
         return problems
 
     def publish(self, name: str, version: int, reason: str, context: CommandContext) -> None:
@@ -89,9 +91,34 @@ class CaseTypeRegistry(Application[UUID]):
         problems = self.validate(name, version, context)
         if problems:
             raise InvalidDocument(problems)
-        case_type = self.case_type(name)
-        case_type.publish(version, reason, context.as_dict())
-        self.save(case_type)
+        self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
+
+    def _change(
+        self,
+        name: str,
+        command: Callable[[CaseType], T],
+        create_with: CommandContext | None = None,
+    ) -> T:
+        """Run ``command`` on the case type and save; an administrator who saved at the same
+        moment wins the race and the command runs again on the fresh case type."""
+        for _ in range(RETRIES):
+            try:
+                case_type: CaseType = self.repository.get(case_type_id(name))
+            except AggregateNotFoundError:
+                if create_with is None:
+                    raise
+                case_type = CaseType(name=name, context=create_with.as_dict())
+            result = command(case_type)
+            try:
+                self.save(case_type)
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.01))
+                continue
+            return result
+        raise VersionConflict(
+            f"case type {name!r} kept changing while this command ran",
+            hint="another administrator is editing it; try again",
+        )
 
     def install(self, document: dict[str, Any], reason: str, context: CommandContext) -> int:
         """Publish ``document`` unless the current version already has exactly this content;

@@ -4,6 +4,7 @@ types, migration, labels per language, views per role, and rules, on the real ev
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import yaml
@@ -426,3 +427,20 @@ def test_a_rule_opens_a_child_case_in_the_same_save(
     child = client.get(f"/cases/{child_id}", headers=auth(admin)).json()
     assert (child["title"], child["parent_id"]) == ("Review of a incident", parent_id)
     assert child["children"] == []  # severity 1: its own rule does not fire
+
+
+def test_administrators_drafting_and_publishing_at_once_all_land_or_get_a_clear_409(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    admin = keys[Role.ADMIN]
+    document = shipped_document("patient_care")
+    with ThreadPoolExecutor(8) as pool:
+        drafted = list(pool.map(lambda _: post_document(client, admin, document), range(8)))
+    assert sorted(d.json()["version"] for d in drafted) == list(range(1, 9))
+    with ThreadPoolExecutor(4) as pool:
+        published = list(pool.map(lambda _: publish(client, admin, "patient_care", 8), range(4)))
+    assert sorted(p.status_code for p in published) == [200, 409, 409, 409]
+    refusal = next(p.json() for p in published if p.status_code == 409)
+    assert refusal["detail"] == "patient_care v8 is already published"
+    history = client.get("/case-types/patient_care/history", headers=auth(admin)).json()
+    assert [h["type"] for h in history].count("Published") == 1

@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 
@@ -444,3 +445,78 @@ def test_administrators_drafting_and_publishing_at_once_all_land_or_get_a_clear_
     assert refusal["detail"] == "patient_care v8 is already published"
     history = client.get("/case-types/patient_care/history", headers=auth(admin)).json()
     assert [h["type"] for h in history].count("Published") == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "mention"),
+    [
+        ("POST", "/case-types/nope/versions/1/validate", {}, 404, "no case type is called 'nope'"),
+        ("POST", "/case-types/generic/versions/7/validate", {}, 404, "has no version 7"),
+        ("POST", "/case-types/generic/versions/1/publish", {"json": {}}, 422, "reason"),
+        (
+            "POST",
+            "/case-types/generic/versions/0/publish",
+            {"json": {"reason": "x"}},
+            422,
+            "version",
+        ),
+        ("POST", "/case-types/Bad-Name/versions/1/publish", {"json": {"reason": "x"}}, 422, "name"),
+        ("GET", "/case-types/generic/diff?from=1", {}, 422, "to"),
+        ("GET", "/case-types/generic/diff?from=1&to=1&x=2", {}, 422, "unknown query parameter"),
+        (
+            "POST",
+            "/case-types/generic/migrations",
+            {"json": {"to_version": "2"}},
+            422,
+            "to_version",
+        ),
+        ("POST", "/case-types/generic/migrations", {"json": {"to_version": 5}}, 404, "version 5"),
+        (
+            "POST",
+            "/case-types",
+            {"content": b'{"name": "x",', "headers": {"Content-Type": "application/json"}},
+            422,
+            "line 1",
+        ),  # fmt: skip
+        (
+            "POST",
+            "/case-types",
+            {"content": b"- a\n- b\n", "headers": {"Content-Type": YAML}},
+            422,
+            "mapping",
+        ),  # fmt: skip
+        (
+            "POST",
+            "/case-types",
+            {"content": b"name: x\n" + b"#" * 300_000, "headers": {"Content-Type": YAML}},
+            422,
+            "256 KiB",
+        ),  # fmt: skip
+        (
+            "POST",
+            "/case-types",
+            {"content": b"name: 'Not OK'\n", "headers": {"Content-Type": YAML}},
+            422,
+            "not a case type name",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_administration_requests_get_a_clear_4xx_and_change_nothing(
+    client: TestClient,
+    keys: dict[Role, str],
+    container: Container,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    mention: str,
+) -> None:
+    admin = auth(keys[Role.ADMIN])
+    history = client.get("/case-types/generic/history", headers=admin).json()
+    answer = client.request(
+        method, path, **{**kwargs, "headers": {**admin, **kwargs.get("headers", {})}}
+    )
+    assert answer.status_code == status, answer.text
+    assert mention.lower() in json.dumps(answer.json()).lower()
+    assert client.get("/case-types/generic/history", headers=admin).json() == history
+    assert [t["name"] for t in client.get("/case-types", headers=admin).json()] == ["generic"]

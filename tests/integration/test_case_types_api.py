@@ -117,8 +117,11 @@ def test_only_admins_administer_case_types(client: TestClient, keys: dict[Role, 
         answer = post_document(client, keys[role], shipped_document("generic"))
         assert answer.status_code == 403
         assert "allowed roles: admin" in answer.json()["detail"]
-    answer = client.post("/case-types/generic/versions/1/publish", json={"reason": "x"},
-                         headers=auth(keys[Role.MANAGER]))  # fmt: skip
+    answer = client.post(
+        "/case-types/generic/versions/1/publish",
+        json={"reason": "x"},
+        headers=auth(keys[Role.MANAGER]),
+    )
     assert answer.status_code == 403
 
 
@@ -185,10 +188,12 @@ def test_publishing_a_new_version_leaves_open_cases_of_every_type_untouched(
 
     def snapshot() -> list[Any]:
         return [
-            (client.get(f"/cases/{i}", headers=auth(handler)).json(),
-             client.get(f"/cases/{i}/history", headers=auth(handler)).json())
+            (
+                client.get(f"/cases/{i}", headers=auth(handler)).json(),
+                client.get(f"/cases/{i}/history", headers=auth(handler)).json(),
+            )
             for i in ids
-        ]  # fmt: skip
+        ]
 
     before = snapshot()
     v2 = shipped_document("insurance_claim")
@@ -199,15 +204,24 @@ def test_publishing_a_new_version_leaves_open_cases_of_every_type_untouched(
     assert snapshot() == before
 
     # the old case still runs under v1: v2's new field is unknown to it
-    old = client.patch(f"/cases/{ids[0]}/fields", json={"fields": {"loss_adjuster": "Ann"}},
-                       headers=auth(keys[Role.MANAGER]))  # fmt: skip
+    old = client.patch(
+        f"/cases/{ids[0]}/fields",
+        json={"fields": {"loss_adjuster": "Ann"}},
+        headers=auth(keys[Role.MANAGER]),
+    )
     assert old.status_code == 422
     assert "loss_adjuster: is not a field" in old.json()["detail"]
     new_id = open_case(client, handler, "insurance_claim", CLAIM_FIELDS)
     new = client.get(f"/cases/{new_id}", headers=auth(handler)).json()
     assert (new["case_type_version"], new["queue"]) == (2, None)  # v2 has no routing rule
-    assert client.patch(f"/cases/{new_id}/fields", json={"fields": {"loss_adjuster": "Ann"}},
-                        headers=auth(keys[Role.MANAGER])).status_code == 200  # fmt: skip
+    assert (
+        client.patch(
+            f"/cases/{new_id}/fields",
+            json={"fields": {"loss_adjuster": "Ann"}},
+            headers=auth(keys[Role.MANAGER]),
+        ).status_code
+        == 200
+    )
 
 
 def test_diff_between_two_versions_is_a_json_patch(
@@ -240,10 +254,14 @@ def test_migration_reports_a_dry_run_then_records_each_migrated_case(
         open_case(client, handler, "customer_complaint", COMPLAINT_FIELDS) for _ in range(3)
     )
     for case_id in (waiting, investigating):
-        client.post(f"/cases/{case_id}/transitions", json={"transition": "investigate"},
-                    headers=auth(handler))  # fmt: skip
-    client.post(f"/cases/{waiting}/transitions", json={"transition": "ask_customer"},
-                headers=auth(handler))  # fmt: skip
+        client.post(
+            f"/cases/{case_id}/transitions",
+            json={"transition": "investigate"},
+            headers=auth(handler),
+        )
+    client.post(
+        f"/cases/{waiting}/transitions", json={"transition": "ask_customer"}, headers=auth(handler)
+    )
     client.post(f"/cases/{closed}/close", json={"reason": "dup"}, headers=auth(handler))
     v2 = shipped_document("customer_complaint")
     v2["states"]["analysis"] = v2["states"].pop("investigating")
@@ -259,8 +277,9 @@ def test_migration_reports_a_dry_run_then_records_each_migrated_case(
     before = stored_event_count(container)
 
     command = {"to_version": 2, "state_map": {"investigating": "analysis"}}
-    dry = client.post("/case-types/customer_complaint/migrations", json=command,
-                      headers=auth(admin)).json()  # fmt: skip
+    dry = client.post(
+        "/case-types/customer_complaint/migrations", json=command, headers=auth(admin)
+    ).json()
     assert dry["dry_run"] is True
     assert dry["counts"] == {"would migrate": 2}
     planned = {c["case_id"]: (c["from_status"], c["to_status"]) for c in dry["cases"]}
@@ -270,8 +289,11 @@ def test_migration_reports_a_dry_run_then_records_each_migrated_case(
     }
     assert stored_event_count(container) == before
 
-    done = client.post("/case-types/customer_complaint/migrations",
-                       json={**command, "dry_run": False}, headers=auth(admin)).json()  # fmt: skip
+    done = client.post(
+        "/case-types/customer_complaint/migrations",
+        json={**command, "dry_run": False},
+        headers=auth(admin),
+    ).json()
     assert done["counts"] == {"migrated": 2}
     case = client.get(f"/cases/{investigating}", headers=auth(handler)).json()
     assert (case["case_type_version"], case["status"]) == (2, "analysis")
@@ -285,9 +307,11 @@ def test_migration_reports_a_dry_run_then_records_each_migrated_case(
     }
     untouched = client.get(f"/cases/{closed}", headers=auth(handler)).json()
     assert (untouched["case_type_version"], untouched["status"]) == (1, "closed")
-    bad_map = client.post("/case-types/customer_complaint/migrations",
-                          json={"to_version": 2, "state_map": {"received": "nowhere"}},
-                          headers=auth(admin))  # fmt: skip
+    bad_map = client.post(
+        "/case-types/customer_complaint/migrations",
+        json={"to_version": 2, "state_map": {"received": "nowhere"}},
+        headers=auth(admin),
+    )
     assert bad_map.status_code == 422
     assert "'nowhere' is not a state of v2" in bad_map.json()["detail"]
 
@@ -310,8 +334,9 @@ def test_labels_follow_accept_language(
         labels = answer.json()["labels"]
         assert labels["status"] == status
         assert labels["language"] == language
-    french = client.get(f"/cases/{case_id}", headers={**auth(keys[Role.HANDLER]),
-                        "Accept-Language": "fr"}).json()  # fmt: skip
+    french = client.get(
+        f"/cases/{case_id}", headers={**auth(keys[Role.HANDLER]), "Accept-Language": "fr"}
+    ).json()
     assert french["labels"]["case_type"] == "Déclaration de sinistre"
     assert french["labels"]["fields"]["claimed_amount"] == "Montant réclamé"
     assert {t["name"]: t["label"] for t in french["transitions"]} == {
@@ -333,14 +358,19 @@ def test_views_shape_what_each_role_sees_and_may_edit(
         "claimed_amount",
     }
     assert integrator["editable_fields"] == ["description", "photos"]
-    refused = client.patch(f"/cases/{case_id}/fields", json={"fields": {"policy_number": "ZZ-1"}},
-                           headers=auth(keys[Role.HANDLER]))  # fmt: skip
+    refused = client.patch(
+        f"/cases/{case_id}/fields",
+        json={"fields": {"policy_number": "ZZ-1"}},
+        headers=auth(keys[Role.HANDLER]),
+    )
     assert refused.status_code == 403
     assert refused.json()["detail"] == "your role may not edit policy_number"
     assert "category" in refused.json()["hint"]
-    bad_value = client.patch(f"/cases/{case_id}/fields",
-                             json={"fields": {"category": "flood"}},
-                             headers=auth(keys[Role.HANDLER]))  # fmt: skip
+    bad_value = client.patch(
+        f"/cases/{case_id}/fields",
+        json={"fields": {"category": "flood"}},
+        headers=auth(keys[Role.HANDLER]),
+    )
     assert bad_value.status_code == 422
     assert (
         "fields.category: 'flood' is not one of: water_damage, fire" in bad_value.json()["detail"]
@@ -367,8 +397,9 @@ def test_rules_route_new_cases_and_the_history_names_the_rule(
     assert routed["actor"] == {"id": "rules", "role": "system"}
     assert routed["causation_id"] is not None
     # start_review moves a big claim on to the expert, by rule
-    client.post(f"/cases/{case_id}/transitions", json={"transition": "start_review"},
-                headers=auth(handler))  # fmt: skip
+    client.post(
+        f"/cases/{case_id}/transitions", json={"transition": "start_review"}, headers=auth(handler)
+    )
     assert client.get(f"/cases/{case_id}", headers=auth(handler)).json()["status"] == (
         "expert_assessment"
     )
@@ -382,20 +413,30 @@ def test_a_transition_guard_is_checked_and_its_refusal_explains_itself(
     fields = {**CLAIM_FIELDS, "claimed_amount": {"amount": 80000, "currency": "EUR"}}
     case_id = open_case(client, keys[Role.HANDLER], "insurance_claim", fields)
     for name in ("start_review", "expert_report_received"):
-        assert client.post(f"/cases/{case_id}/transitions", json={"transition": name},
-                           headers=handler).status_code == 200  # fmt: skip
-    refused = client.post(f"/cases/{case_id}/transitions", json={"transition": "approve"},
-                          headers=handler)  # fmt: skip
+        assert (
+            client.post(
+                f"/cases/{case_id}/transitions", json={"transition": name}, headers=handler
+            ).status_code
+            == 200
+        )
+    refused = client.post(
+        f"/cases/{case_id}/transitions", json={"transition": "approve"}, headers=handler
+    )
     assert refused.status_code == 409
     assert "condition" in refused.json()["detail"]
     assert "actor.role" in refused.json()["detail"]
-    approved = client.post(f"/cases/{case_id}/transitions", json={"transition": "approve"},
-                           headers=manager)  # fmt: skip
+    approved = client.post(
+        f"/cases/{case_id}/transitions", json={"transition": "approve"}, headers=manager
+    )
     assert approved.status_code == 200
-    settle = {"transition": "settle",
-              "fields": {"settlement_amount": {"amount": 70000, "currency": "EUR"}}}  # fmt: skip
-    assert client.post(f"/cases/{case_id}/transitions", json=settle,
-                       headers=handler).status_code == 200  # fmt: skip
+    settle = {
+        "transition": "settle",
+        "fields": {"settlement_amount": {"amount": 70000, "currency": "EUR"}},
+    }
+    assert (
+        client.post(f"/cases/{case_id}/transitions", json=settle, headers=handler).status_code
+        == 200
+    )
     done = client.get(f"/cases/{case_id}", headers=handler).json()
     assert (done["status"], done["transitions"], done["slas"]) == ("settled", [], [])
 
@@ -477,28 +518,28 @@ def test_administrators_drafting_and_publishing_at_once_all_land_or_get_a_clear_
             {"content": b'{"name": "x",', "headers": {"Content-Type": "application/json"}},
             422,
             "line 1",
-        ),  # fmt: skip
+        ),
         (
             "POST",
             "/case-types",
             {"content": b"- a\n- b\n", "headers": {"Content-Type": YAML}},
             422,
             "mapping",
-        ),  # fmt: skip
+        ),
         (
             "POST",
             "/case-types",
             {"content": b"name: x\n" + b"#" * 300_000, "headers": {"Content-Type": YAML}},
             422,
             "256 KiB",
-        ),  # fmt: skip
+        ),
         (
             "POST",
             "/case-types",
             {"content": b"name: 'Not OK'\n", "headers": {"Content-Type": YAML}},
             422,
             "not a case type name",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_administration_requests_get_a_clear_4xx_and_change_nothing(

@@ -7,5 +7,6 @@ Run them all from the project root with ``make bench`` or ``.venv/bin/python -m 
 - ``bench.writes``: durable commands/s through the service layer vs plain INSERTs;
 - ``bench.relay``: relay events/s vs a raw producer sending the same bytes;
 - ``bench.projection``: projection events/s vs a raw consumer that only decodes;
-- ``bench.latency``: command-to-projection latency vs a raw produce-to-consume round trip.
+- ``bench.latency``: command-to-projection latency vs a raw produce-to-consume round trip;
+- ``bench.case_rules``: commands/s with a case type of 20 rules vs the same type with none.
 """

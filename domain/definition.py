@@ -382,8 +382,10 @@ class Definition:
         return f"fields of {self.name!r} v{self.version}: {described}"
 
     def view_for(self, role: str) -> View:
-        """The role's view; a role without one sees every field and edits none (admin: all)."""
-        if role == "admin":
+        """The role's view. Without any views declared every role sees and edits every field
+        (as its role permits); once views are declared, a role without one sees every field
+        and edits none, except admin, who edits all."""
+        if not self.views or role == "admin":
             return self.views.get(role, View(role, see=None, edit=None))
         return self.views.get(role, View(role))
 

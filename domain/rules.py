@@ -93,13 +93,17 @@ def react(
         index += 1
         if level >= MAX_DEPTH:
             continue
+        known: dict[str, Any] = {}
         for rule in definition.rules:
             if fired >= MAX_FIRINGS:
                 break
             if event_type(trigger) not in rule.on:
                 continue
-            if rule.condition is not None and not rule.condition.holds(facts(case, trigger, actor)):
-                continue
+            if rule.condition is not None:
+                if known.get("version") != case.version:  # the facts change as rules act
+                    known = {"version": case.version, "facts": facts(case, trigger, actor)}
+                if not rule.condition.holds(known["facts"]):
+                    continue
             before = len(case.pending_events)
             run_actions(
                 case,

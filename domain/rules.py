@@ -192,10 +192,13 @@ def _escalate(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any
 def _notify(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
     notification = d.notifications[a.params["notification"]]
     known = facts(case)
+    recipients = [r for r in (recipient(case, to) for to in notification.to) if r]
+    if notification.channel == "email" and not recipients:
+        return  # nobody to write to (e.g. the field with the address is empty): no message
     case.request_notification(
         notification=notification.name,
         channel=notification.channel,
-        recipients=[r for r in (recipient(case, to) for to in notification.to) if r],
+        recipients=recipients,
         subject=notification.subject.render(known) if notification.subject else None,
         body=notification.body.render(known),
         target=notification.target,

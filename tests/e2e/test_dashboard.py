@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
-from infra.bootstrap import Container, build_api, build_projector
+from infra.bootstrap import Container, build_api, build_projector, install_case_types
 from infra.embedded import free_port
 from services.auth import Role
 from tests.integration.helpers import running
@@ -65,9 +65,10 @@ def test_a_handler_opens_works_and_reads_a_case_in_the_dashboard(
     page.fill("#key", keys[Role.HANDLER])
     page.click("#key-form button")
     page.click("#new-case summary")
+    expect(page.locator("#open-type")).to_have_value("generic")
     page.fill("#open-form [name=title]", "Water damage in the kitchen")
-    page.fill("#open-form [name=fields]", '{"amount": 1200}')
-    page.click("#open-form button")
+    page.fill("#open-fields textarea", '{"amount": 1200}')
+    page.click("#open-form button[type=submit]")
     row = page.locator("#cases tbody tr", has_text="Water damage in the kitchen")
     expect(row).to_be_visible(timeout=30_000)  # it went through Kafka to the projection
 
@@ -76,11 +77,13 @@ def test_a_handler_opens_works_and_reads_a_case_in_the_dashboard(
     page.click("[data-verb=assign] button")
     expect(page.locator("#history li")).to_have_count(2)
     expect(page.locator("#history li").nth(1)).to_contain_text("assignee: bob")
-    expect(row.locator("td").nth(3)).to_have_text("bob", timeout=15_000)
+    expect(row.locator("td").nth(5)).to_have_text("bob", timeout=15_000)
+    page.click("#transitions button[data-transition=start_work]")
+    expect(page.locator("#d-facts")).to_contain_text("In progress")
 
     page.fill("[data-verb=close] [name=reason]", "repaired")
     page.click("[data-verb=close] button")
-    expect(page.locator("#history li")).to_have_count(3)
+    expect(page.locator("#history li")).to_have_count(4)
     page.fill("[data-verb=close] [name=reason]", "twice")  # the case is closed already
     page.click("[data-verb=close] button")
     expect(page.locator("#error")).to_contain_text("reopen the case first")
@@ -89,6 +92,56 @@ def test_a_handler_opens_works_and_reads_a_case_in_the_dashboard(
     assert requested, "the page made no request"
     outside = [url for url in requested if not url.startswith(server)]
     assert outside == [], f"the dashboard fetched from outside the app: {outside}"
+
+
+CLAIM = {
+    "policy_number": "AB-123456",
+    "policy_holder": "P-77",
+    "incident_date": "2026-11-02",
+}
+
+
+def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitions(
+    server: str, page: Page, keys: dict[Role, str], container: Container, tmp_path: Path
+) -> None:
+    install_case_types(container.case_types, ("insurance_claim.yaml",))
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(server)
+    page.select_option("#language", "fr")
+    page.fill("#key", keys[Role.HANDLER])
+    page.click("#key-form button")
+    page.click("#new-case summary")
+    page.select_option("#open-type", "insurance_claim")
+    expect(page.locator("#open-type option:checked")).to_have_text("Déclaration de sinistre")
+    expect(page.locator("#open-fields")).to_contain_text("Montant réclamé *")
+    page.fill("#open-form [name=title]", "Dégât des eaux")
+    for name, value in CLAIM.items():
+        page.fill(f"#open-fields [data-field={name}]", value)
+    page.select_option("#open-fields [data-field=category]", "water_damage")
+    page.fill("#open-fields [data-field=claimed_amount] [data-part=amount]", "25000")
+    page.click("#open-form button[type=submit]")
+
+    expect(page.locator("#d-title")).to_have_text("Dégât des eaux", timeout=15_000)
+    listed = page.locator("#cases tbody tr", has_text="Dégât des eaux")
+    expect(listed).to_be_visible(timeout=30_000)
+    facts = page.locator("#d-facts")
+    expect(facts).to_contain_text("Déclaré")
+    expect(facts).to_contain_text("senior-property")  # routed by the decision table
+    expect(page.locator("#history")).to_contain_text("rule route_new_claim")
+    expect(page.locator("#slas")).to_contain_text("first_response: running")
+
+    page.locator("#transitions button", has_text="Commencer l'instruction").click()
+    expect(facts).to_contain_text("Expertise")  # a rule sends big claims to an expert
+    page.fill("#edit-fields [data-field=contact_email]", "not an address")
+    page.click("#save-fields")
+    expect(page.locator("#error")).to_contain_text("does not match the pattern")
+    page.fill("#edit-fields [data-field=contact_email]", "claimant@example.com")
+    page.click("#save-fields")
+    expect(page.locator("#history")).to_contain_text("FieldsUpdated")
+    expect(page.locator("#error")).to_be_hidden()
+    page.screenshot(path=str(tmp_path / "claim.png"), full_page=True)
+    assert [url for url in requested if not url.startswith(server)] == []
 
 
 def test_a_wrong_key_is_refused_with_a_way_forward(server: str, page: Page) -> None:

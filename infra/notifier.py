@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.context import CommandContext
 from domain.errors import DomainError
-from infra.kafka import new_producer
+from infra.kafka import ensure_topic, new_producer
 from infra.settings import Settings
 from services.application import CaseLedger
 
@@ -57,6 +57,7 @@ class Notifier:
         self.ledger = ledger
         self.role_addresses: dict[str, list[str]] = json.loads(settings.notify_role_addresses)
         self._producer: KafkaProducer | None = None
+        self._topics: set[str] = set()
         self.channels: dict[str, Callable[[str, Message], str]] = {
             "email": self.send_email,
             "webhook": self.send_webhook,
@@ -176,6 +177,10 @@ class Notifier:
         return f"webhook answered {answer.status_code}"
 
     def send_kafka(self, notification_id: str, message: Message) -> str:
+        topic = message["target"]
+        if topic not in self._topics:
+            ensure_topic(self.settings.model_copy(update={"kafka_topic": topic}))
+            self._topics.add(topic)
         if self._producer is None:
             self._producer = new_producer(self.settings)
         payload = json.dumps({"notification_id": notification_id, **message}).encode()

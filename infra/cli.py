@@ -315,6 +315,8 @@ def main() -> None:
         app()
     except (RuntimeError, OperationalError, DomainError) as error:
         typer.echo(f"caseledger: {error}", err=True)
+        if isinstance(error, DomainError) and error.hint:
+            typer.echo(f"  {error.hint}", err=True)
         sys.exit(1)
 
 

@@ -128,9 +128,10 @@ class CaseTypeRegistry(Application[UUID]):
             current = self.case_type(name).current
             if current is not None and self.version(name, current).document == document:
                 return current
-        name, version, problems = self.draft(document, reason, context)
-        if problems:
+        problems = problems_in(document, self.names())
+        if problems:  # nothing is stored for a document that could not be published
             raise InvalidDocument(problems)
+        name, version, _ = self.draft(document, reason, context)
         self.publish(name, version, reason, context)
         return version
 

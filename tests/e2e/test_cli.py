@@ -13,7 +13,22 @@ from infra.bootstrap import Container
 from infra.settings import Settings
 from tests.conftest import settings_env
 
-VERBS = ["up", "serve", "relay", "project", "status", "contracts", "keys", "keys create"]
+VERBS = [
+    "up",
+    "serve",
+    "relay",
+    "project",
+    "sla-watch",
+    "notify",
+    "status",
+    "contracts",
+    "keys",
+    "keys create",
+    "case-types",
+    "case-types load",
+    "case-types list",
+    "case-types migrate",
+]
 
 
 def caseledger(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -69,3 +84,31 @@ def test_without_a_database_the_error_says_what_to_do(tmp_path: Path) -> None:
     assert "DATABASE_URL is not set" in result.stderr
     assert "caseledger up" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_case_types_load_publishes_refuses_with_each_problem_and_migrates_as_a_dry_run(
+    settings: Settings, container: Container, tmp_path: Path
+) -> None:
+    env = settings_env(settings)
+    shipped = Path(__file__).resolve().parents[2] / "casetypes"
+    loaded = caseledger("case-types", "load", str(shipped / "customer_complaint.yaml"), env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "customer_complaint v1 is current" in loaded.stdout
+    again = caseledger("case-types", "load", str(shipped / "customer_complaint.yaml"), env=env)
+    assert "customer_complaint v1 is current" in again.stdout  # unchanged: not republished
+    broken = tmp_path / "broken.yaml"
+    text = (shipped / "customer_complaint.yaml").read_text()
+    broken.write_text(text.replace("deadline: 10d", "deadline: 10 days"))
+    refused = caseledger("case-types", "load", str(broken), env=env)
+    assert refused.returncode == 1
+    assert "'10 days' is not a duration" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    listed = caseledger("case-types", "list", env=env)
+    assert "customer_complaint       current v1" in listed.stdout
+    dry = caseledger("case-types", "migrate", "customer_complaint", "--to", "1", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "no open cases" in dry.stdout
+    missing = caseledger("case-types", "migrate", "customer_complaint", "--to", "2", env=env)
+    assert missing.returncode == 1
+    assert "has no version 2" in missing.stderr  # the refused document left no draft
+    assert "versions: 1" in missing.stderr

@@ -11,16 +11,13 @@ The format is described for administrators in ``docs/case-types.md``. Tests:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-import yaml
 from pydantic import ConfigDict, TypeAdapter
-from yaml.constructor import ConstructorError, SafeConstructor
 
 from domain.calendar import BusinessCalendar, calendar_from_document, parse_duration
 from domain.definition import (
@@ -33,7 +30,6 @@ from domain.definition import (
     State,
     Transition,
 )
-from domain.errors import InvalidCommand
 from services.case_type_checks import (
     EVENT_TYPES,
     FieldDoc,
@@ -53,151 +49,10 @@ from services.case_type_checks import (
     parse_value,
     shown,
 )
+from services.case_type_reading import InvalidDocument, read_document
 
-MAX_DOCUMENT_BYTES = 256 * 1024
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-JSON_TYPES = ("application/json",)
-_SHOWN_PROBLEMS = 10
+__all__ = ["InvalidDocument", "compile_definition", "problems_in", "read_document"]
 B = TypeVar("B")
-
-
-class InvalidDocument(InvalidCommand):
-    """A case-type document that cannot be read or compiled; ``problems`` lists each one as
-    ``path: problem``."""
-
-    code = "invalid_case_type"
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        count = len(self.problems)
-        shown = "; ".join(self.problems[:_SHOWN_PROBLEMS])
-        more = f"; and {count - _SHOWN_PROBLEMS} more" if count > _SHOWN_PROBLEMS else ""
-        super().__init__(
-            f"the case-type document has {count} problem{'s' * (count != 1)}: {shown}{more}",
-            hint="fix each problem at its path (such as states.review or rules[2].do[1]); "
-            "the format is described in docs/case-types.md",
-        )
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML restricted to plain data: the YAML 1.2 core scalars (only true/false are booleans,
-    so ``on:`` stays a key, and dates stay text), no anchors or aliases (no "billion laughs"),
-    no merge keys, no explicit tags, text keys only, no duplicate keys."""
-
-    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registries,
-    yaml_constructors: ClassVar[dict[Any, Any]] = {}  # emptied to allow only what we add
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise yaml.MarkedYAMLError(
-                problem="anchors and aliases (&name, *name) are not allowed; repeat the text",
-                problem_mark=event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str) or key in seen:
-                why = "appears twice" if key in seen else "must be text"
-                raise ConstructorError(
-                    problem=f"the key {key!r} {why}", problem_mark=key_node.start_mark
-                )
-            seen.add(key)
-        return mapping
-
-
-for _tag, _pattern, _first in (
-    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
-    ("int", r"^[-+]?[0-9]+$", list("-+0123456789")),
-    (
-        "float",
-        r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$",
-        list("-+.0123456789"),
-    ),
-):
-    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), _first)
-for _tag in ("null", "bool", "str", "seq", "map"):
-    _key = f"tag:yaml.org,2002:{_tag}"
-    _Loader.add_constructor(_key, SafeConstructor.yaml_constructors[_key])
-
-
-def _number_constructor(number: type[int] | type[float]) -> Any:
-    def construct(loader: _Loader, node: Any) -> int | float:
-        return number(loader.construct_scalar(node))
-
-    return construct
-
-
-for _tag, _number in (("int", int), ("float", float)):  # decimal, as in YAML 1.2 (08 is 8)
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _number_constructor(_number))
-_undefined: Any = SafeConstructor.construct_undefined
-_Loader.add_constructor(None, _undefined)
-
-
-def read_document(body: bytes, content_type: str) -> dict[str, Any]:
-    """The document in ``body``: YAML (``application/yaml``) or JSON (``application/json``),
-    UTF-8, at most 256 KiB, a mapping at the top. Refusals raise :class:`InvalidDocument`
-    whose problems name the line and column."""
-    media = content_type.split(";", maxsplit=1)[0].strip().lower()
-    if media not in (*YAML_TYPES, *JSON_TYPES):
-        raise InvalidDocument(
-            [
-                f"content type: {media or 'none'!r} is not supported; send "
-                f"{', '.join(YAML_TYPES)} or {JSON_TYPES[0]}"
-            ]
-        )
-    if len(body) > MAX_DOCUMENT_BYTES:
-        raise InvalidDocument(
-            [
-                f"document: {len(body)} bytes is over the limit of "
-                f"{MAX_DOCUMENT_BYTES} bytes (256 KiB)"
-            ]
-        )
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InvalidDocument([f"document: not UTF-8 text (byte {error.start})"]) from None
-    try:
-        document = _json(text) if media in JSON_TYPES else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as error:
-        raise InvalidDocument([_yaml_problem(error)]) from None
-    except json.JSONDecodeError as error:
-        raise InvalidDocument([f"line {error.lineno}, column {error.colno}: {error.msg}"]) from None
-    except (yaml.YAMLError, ValueError) as error:
-        raise InvalidDocument([f"document: {error}"]) from None
-    except RecursionError:
-        raise InvalidDocument(["document: nested too deeply"]) from None
-    if not isinstance(document, dict):
-        kind = "empty" if document is None else f"a {type(document).__name__}"
-        raise InvalidDocument(
-            [f"document: is {kind}; it must be a mapping of {', '.join(TOP_KEYS[:4])}, …"]
-        )
-    return document
-
-
-def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
-    mark = error.problem_mark or error.context_mark
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
-    return f"{where}: {', '.join(filter(None, (error.context, error.problem)))}"
-
-
-def _json(text: str) -> Any:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        mapping = dict(items)
-        if len(mapping) != len(items):
-            twice = next(k for k in mapping if sum(1 for key, _ in items if key == k) > 1)
-            raise ValueError(f"the key {twice!r} appears twice")
-        return mapping
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
-    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
 def problems_in(

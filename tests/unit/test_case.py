@@ -277,3 +277,41 @@ def test_values_that_could_not_be_stored_or_published_are_refused(
     """Adapters bypass the API's schema, so the domain itself refuses these."""
     with pytest.raises(InvalidCommand):
         Case.open(GENERIC, title, fields, None, CTX, T0)
+
+
+OFFICE = """
+name: office
+labels: {en: Office}
+calendar:
+  timezone: Europe/Paris
+  hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"],
+          thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+  holidays: ["2026-12-25"]
+states:
+  open: {initial: true, labels: {en: Open}}
+  waiting: {labels: {en: Waiting}}
+transitions:
+  wait: {from: open, to: waiting}
+  resume: {from: waiting, to: open}
+slas:
+  - {name: answer, deadline: 4h, warn_at: [50], paused_in: [waiting]}
+"""
+
+
+def test_sla_deadlines_count_working_hours_across_weekends_holidays_and_pauses() -> None:
+    office = from_yaml(OFFICE)
+    friday_3pm = datetime(2026, 12, 18, 14, 0, tzinfo=UTC)  # 15:00 in Paris
+    case = Case.open(office, "late friday", {}, None, CTX, friday_3pm)
+    # 2 h on Friday, then Monday 09:00-11:00 Paris = 10:00 UTC
+    assert case.clocks["answer"].due == {
+        "warning:50": "2026-12-18T16:00:00+00:00",
+        "deadline": "2026-12-21T10:00:00+00:00",
+    }
+    # paused on Monday 10:00 Paris (1 h left), resumed on Thursday 24th at 16:30 Paris:
+    # 30 min that day, Christmas is a holiday, the last 30 min on Monday 28th 09:30 Paris
+    case.transition(office, "wait", None, CTX, datetime(2026, 12, 21, 9, 0, tzinfo=UTC), {})
+    case.transition(office, "resume", None, CTX, datetime(2026, 12, 24, 15, 30, tzinfo=UTC), {})
+    assert case.clocks["answer"].due == {
+        "warning:50": "2026-12-24T15:30:00+00:00",  # passed while paused, never fired: due now
+        "deadline": "2026-12-28T08:30:00+00:00",
+    }

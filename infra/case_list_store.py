@@ -2,7 +2,9 @@
 
 Each row carries the case version it reflects. An event is applied only when it is the next
 version of its case, in the same transaction as the row change: a duplicate is skipped and a
-gap (a version jump) is filled from the event store first.
+gap (a version jump) is filled from the event store first. The same transaction keeps the
+case's ``sla_timers`` and ``notification_outbox`` rows in step (``projections.work_queues``),
+so they share the row's version check and change exactly once per event too.
 """
 
 from __future__ import annotations

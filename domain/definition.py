@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
 
 from domain.calendar import BusinessCalendar
@@ -169,16 +169,6 @@ _CHECKS = {
     "party": _check_reference,
     "document": _check_reference,
 }
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    """A bound (minimum, maximum) as a Decimal, for the document parser."""
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
 
 
 @dataclass(frozen=True)
@@ -388,12 +378,6 @@ class Definition:
         if not self.views or role == "admin":
             return self.views.get(role, View(role, see=None, edit=None))
         return self.views.get(role, View(role))
-
-    def slas_for(self, status: str) -> list[Sla]:
-        """The SLAs that run while a case is in ``status``."""
-        if self.is_final(status):
-            return []
-        return [s for s in self.slas if s.state is None or s.state == status]
 
 
 def _forbidden(name: str, roles: tuple[str, ...]) -> NotAllowed:

@@ -199,11 +199,6 @@ class CaseListStore:
                 (now, limit),
             ).fetchall()
 
-    def next_timer(self) -> datetime | None:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT min(due_at) AS due FROM sla_timers").fetchone()
-        return row["due"] if row else None
-
     def _locked_row(self, conn: Connection[DictRow], case_id: str) -> CaseRow | None:
         row = conn.execute(
             "SELECT * FROM case_list WHERE case_id = %s FOR UPDATE", (case_id,)

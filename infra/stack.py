@@ -108,9 +108,7 @@ def _development_keys(store: PostgresKeyStore, path: Path) -> dict[str, str]:
     return keys
 
 
-def _announce(
-    settings: Settings, keys: dict[str, str], log_dir: Path, mail: Path | None
-) -> None:
+def _announce(settings: Settings, keys: dict[str, str], log_dir: Path, mail: Path | None) -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo("")
     typer.echo(f"caseledger is up:  API {base}   docs {base}/docs   health {base}/health")

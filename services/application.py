@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.case import Case
 from domain.context import CommandContext
-from domain.definition import Definition, View
+from domain.definition import Definition
 from domain.rules import facts, react, run_actions
 from domain.sla import sla_named
 from services.errors import CaseNotFound, VersionConflict
@@ -193,9 +193,6 @@ class CaseLedger(Application[UUID]):
     def definition_of(self, case: Case) -> Definition:
         """The case type version the case is pinned to."""
         return self.definitions.definition(case.case_type, case.case_type_version)
-
-    def view_of(self, case: Case, role: str) -> View:
-        return self.definition_of(case).view_for(role)
 
     def history(self, case_id: UUID) -> list[Case.Event]:
         """Every event of the case, in version order."""

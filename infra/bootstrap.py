@@ -171,4 +171,5 @@ def status_report(container: Container) -> dict[str, Any]:
         "projections": {
             "case_list": {**container.case_list.state(), "lag": container.case_list.lag()}
         },
+        "work": container.case_list.work_waiting(),
     }

@@ -199,6 +199,19 @@ class CaseListStore:
                 (now, limit),
             ).fetchall()
 
+    def work_waiting(self) -> dict[str, int]:
+        """SLA milestones overdue and notifications undelivered, for ``caseledger status``:
+        both should stay near zero while the SLA watcher and the notifier run."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM sla_timers WHERE due_at <= now()) AS sla_overdue,"
+                " (SELECT count(*) FROM sla_timers) AS sla_timers,"
+                " (SELECT count(*) FROM notification_outbox) AS notifications_pending,"
+                " (SELECT count(*) FROM notification_outbox WHERE attempts > 0)"
+                " AS notifications_retrying"
+            ).fetchone()
+        return {k: int(v) for k, v in (row or {}).items()}
+
     def _locked_row(self, conn: Connection[DictRow], case_id: str) -> CaseRow | None:
         row = conn.execute(
             "SELECT * FROM case_list WHERE case_id = %s FOR UPDATE", (case_id,)

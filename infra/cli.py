@@ -267,8 +267,9 @@ def keys_create(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
 ) -> None:
-    """Show the database, the broker and topic, and the position and lag of the relay and of
-    each projection (lag is counted against the event store's head)."""
+    """Show the database, the broker and topic, the position and lag of the relay and of
+    each projection (lag is counted against the event store's head), and the SLA timers and
+    notifications waiting (overdue timers mean the SLA watcher is not running)."""
     from infra.bootstrap import bootstrap, status_report
 
     container = bootstrap(_settings(), name="cli")
@@ -288,6 +289,12 @@ def status(
     for name, state in report["projections"].items():
         applied = state.get("applied_events", 0)
         typer.echo(f"projection {name}: applied {applied}  lag {state['lag']}")
+    work = report["work"]
+    typer.echo(
+        f"SLA timers: {work['sla_timers']} running, {work['sla_overdue']} overdue   "
+        f"notifications: {work['notifications_pending']} pending, "
+        f"{work['notifications_retrying']} retrying"
+    )
 
 
 @app.command()

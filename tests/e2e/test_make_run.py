@@ -131,6 +131,7 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
         assert report["relay"]["lag"] == 0
         samples_rules_and_mail(base, keys, tmp_path / ".caseledger" / "mail")
         assert report["projections"]["case_list"]["lag"] == 0
+        assert report["work"]["sla_overdue"] == 0
         assert report["kafka"]["bootstrap_servers"] == f"127.0.0.1:{broker_port}"
     assert not port_open(api_port) and not port_open(broker_port), "Ctrl-C left a server up"
     assert not (tmp_path / ".caseledger" / "stack.env").exists()

@@ -108,9 +108,12 @@ def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitio
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(server)
-    page.select_option("#language", "fr")
     page.fill("#key", keys[Role.HANDLER])
     page.click("#key-form button")
+    page.select_option("#language", "fr")
+    page.reload()  # the choice of language is remembered
+    expect(page.locator("#language")).to_have_value("fr")
+
     page.click("#new-case summary")
     page.select_option("#open-type", "insurance_claim")
     expect(page.locator("#open-type option:checked")).to_have_text("Déclaration de sinistre")
@@ -123,23 +126,51 @@ def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitio
     page.click("#open-form button[type=submit]")
 
     expect(page.locator("#d-title")).to_have_text("Dégât des eaux", timeout=15_000)
-    listed = page.locator("#cases tbody tr", has_text="Dégât des eaux")
-    expect(listed).to_be_visible(timeout=30_000)
     facts = page.locator("#d-facts")
     expect(facts).to_contain_text("Déclaré")
     expect(facts).to_contain_text("senior-property")  # routed by the decision table
     expect(page.locator("#history")).to_contain_text("rule route_new_claim")
     expect(page.locator("#slas")).to_contain_text("first_response: running")
 
+    page.select_option("#filters [name=case_type]", "insurance_claim")
+    listed = page.locator("#cases tbody tr", has_text="Dégât des eaux")
+    expect(listed).to_be_visible(timeout=30_000)
+    expect(page.locator("#cases thead")).to_contain_text("Nature du sinistre")  # handler columns
+    expect(listed).to_contain_text("water_damage")
+    expect(listed).to_contain_text("senior-property")
+
     page.locator("#transitions button", has_text="Commencer l'instruction").click()
     expect(facts).to_contain_text("Expertise")  # a rule sends big claims to an expert
+    expect(page.locator("#history")).to_contain_text("rule big_claims_need_an_expert")
     page.fill("#edit-fields [data-field=contact_email]", "not an address")
     page.click("#save-fields")
     expect(page.locator("#error")).to_contain_text("does not match the pattern")
+    expect(page.locator("#error")).to_contain_text("Hint: fields of 'insurance_claim'")
     page.fill("#edit-fields [data-field=contact_email]", "claimant@example.com")
     page.click("#save-fields")
     expect(page.locator("#history")).to_contain_text("FieldsUpdated")
     expect(page.locator("#error")).to_be_hidden()
+
+    page.locator("#transitions button", has_text="Rapport d'expertise reçu").click()
+    expect(facts).to_contain_text("En instruction")
+    page.locator("#transitions button", has_text="Accepter").click()
+    expect(facts).to_contain_text("Accepté")
+    page.locator("#transitions button", has_text="Indemniser").click()  # requires an amount
+    needs = page.locator("#needs-form")
+    expect(needs).to_contain_text("Montant de l'indemnité *")
+    page.fill("#needs-fields [data-field=settlement_amount] [data-part=amount]", "30000")
+    page.fill("#transition-form [name=reason]", "expert report")
+    needs.locator("button[type=submit]").click()
+    error = page.locator("#error")
+    expect(error).to_contain_text("is not allowed now")  # more than was claimed
+    expect(error).to_contain_text("Hint: change the case so the condition holds")
+    expect(facts).to_contain_text("Accepté")
+    page.fill("#needs-fields [data-field=settlement_amount] [data-part=amount]", "20000")
+    needs.locator("button[type=submit]").click()
+    expect(facts).to_contain_text("Indemnisé")
+    expect(facts).to_contain_text("20000 EUR")
+    expect(needs).to_be_hidden()
+    expect(page.locator("#transitions")).to_have_text("none available")
     page.screenshot(path=str(tmp_path / "claim.png"), full_page=True)
     assert [url for url in requested if not url.startswith(server)] == []
 

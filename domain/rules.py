@@ -94,10 +94,11 @@ def react(
         if level >= MAX_DEPTH:
             continue
         known: dict[str, Any] = {}
+        kind = event_type(trigger)
         for rule in definition.rules:
             if fired >= MAX_FIRINGS:
                 break
-            if event_type(trigger) not in rule.on:
+            if kind not in rule.on:
                 continue
             if rule.condition is not None:
                 if known.get("version") != case.version:  # the facts change as rules act
@@ -109,7 +110,7 @@ def react(
                 case,
                 definition,
                 rule.name,
-                event_type(trigger),
+                kind,
                 trigger.originator_version,
                 rule.actions,
                 context,

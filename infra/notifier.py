@@ -1,13 +1,21 @@
 """The notifier: sends the notifications that case-type rules requested, and records on each
 case whether it was delivered.
 
-The projection keeps ``notification_outbox`` (one row per requested notification not yet
-delivered or given up). The notifier sends each row through its channel (e-mail over SMTP, an
-HTTP webhook, a Kafka topic), then records ``NotificationSent`` (or, after the last attempt,
-``NotificationFailed``) on the case; the projection then removes the row. A crash between
-sending and recording sends the message again: delivery is at-least-once, and every message
-carries the notification id (``Message-ID``, ``X-Caseledger-Notification``, the Kafka key) so
-receivers can drop a repeat. Run it with ``caseledger notify``.
+The projection keeps ``notification_outbox`` (one row per requested notification whose outcome
+is not recorded yet). The notifier claims one due row at a time (several notifiers may run:
+a claimed row is hidden from the others for :data:`CLAIM_S` seconds), sends it through its
+channel (e-mail over SMTP, an HTTP webhook, a Kafka topic), records ``NotificationSent`` (or,
+after the last attempt, ``NotificationFailed``) on the case and drops the row. A failed attempt
+is retried after 2, 4, 8... seconds.
+
+Delivery is at-least-once: a notifier that dies after sending but before recording leaves the
+row claimed, and it is sent again once the claim expires, so a crash repeats a message at
+most once more. A row whose outcome the case already holds is dropped without sending. Every
+message carries the notification id (``Message-ID`` and ``X-Caseledger-Notification`` of an
+e-mail, the ``X-Caseledger-Notification`` header and the ``notification_id`` of a webhook's
+JSON, the key and a header of a Kafka record) so receivers can drop a repeat.
+
+Run it with ``caseledger notify``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from uuid import UUID
 
 import requests
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
@@ -37,10 +46,20 @@ from services.application import CaseLedger
 log = logging.getLogger(__name__)
 NOTIFIER = CommandContext(actor_id="notifier", actor_role="system")
 Message = dict[str, Any]
+CLAIM_S = 120  # a claimed row is retried after this long: well over a send's timeouts
+SEND_TIMEOUT_S = 10
+_CLAIM = """
+UPDATE notification_outbox SET next_attempt_at = now() + make_interval(secs => %s)
+WHERE notification_id = (
+    SELECT notification_id FROM notification_outbox WHERE next_attempt_at <= now()
+    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING notification_id, case_id, message, attempts
+"""
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver a message; the text says why."""
+    """A channel could not deliver a message; the text says why and what to do about it."""
 
 
 class Notifier:
@@ -73,31 +92,61 @@ class Notifier:
             stop.wait(self.settings.notify_poll_s)
 
     def run_once(self, limit: int = 100) -> int:
-        """Try every notification whose next attempt is due; answers how many were sent."""
+        """Try up to ``limit`` notifications whose next attempt is due; answers how many were
+        sent."""
         sent = 0
-        for row in self._due(limit):
+        for _ in range(limit):
+            row = self._claim()
+            if row is None:
+                break
             notification_id, message = str(row["notification_id"]), row["message"]
+            if not self._awaited(row["case_id"], notification_id):
+                self._drop(notification_id)  # recorded already: the projection lags behind
+                continue
             try:
-                detail = self.channels[message["channel"]](notification_id, message)
-            except (DeliveryError, KeyError) as error:
+                detail = self._send(notification_id, message)
+            except DeliveryError as error:
                 self._failed(row, str(error))
+                continue
+            except Exception as error:  # a channel's surprise fails this message, not the poll
+                log.exception("notification %s: unexpected error", notification_id)
+                self._failed(row, f"unexpected error ({type(error).__name__}: {error})")
                 continue
             self._record(row["case_id"], notification_id, None, detail)
             sent += 1
         return sent
 
-    def _due(self, limit: int) -> list[dict[str, Any]]:
+    def _claim(self) -> dict[str, Any] | None:
+        """The next due row, hidden from other notifiers for :data:`CLAIM_S` seconds."""
         with self.pool.connection() as conn:
-            return conn.execute(
-                "SELECT notification_id, case_id, message, attempts FROM notification_outbox"
-                " WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT %s",
-                (limit,),
-            ).fetchall()
+            return conn.execute(_CLAIM, (CLAIM_S,)).fetchone()
+
+    def _awaited(self, case_id: UUID, notification_id: str) -> bool:
+        """Whether the case still waits for this notification's outcome."""
+        try:
+            case = self.ledger.get_case(case_id)
+        except DomainError as problem:
+            log.error("notification %s: %s", notification_id, problem.message)
+            return False
+        return case.notifications.get(notification_id) == "requested"
+
+    def _send(self, notification_id: str, message: Message) -> str:
+        channel = self.channels.get(message.get("channel", ""))
+        if channel is None:
+            raise DeliveryError(
+                f"unknown channel {message.get('channel')!r}; channels are "
+                f"{', '.join(self.channels)}: correct the notification in its case type"
+            )
+        return channel(notification_id, message)
 
     def _failed(self, row: dict[str, Any], error: str) -> None:
         attempts = row["attempts"] + 1
         log.warning(
-            "notification %s failed (attempt %d): %s", row["notification_id"], attempts, error
+            "notification %s failed (attempt %d of %d): %s",
+            row["notification_id"],
+            attempts,
+            self.settings.notify_max_attempts,
+            error,
         )
         if attempts >= self.settings.notify_max_attempts:
             self._record(row["case_id"], str(row["notification_id"]), error, "")
@@ -111,16 +160,20 @@ class Notifier:
             )
 
     def _record(self, case_id: UUID, notification_id: str, error: str | None, detail: str) -> None:
+        """Record the outcome on the case, then drop the row (the projection would drop it
+        too, when it applies the event). If recording fails, the claim expires and the
+        message is sent again."""
         try:
             self.ledger.record_delivery(case_id, notification_id, error, detail, NOTIFIER)
         except DomainError as problem:
             log.error("could not record notification %s: %s", notification_id, problem.message)
             return
-        with self.pool.connection() as conn:  # don't wait for the projection to drop the row
+        self._drop(notification_id)
+
+    def _drop(self, notification_id: str) -> None:
+        with self.pool.connection() as conn:
             conn.execute(
-                "UPDATE notification_outbox SET next_attempt_at = now() + interval '1 hour'"
-                " WHERE notification_id = %s",
-                (notification_id,),
+                "DELETE FROM notification_outbox WHERE notification_id = %s", (notification_id,)
             )
 
     # -- channels --------------------------------------------------------------------------
@@ -154,46 +207,107 @@ class Notifier:
         mail["X-Caseledger-Notification"] = notification_id
         mail.set_content(message["body"])
         url = urlsplit(self.settings.smtp_url)
+        relay = f"{url.hostname or 'localhost'}:{url.port or 25}"
         try:
-            with smtplib.SMTP(url.hostname or "localhost", url.port or 25, timeout=10) as smtp:
-                smtp.send_message(mail)
-        except (OSError, smtplib.SMTPException) as error:
-            raise DeliveryError(f"SMTP: {error}") from error
-        return f"mailed to {', '.join(to)}"
+            with smtplib.SMTP(
+                url.hostname or "localhost", url.port or 25, timeout=SEND_TIMEOUT_S
+            ) as smtp:
+                refused = smtp.send_message(mail)
+        except smtplib.SMTPRecipientsRefused as error:
+            raise DeliveryError(
+                f"the mail relay at {relay} refused every recipient ({_refusals(error.recipients)})"
+                "; correct the addresses (roles' addresses are in CASELEDGER_NOTIFY_ROLE_ADDRESSES)"
+            ) from error
+        except smtplib.SMTPException as error:
+            raise DeliveryError(
+                f"the mail relay at {relay} refused the message ({error}); check the relay's log "
+                "and that it accepts mail from CASELEDGER_MAIL_FROM"
+            ) from error
+        except OSError as error:
+            raise DeliveryError(
+                f"could not reach the mail relay at {relay} ({_reason(error)}); start it, or "
+                "point CASELEDGER_SMTP_URL (smtp://host:port) at a running one"
+            ) from error
+        delivered = [address for address in to if address not in refused]
+        detail = f"mailed to {', '.join(delivered)} through {relay}"
+        return f"{detail}; refused: {_refusals(refused)}" if refused else detail
 
     def send_webhook(self, notification_id: str, message: Message) -> str:
+        url = str(message.get("target") or "")
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no credentials, path
+        fix = (
+            f"correct the url of notification {message.get('notification')!r} in a new version "
+            f"of case type {message.get('case_type')!r}"
+        )
         payload = {"notification_id": notification_id, **message}
         try:
             answer = requests.post(
-                message["target"],
+                url,
                 json=payload,
-                timeout=10,
+                timeout=SEND_TIMEOUT_S,
                 headers={"X-Caseledger-Notification": notification_id},
             )
+        except requests.Timeout as error:
+            raise DeliveryError(
+                f"webhook {origin} did not answer within {SEND_TIMEOUT_S} s; check that the "
+                f"receiver is up and reachable from the notifier, or {fix}"
+            ) from error
         except requests.RequestException as error:
-            raise DeliveryError(f"webhook: {error}") from error
+            raise DeliveryError(
+                f"webhook {origin}: could not deliver ({_reason(error)}); check that the "
+                f"receiver is up and reachable from the notifier, or {fix}"
+            ) from error
         if answer.status_code >= 300:
-            raise DeliveryError(f"webhook answered {answer.status_code}: {answer.text[:200]}")
-        return f"webhook answered {answer.status_code}"
+            raise DeliveryError(
+                f"webhook {origin} answered {answer.status_code}: {answer.text[:200]!r}; the "
+                f"receiver refused the message: check its log, or {fix}"
+            )
+        return f"webhook {origin} answered {answer.status_code}"
 
     def send_kafka(self, notification_id: str, message: Message) -> str:
-        topic = message["target"]
-        if topic not in self._topics:
-            ensure_topic(self.settings.model_copy(update={"kafka_topic": topic}))
-            self._topics.add(topic)
-        if self._producer is None:
-            self._producer = new_producer(self.settings)
+        topic = str(message.get("target") or "")
         payload = json.dumps({"notification_id": notification_id, **message}).encode()
         try:
+            if topic not in self._topics:
+                ensure_topic(self.settings.model_copy(update={"kafka_topic": topic}))
+                self._topics.add(topic)
+            if self._producer is None:
+                self._producer = new_producer(self.settings)
             meta = self._producer.send(
-                message["target"], key=notification_id.encode(), value=payload
-            ).get(timeout=10)
-        except Exception as error:
-            self._producer.close()
-            self._producer = None
-            raise DeliveryError(f"kafka: {error}") from error
-        return f"published to {meta.topic} partition {meta.partition} offset {meta.offset}"
+                topic,
+                key=notification_id.encode(),
+                value=payload,
+                headers=[("X-Caseledger-Notification", notification_id.encode())],
+            ).get(timeout=SEND_TIMEOUT_S)
+        except (KafkaError, OSError) as error:
+            self.close()  # a fresh producer after a broker restart (KAFKA_NOTES.md)
+            raise DeliveryError(
+                f"could not publish to Kafka topic {topic!r} ({_reason(error)}); check that the "
+                "brokers in KAFKA_BOOTSTRAP_SERVERS run and accept the topic"
+            ) from error
+        return (
+            f"published to Kafka topic {meta.topic} partition {meta.partition} offset {meta.offset}"
+        )
 
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close()
+            self._producer = None
+
+
+def _reason(error: BaseException) -> str:
+    """The root cause of ``error`` in a few words (e.g. ``Connection refused``)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(error) or type(error).__name__
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    return ", ".join(
+        f"{address}: {code} {text.decode(errors='replace')}"
+        for address, (code, text) in refused.items()
+    )

@@ -215,17 +215,18 @@ class Notifier:
                 refused = smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused as error:
             raise DeliveryError(
-                f"the mail relay at {relay} refused every recipient ({_refusals(error.recipients)})"
-                "; correct the addresses (roles' addresses are in CASELEDGER_NOTIFY_ROLE_ADDRESSES)"
+                f"SMTP: the mail relay at {relay} refused every recipient"
+                f" ({_refusals(error.recipients)}); correct the addresses (roles' addresses are in"
+                " CASELEDGER_NOTIFY_ROLE_ADDRESSES)"
             ) from error
         except smtplib.SMTPException as error:
             raise DeliveryError(
-                f"the mail relay at {relay} refused the message ({error}); check the relay's log "
-                "and that it accepts mail from CASELEDGER_MAIL_FROM"
+                f"SMTP: the mail relay at {relay} refused the message ({error}); check the"
+                " relay's log, and that it accepts mail from CASELEDGER_MAIL_FROM"
             ) from error
         except OSError as error:
             raise DeliveryError(
-                f"could not reach the mail relay at {relay} ({_reason(error)}); start it, or "
+                f"SMTP: could not reach the mail relay at {relay} ({_reason(error)}); start it, or "
                 "point CASELEDGER_SMTP_URL (smtp://host:port) at a running one"
             ) from error
         delivered = [address for address in to if address not in refused]
@@ -250,17 +251,17 @@ class Notifier:
             )
         except requests.Timeout as error:
             raise DeliveryError(
-                f"webhook {origin} did not answer within {SEND_TIMEOUT_S} s; check that the "
+                f"webhook: {origin} did not answer within {SEND_TIMEOUT_S} s; check that the "
                 f"receiver is up and reachable from the notifier, or {fix}"
             ) from error
         except requests.RequestException as error:
             raise DeliveryError(
-                f"webhook {origin}: could not deliver ({_reason(error)}); check that the "
+                f"webhook: could not deliver to {origin} ({_reason(error)}); check that the "
                 f"receiver is up and reachable from the notifier, or {fix}"
             ) from error
         if answer.status_code >= 300:
             raise DeliveryError(
-                f"webhook {origin} answered {answer.status_code}: {answer.text[:200]!r}; the "
+                f"webhook: {origin} answered {answer.status_code}: {answer.text[:200]!r}; the "
                 f"receiver refused the message: check its log, or {fix}"
             )
         return f"webhook {origin} answered {answer.status_code}"
@@ -283,7 +284,7 @@ class Notifier:
         except (KafkaError, OSError) as error:
             self.close()  # a fresh producer after a broker restart (KAFKA_NOTES.md)
             raise DeliveryError(
-                f"could not publish to Kafka topic {topic!r} ({_reason(error)}); check that the "
+                f"kafka: could not publish to topic {topic!r} ({_reason(error)}); check that the "
                 "brokers in KAFKA_BOOTSTRAP_SERVERS run and accept the topic"
             ) from error
         return (

@@ -40,7 +40,7 @@ class SlaWatcher:
         self.view = view
         self.poll_s = poll_s
         self.clock = clock
-        self._issued: dict[tuple[UUID, str, str, int], float] = {}
+        self._issued: dict[tuple[UUID, str, str, int, datetime], float] = {}
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -55,18 +55,34 @@ class SlaWatcher:
         now, recorded = self.clock(), 0
         self._forget_old()
         for timer in self.view.due_timers(now, limit):
-            key = (timer["case_id"], timer["sla"], timer["milestone"], timer["run"])
+            # The due time is part of the key: a clock paused and resumed re-times its
+            # milestones, and the new time must not wait for the old attempt to be forgotten.
+            case_id, sla, milestone, run = (
+                timer[k] for k in ("case_id", "sla", "milestone", "run")
+            )
+            key = (case_id, sla, milestone, run, timer["due_at"])
             if key in self._issued:
                 continue
             self._issued[key] = time.monotonic()
             try:
-                if self.ledger.reach_sla_milestone(
-                    timer["case_id"], timer["sla"], timer["run"], timer["milestone"], WATCHER
-                ):
-                    recorded += 1
-                    log.info("SLA %s %s of case %s", timer["sla"], timer["milestone"], key[0])
+                done = self.ledger.reach_sla_milestone(case_id, sla, run, milestone, WATCHER)
             except DomainError as error:
                 log.warning("could not record SLA milestone %s: %s", key, error.message)
+                continue
+            except Exception:
+                del self._issued[key]  # not attempted for good: try again at the next poll
+                raise
+            if done:
+                recorded += 1
+                log.info("recorded SLA %s %s of case %s", sla, milestone, case_id)
+            else:
+                log.debug(
+                    "SLA %s %s of case %s: nothing to record (recorded already, or its clock"
+                    " moved on)",
+                    sla,
+                    milestone,
+                    case_id,
+                )
         return recorded
 
     def _forget_old(self) -> None:

@@ -504,7 +504,10 @@ BAD = [
     ),
     pytest.param(
         post(
-            f"/cases/{CASE}/transitions", {"transition": "wait", "reason": "\x00"}, 422, "reason",
+            f"/cases/{CASE}/transitions",
+            {"transition": "wait", "reason": "\x00"},
+            422,
+            "reason",
             "NUL",
         ),
         id="transition-reason-nul",

@@ -101,7 +101,7 @@ class Notifier:
                 break
             notification_id, message = str(row["notification_id"]), row["message"]
             if not self._awaited(row["case_id"], notification_id):
-                self._drop(notification_id)  # recorded already: the projection lags behind
+                self._drop(notification_id)  # recorded already (the view lags), or no case
                 continue
             try:
                 detail = self._send(notification_id, message)

@@ -75,19 +75,26 @@ class Relay:
             if not self._become_leader(listener, stop):
                 return
             listener.execute(SQL("LISTEN {0}").format(self.reader.channel))
-            while not stop.is_set():
-                try:
-                    if self.publish_next_batch():
-                        backoff = 0.5
+            try:
+                while not stop.is_set():
+                    try:
+                        if self.publish_next_batch():
+                            backoff = 0.5
+                            continue
+                    except KafkaError as error:
+                        log.warning("broker error, recreating the producer: %s", error)
+                        self._drop_producer()
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, 10.0)
                         continue
-                except KafkaError as error:
-                    log.warning("broker error, recreating the producer: %s", error)
-                    self._drop_producer()
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                for _ in listener.notifies(timeout=self.settings.relay_idle_wait_s, stop_after=1):
-                    pass
+                    for _ in listener.notifies(
+                        timeout=self.settings.relay_idle_wait_s, stop_after=1
+                    ):
+                        pass
+            finally:  # the connection goes back to the pool: leave it holding nothing
+                with contextlib.suppress(Exception):
+                    listener.execute("UNLISTEN *")
+                    listener.execute("SELECT pg_advisory_unlock(%s)", (_LEADER_LOCK,))
         self._drop_producer()
 
     def _become_leader(self, conn: Connection[DictRow], stop: threading.Event) -> bool:

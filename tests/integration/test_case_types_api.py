@@ -561,3 +561,195 @@ def test_bad_administration_requests_get_a_clear_4xx_and_change_nothing(
     assert mention.lower() in json.dumps(answer.json()).lower()
     assert client.get("/case-types/generic/history", headers=admin).json() == history
     assert [t["name"] for t in client.get("/case-types", headers=admin).json()] == ["generic"]
+
+
+# -- issue 7: durations, drafts and text that cannot be stored -------------------------------
+
+SMALL = {
+    "name": "tiny",
+    "labels": {"en": "Tiny"},
+    "states": {"open": {"initial": True}, "done": {"final": True}},
+    "transitions": {"finish": {"from": "open", "to": "done"}},
+}
+
+
+def test_an_sla_that_would_run_for_millennia_is_refused_by_path_and_nothing_is_published(
+    client: TestClient, keys: dict[Role, str], container: Container
+) -> None:
+    admin = keys[Role.ADMIN]
+    document = {**SMALL, "slas": [{"name": "forever", "deadline": "9000000d", "warn_at": [50]}]}
+    drafted = post_document(client, admin, document)
+    assert drafted.status_code == 201, drafted.text
+    assert any(p.startswith("slas[0].deadline: '9000000d'") for p in drafted.json()["problems"])
+    before = stored_event_count(container)
+    refused = publish(client, admin, "tiny", 1)
+    assert refused.status_code == 422
+    assert "slas[0].deadline" in refused.json()["detail"]
+    opened = client.post(
+        "/cases", json={"case_type": "tiny", "title": "t", "fields": {}}, headers=auth(admin)
+    )
+    assert opened.status_code == 422
+    assert stored_event_count(container) == before
+
+
+def discard(client: TestClient, key: str, name: str, version: int, reason: str = "obsolete") -> Any:
+    return client.delete(
+        f"/case-types/{name}/versions/{version}", params={"reason": reason}, headers=auth(key)
+    )
+
+
+def test_drafts_are_capped_and_a_discarded_draft_appears_nowhere(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    admin = keys[Role.ADMIN]
+    for n in range(10):
+        assert post_document(client, admin, {**SMALL, "labels": {"en": f"Tiny {n}"}}).status_code == 201
+    refused = post_document(client, admin, SMALL)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert "10 unpublished drafts" in body["detail"]
+    assert "DELETE /case-types/tiny/versions/1" in body["hint"]
+    assert "caseledger case-types discard tiny 1" in body["hint"]
+
+    assert discard(client, keys[Role.MANAGER], "tiny", 3).status_code == 403
+    gone = discard(client, admin, "tiny", 10, "typo in the labels")
+    assert gone.status_code == 200, gone.text
+    assert gone.json() == {
+        "name": "tiny",
+        "version": 10,
+        "status": "discarded",
+        "discarded_by": "test-admin",
+        "reason": "typo in the labels",
+    }
+    listed = client.get("/case-types", headers=auth(keys[Role.AUDITOR])).json()
+    assert next(t for t in listed if t["name"] == "tiny") == {
+        "name": "tiny",
+        "label": "Tiny 8",
+        "current_version": None,
+        "latest_version": 9,
+    }
+    shown = client.get("/case-types/tiny", headers=auth(admin)).json()
+    assert [v["version"] for v in shown["versions"]] == list(range(1, 10))
+    missing = client.get("/case-types/tiny/versions/10", headers=auth(admin))
+    assert missing.status_code == 404
+    assert "discarded by test-admin: typo in the labels" in missing.json()["detail"]
+    assert discard(client, admin, "tiny", 10).status_code == 404
+    history = client.get("/case-types/tiny/history", headers=auth(admin)).json()
+    assert (history[-1]["type"], history[-1]["version"], history[-1]["reason"]) == (
+        "DraftDiscarded",
+        10,
+        "typo in the labels",
+    )
+
+    redrafted = post_document(client, admin, SMALL)
+    assert redrafted.json()["version"] == 11
+    assert publish(client, admin, "tiny", 11).status_code == 200
+    kept = discard(client, admin, "tiny", 11)
+    assert kept.status_code == 409
+    assert "published" in kept.json()["detail"]
+    for version in range(1, 10):
+        assert discard(client, admin, "tiny", version).status_code == 200
+    listed = client.get("/case-types", headers=auth(admin)).json()
+    assert next(t for t in listed if t["name"] == "tiny")["latest_version"] == 11
+
+
+def test_a_type_whose_only_drafts_are_discarded_leaves_the_list(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    admin = keys[Role.ADMIN]
+    post_document(client, admin, SMALL)
+    assert discard(client, admin, "tiny", 1).status_code == 200
+    assert [t["name"] for t in client.get("/case-types", headers=auth(admin)).json()] == [
+        "generic"
+    ]
+    assert client.get("/case-types/tiny", headers=auth(admin)).json()["versions"] == []
+
+
+SURROGATE_JSON = b'{"name": "tiny", "labels": {"en": "Tiny \\ud800"}, "states": {"a": {"initial": true}}}'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "mention"),
+    [
+        (
+            "POST",
+            "/case-types",
+            {"content": SURROGATE_JSON, "headers": {"Content-Type": "application/json"}},
+            "labels.en: must be valid unicode text",
+        ),
+        (
+            "POST",
+            "/case-types",
+            {
+                "content": b'{"name": "tiny", "labels": {"\\udfff": "x"}, "states": {}}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            "labels.\\\\udfff",
+        ),
+        (
+            "POST",
+            "/case-types",
+            {
+                "content": b'name: tiny\nlabels: {en: "Tiny \\ud800"}\nstates: {a: {initial: true}}\n',
+                "headers": {"Content-Type": YAML},
+            },
+            "labels.en: must be valid unicode text",
+        ),
+        (
+            "POST",
+            "/case-types",
+            {
+                "content": b'name: tiny\nlabels: {en: "Tiny \\0"}\nstates: {a: {initial: true}}\n',
+                "headers": {"Content-Type": YAML},
+            },
+            "labels.en: must not contain nul",
+        ),
+        (
+            "POST",
+            "/case-types/generic/migrations",
+            {"json": {"to_version": 1, "state_map": {"\ud800": "open"}}},
+            "state_map",
+        ),
+        (
+            "POST",
+            "/case-types/generic/migrations",
+            {"json": {"to_version": 1, "state_map": {"open": "\ud800"}}},
+            "state_map",
+        ),
+        (
+            "POST",
+            "/case-types/generic/versions/1/publish",
+            {"json": {"reason": "ok", "\ud800": 1}},
+            "extra inputs",
+        ),
+        (
+            "POST",
+            "/case-types/generic/versions/1/publish",
+            {"json": {"reason": "why \ud800"}},
+            "reason",
+        ),
+        ("POST", "/case-types?reason=%ED%A0%80%00", {"json": SMALL}, "reason"),
+    ],
+)
+def test_lone_surrogates_and_nul_in_administration_get_a_422_and_change_nothing(
+    client: TestClient,
+    keys: dict[Role, str],
+    container: Container,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    mention: str,
+) -> None:
+    admin = auth(keys[Role.ADMIN])
+    before = stored_event_count(container)
+    if "json" in kwargs:  # httpx refuses to encode a lone surrogate itself
+        kwargs = {
+            "content": json.dumps(kwargs["json"]).encode(),
+            "headers": {"Content-Type": "application/json"},
+        }
+    answer = client.request(
+        method, path, **{**kwargs, "headers": {**admin, **kwargs.get("headers", {})}}
+    )
+    assert answer.status_code == 422, answer.text
+    assert mention.lower() in json.dumps(answer.json()).lower()
+    assert stored_event_count(container) == before

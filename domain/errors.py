@@ -36,3 +36,11 @@ class NotAllowed(DomainError):
     """The caller's role may not do this on cases of this type (e.g. a restricted transition)."""
 
     code = "forbidden"
+
+
+class BudgetExceeded(InvalidCommand):
+    """A command would go past a limit set to protect everyone else: a rule or template ran
+    out of its time or size budget, or rules fanned out too far. The whole command fails
+    (nothing is stored), unlike an ordinary rule action that does not apply and is skipped."""
+
+    code = "budget_exceeded"

@@ -18,10 +18,11 @@ from typing import Any
 from domain.case import Case
 from domain.definition import Action, Definition, Recipient
 from domain.envelope import event_id_for
-from domain.errors import DomainError
+from domain.errors import BudgetExceeded, DomainError
 
 MAX_DEPTH = 4
 MAX_FIRINGS = 100  # per command: a bound even when several rules feed each other
+MAX_CHILDREN = 50  # child cases one command may open, children of children included
 RULES_ACTOR = "rules"
 
 DefinitionLookup = Callable[[str], Definition]
@@ -151,6 +152,8 @@ def run_actions(
     for action in actions:
         try:
             _ACTIONS[action.kind](case, definition, action, caused, now, lookup, children)
+        except BudgetExceeded:
+            raise
         except DomainError:
             # An action that does not apply now (a transition not available from this state,
             # a value the field refuses) is skipped; the RuleFired event stays as the record.
@@ -231,6 +234,12 @@ def _open_child(
     generation = int(ctx.get("generation", 0)) + 1
     if generation > MAX_DEPTH:
         return  # a chain of rules opening children of children stops here
+    if len(children) >= MAX_CHILDREN:
+        raise BudgetExceeded(
+            f"rule {ctx.get('rule')!r} would open more than {MAX_CHILDREN} child cases in one "
+            "command",
+            hint="open fewer child cases per rule, or open them from separate commands",
+        )
     child_type = lookup(a.params["case_type"])
     title = a.params["title"]
     rendered = title.render(facts(case)) if hasattr(title, "render") else str(title)

@@ -10,6 +10,12 @@ time, one spanning the repeated hour in autumn one hour longer. An ambiguous loc
 first occurrence (``fold=0``); a skipped one is the instant the clocks jumped. So on the night
 Paris springs forward ``02:00-02:30`` holds no working time and ``02:30-03:10`` ten minutes.
 
+Everything is bounded: a calendar has at most :data:`MAX_PERIODS_PER_DAY` periods a day and
+:data:`MAX_HOLIDAYS` holidays, a business day is at most 24 hours, and a deadline falls within
+:data:`MAX_SPAN_DAYS` days: :meth:`BusinessCalendar.span_days` lets a document be refused at
+check time, and the arithmetic raises :class:`CalendarLimit` (a domain error) rather than walk
+for ever or run past the year 9999.
+
 Tests: ``.venv/bin/pytest tests/unit/test_calendar.py``.
 """
 
@@ -21,10 +27,16 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from math import ceil
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from domain.errors import InvalidCommand
+
 MAX_IDLE_DAYS = 3660  # give up after this many days in a row without working time
+MAX_SPAN_DAYS = 3660  # about ten years: no deadline falls further from its start
+MAX_PERIODS_PER_DAY = 24  # each local day costs a zone conversion per period, per deadline
+MAX_HOLIDAYS = 1000  # ten years of holidays, with room to spare
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DURATION_HINT = " (write a number and a unit: 30m, 4h, 3d, 2w)"
 _ONE_DAY = timedelta(days=1)
@@ -35,6 +47,19 @@ _SPAN = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})")
 _KEYS = ("always", "timezone", "hours", "holidays", "day_length")
 _Span = tuple[datetime, datetime]
 _T = TypeVar("_T")
+
+
+class CalendarLimit(InvalidCommand, ValueError):
+    """A deadline the calendar cannot reach within :data:`MAX_SPAN_DAYS` days."""
+
+    code = "calendar_limit"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            hint="shorten the SLA or give the calendar more working time; "
+            "see Durations and the calendar in docs/case-types.md",
+        )
 
 
 @dataclass(frozen=True)
@@ -56,6 +81,11 @@ class WorkingPeriod:
 
     def __str__(self) -> str:
         return f"{_clock(self.start)}-{_clock(self.end)}"
+
+    @property
+    def length(self) -> timedelta:
+        """The wall-clock length of the period (24:00 counts as the end of the day)."""
+        return _since_midnight(self.end) - _since_midnight(self.start)
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,13 @@ class BusinessCalendar:
             raise ValueError("hours: no working time on any day")
         if self.day_length <= timedelta(0):
             raise ValueError("day_length: must be longer than zero")
+        if self.day_length > _ONE_DAY:
+            raise ValueError("day_length: must be at most 24h (one business day)")
+        if len(self.holidays) > MAX_HOLIDAYS:
+            raise ValueError(
+                f"holidays: {len(self.holidays)} dates is over the limit of {MAX_HOLIDAYS}; "
+                "list the holidays of the coming years only"
+            )
 
     @classmethod
     def always(cls) -> BusinessCalendar:
@@ -107,6 +144,17 @@ class BusinessCalendar:
             if end - begin >= remaining:
                 return begin + remaining
             remaining -= end - begin
+            if end - moment > timedelta(days=MAX_SPAN_DAYS):
+                raise CalendarLimit(
+                    f"{duration} of working time does not fit within {MAX_SPAN_DAYS} days "
+                    f"after {moment.isoformat()} on this calendar"
+                )
+
+    def span_days(self, duration: timedelta) -> float:
+        """At most how many days of the calendar ``duration`` of working time takes: whole
+        weeks of working time, one week more, and every holiday."""
+        weekly = sum((period.length for day in self.hours for period in day), timedelta(0))
+        return (ceil(duration / weekly) + 1) * 7 + len(self.holidays)
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Working time within ``[start, end)``; zero if ``end`` is not after ``start``."""
@@ -142,8 +190,10 @@ class BusinessCalendar:
             spans = [(begin, end) for begin, end in self._day_spans(day) if end > moment]
             idle = 0 if spans else idle + 1
             yield from spans
+            if day >= date.max - timedelta(days=2):
+                break
             day += _ONE_DAY
-        raise ValueError(f"no working time within {MAX_IDLE_DAYS} days after {moment}")
+        raise CalendarLimit(f"no working time within {MAX_IDLE_DAYS} days after {moment}")
 
     def _day_spans(self, day: date) -> list[_Span]:
         """The UTC spans of the working periods of one local day; empty ones are dropped."""
@@ -192,7 +242,17 @@ def _clock(value: time) -> str:
     return "24:00" if value == time.max else value.isoformat(exact)
 
 
+def _since_midnight(value: time) -> timedelta:
+    if value == time.max:
+        return _ONE_DAY
+    return datetime.combine(date.min, value) - datetime.combine(date.min, time(0))
+
+
 def _check_day(periods: Sequence[WorkingPeriod], where: str) -> None:
+    if len(periods) > MAX_PERIODS_PER_DAY:
+        raise ValueError(
+            f"{where}: {len(periods)} periods is over the limit of {MAX_PERIODS_PER_DAY} a day"
+        )
     for previous, current in pairwise(periods):
         if current.start < previous.start:
             raise ValueError(f"{where}: '{current}' comes after '{previous}'; list them in order")

@@ -19,7 +19,12 @@ from typing import Any, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter
 
-from domain.calendar import BusinessCalendar, calendar_from_document, parse_duration
+from domain.calendar import (
+    MAX_SPAN_DAYS,
+    BusinessCalendar,
+    calendar_from_document,
+    parse_duration,
+)
 from domain.definition import (
     CLOSED,
     FIELD_KINDS,
@@ -50,18 +55,22 @@ from services.case_type_checks import (
     shown,
 )
 from services.case_type_reading import InvalidDocument, read_document
+from services.notification_targets import NotificationPolicy
 
 __all__ = ["InvalidDocument", "compile_definition", "problems_in", "read_document"]
 B = TypeVar("B")
 
 
 def problems_in(
-    document: Mapping[str, Any], known_case_types: Collection[str] | None = None
+    document: Mapping[str, Any],
+    known_case_types: Collection[str] | None = None,
+    policy: NotificationPolicy | None = None,
 ) -> list[str]:
     """Every problem of ``document``, each as ``path: problem``, section by section (in the
     order of :data:`TOP_KEYS`); ``[]`` when it compiles. With ``known_case_types``,
-    ``open_child`` must name one of them (or the document's own name)."""
-    return _compile(document, 0, known_case_types)[0]
+    ``open_child`` must name one of them (or the document's own name); with ``policy``,
+    notifications must reach only what IT allows."""
+    return _compile(document, 0, known_case_types, policy)[0]
 
 
 def compile_definition(
@@ -92,6 +101,13 @@ _TOP: dict[str, tuple[TypeAdapter[Any], Any]] = {
     "rules": (_LIST, []),
 } | {key: (_MAPPING, {}) for key in ("states", "transitions", "fields", "decision_tables",
                                      "notifications", "views")}  # fmt: skip
+# The most parts a section may hold: each costs checking at every validation, and SLAs and
+# their warnings cost a walk over the calendar at every case opened and every status change.
+LIMITS = {
+    "states": 500, "transitions": 1000, "fields": 500, "decision_tables": 100,
+    "notifications": 200, "slas": 50, "rules": 500,
+}  # fmt: skip
+MAX_WARNINGS = 10
 _OPTIONS = {
     "choices": ("choice",), "min": ("number", "money"), "max": ("number", "money"),
     "currencies": ("money",), "max_length": ("text", "party", "document"),
@@ -100,9 +116,12 @@ _OPTIONS = {
 
 
 def _compile(
-    document: Mapping[str, Any], version: int, known: Collection[str] | None
+    document: Mapping[str, Any],
+    version: int,
+    known: Collection[str] | None,
+    policy: NotificationPolicy | None = None,
 ) -> tuple[list[str], Definition | None]:
-    scope = Scope(case_types=known)
+    scope = Scope(case_types=known, policy=policy)
     if not isinstance(document, Mapping):
         return [f"document: must be a mapping, not {shown(document)}"], None
     top = _top(scope, document)
@@ -123,7 +142,7 @@ def _compile(
         scope, "notifications", top["notifications"], NotificationDoc, build_notification
     )
     transitions = _each(scope, "transitions", top["transitions"], TransitionDoc, _transition)
-    slas, rules = _slas(scope, top["slas"]), _rules(scope, top["rules"])
+    slas, rules = _slas(scope, calendar, top["slas"]), _rules(scope, top["rules"])
     views = build_views(scope, top["views"])
     if scope.problems:
         return sorted(scope.problems, key=_rank), None
@@ -152,6 +171,9 @@ def _top(scope: Scope, document: Mapping[str, Any]) -> dict[str, Any]:
             scope.add(key, "is required")
         value = document.get(key, default)
         checked = parse_value(adapter, value, key, scope.problems)
+        if key in LIMITS and checked is not None and len(checked) > LIMITS[key]:
+            scope.add(key, f"{len(checked)} entries is over the limit of {LIMITS[key]}")
+            checked = None
         values[key] = default if checked is None else checked
         if checked is None or (key in _REQUIRED and key not in document):
             scope.broken.add(key)
@@ -301,7 +323,7 @@ def _unique_names(scope: Scope, path: str, name: str, seen: set[str], what: str)
     seen.add(name)
 
 
-def _slas(scope: Scope, items: list[Any]) -> list[Sla]:
+def _slas(scope: Scope, calendar: BusinessCalendar, items: list[Any]) -> list[Sla]:
     built, seen = [], set[str]()
     for index, item in enumerate(items):
         path = f"slas[{index}]"
@@ -309,13 +331,17 @@ def _slas(scope: Scope, items: list[Any]) -> list[Sla]:
         if doc is None:
             continue
         _unique_names(scope, path, doc.name, seen, "SLA")
-        deadline = _duration(scope, f"{path}.deadline", doc.deadline)
-        goal = _duration(scope, f"{path}.goal", doc.goal)
+        deadline = _duration(scope, calendar, f"{path}.deadline", doc.deadline)
+        goal = _duration(scope, calendar, f"{path}.goal", doc.goal)
         if goal is not None and deadline is not None and goal > deadline:
             scope.add(f"{path}.goal", f"{doc.goal} is longer than the deadline {doc.deadline}")
         for i, percent in enumerate(doc.warn_at):
             if not 1 <= percent <= 99:
                 scope.add(f"{path}.warn_at[{i}]", f"{percent} is not a percentage from 1 to 99")
+            elif percent in doc.warn_at[:i]:
+                scope.add(f"{path}.warn_at[{i}]", f"{percent} is listed twice")
+        if len(doc.warn_at) > MAX_WARNINGS:
+            scope.add(f"{path}.warn_at", f"at most {MAX_WARNINGS} warnings, not {len(doc.warn_at)}")
         if doc.state is not None and scope.check_state(f"{path}.state", doc.state):
             if scope.states.get(doc.state):
                 scope.add(f"{path}.state", f"{doc.state!r} is final; an SLA never runs there")
@@ -336,14 +362,25 @@ def _slas(scope: Scope, items: list[Any]) -> list[Sla]:
     return built
 
 
-def _duration(scope: Scope, path: str, text: str | None) -> timedelta | None:
+def _duration(
+    scope: Scope, calendar: BusinessCalendar, path: str, text: str | None
+) -> timedelta | None:
+    """The duration ``text`` means on ``calendar``, if it ends within :data:`MAX_SPAN_DAYS`."""
     if text is None:
         return None
     try:
-        return parse_duration(text, scope.day_length)
+        duration = parse_duration(text, scope.day_length)
     except ValueError as error:
         scope.add(path, str(error))
         return None
+    if (days := calendar.span_days(duration)) > MAX_SPAN_DAYS:
+        scope.add(
+            path,
+            f"{text!r} is too long: on this calendar it could take {days:,.0f} days, and a "
+            f"deadline must fall within {MAX_SPAN_DAYS} days (about ten years)",
+        )
+        return None
+    return duration
 
 
 def _rules(scope: Scope, items: list[Any]) -> list[Rule]:

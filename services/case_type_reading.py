@@ -137,7 +137,44 @@ def read_document(body: bytes, content_type: str) -> dict[str, Any]:
         raise InvalidDocument(
             [f"document: is {kind}; it must be a mapping of name, labels, calendar, states, …"]
         )
+    if problems := unstorable_text(document):
+        raise InvalidDocument(problems)
     return document
+
+
+def unstorable_text(document: dict[str, Any]) -> list[str]:
+    """A problem for each key or text in ``document`` that the event store, PostgreSQL or
+    Kafka cannot hold: a NUL character or a lone surrogate (JSON ``"\\ud800"``, YAML
+    ``"\\0"``). Paths show such characters escaped, so the answer itself can be sent."""
+    problems = []
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{_escaped(key)}" if path else _escaped(key)
+                if problem := _text_problem(key):
+                    problems.append(f"{where}: its key {problem}")
+                pending.append((where, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and (problem := _text_problem(value)):
+            problems.append(f"{path}: {problem}")
+    return sorted(problems)
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL (\\u0000) characters; remove them"
+    if _escaped(text) != text:
+        return "must be valid Unicode text; it holds a lone surrogate such as \\ud800"
+    return None
+
+
+def _escaped(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes (``\\x00``, ``\\ud800``)."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe.replace("\x00", "\\x00")
 
 
 def _yaml_problem(error: yaml.MarkedYAMLError) -> str:

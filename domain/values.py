@@ -9,6 +9,14 @@ from typing import Any
 from domain.errors import InvalidCommand
 
 MAX_FIELDS_DEPTH = 32
+
+#: The most one stored event may take, serialised: a case opened with large field values,
+#: a long note. Documents and attachments belong in a document store, referenced by a field.
+MAX_EVENT_BYTES = 512 * 1024
+#: The most one command may store, all its events together (its rules and child cases too).
+MAX_SAVE_BYTES = 2 * 1024 * 1024
+#: The most events one command may store (a bound on rule fan-out).
+MAX_SAVE_EVENTS = 1_000
 NO_NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
 
 

@@ -10,12 +10,13 @@ so they share the row's version check and change exactly once per event too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+import logging
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, DataError
 from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg.types.json import Jsonb
@@ -27,7 +28,12 @@ from projections.case_list import CaseRow, apply
 from projections.work_queues import outbox_change, timer_change
 from services.queries import CaseFilter, CaseListPage, PageCursor
 
+log = logging.getLogger(__name__)
+
 PROJECTION = "case_list"
+#: What one event can do wrong: a value the database refuses (a NUL in jsonb, a date out of
+#: range), or data the projection cannot read.
+_POISON = (DataError, ValueError, TypeError, KeyError)
 _COLUMNS = [f.name for f in fields(CaseRow)]
 _UPSERT = f"""
 INSERT INTO case_list ({", ".join(_COLUMNS)}) VALUES ({", ".join(["%s"] * len(_COLUMNS))})
@@ -64,7 +70,19 @@ class CaseListStore:
             )
 
     def apply_batch(self, events: Sequence[EventEnvelope]) -> ApplyResult:
-        """Apply ``events`` in one transaction; safe to call again with the same events."""
+        """Apply ``events`` in one transaction; safe to call again with the same events.
+
+        An event the view cannot take (the database refuses a value, the projection finds it
+        malformed) must not stop the worker: the batch is then applied again one event at a
+        time, and such an event is set aside in ``projection_dead_letters`` with its error and
+        passed over. The first try has no savepoints, so a healthy batch costs nothing more.
+        """
+        try:
+            return self._apply(events, careful=False)
+        except _POISON:
+            return self._apply(events, careful=True)
+
+    def _apply(self, events: Sequence[EventEnvelope], careful: bool) -> ApplyResult:
         applied = skipped = filled = 0
         with self.pool.connection() as conn, conn.transaction():
             for event in events:
@@ -73,23 +91,26 @@ class CaseListStore:
                 if event.case_version <= known:
                     skipped += 1
                     continue
-                case_id = UUID(event.case_id)
                 missing = (
-                    self.reader.case_events(conn, case_id, known, event.case_version - 1)
+                    self.reader.case_events(
+                        conn, UUID(event.case_id), known, event.case_version - 1
+                    )
                     if event.case_version > known + 1
                     else []
                 )
-                for earlier in missing:
-                    row = apply(row, earlier)
-                row = apply(row, event)
-                values = tuple(_db_value(getattr(row, column)) for column in _COLUMNS)
-                if conn.execute(_UPSERT, values).rowcount == 0:
+                if careful:
+                    done = self._apply_each(conn, row, [*missing, event])
+                elif _store_row(conn, _apply_all(row, [*missing, event])):
+                    for each in (*missing, event):
+                        _apply_work_queues(conn, each)
+                    done = 1 + len(missing)
+                else:
+                    done = 0
+                if done == 0:
                     skipped += 1  # another worker applied it first
                     continue
-                for each in (*missing, event):
-                    _apply_work_queues(conn, each)
-                applied += 1 + len(missing)
-                filled += len(missing)
+                applied += done
+                filled += max(0, done - 1)
             if applied:
                 conn.execute(
                     "UPDATE projection_state SET applied_events = applied_events + %s,"
@@ -98,6 +119,55 @@ class CaseListStore:
                     (applied, max(e.global_position for e in events), PROJECTION),
                 )
         return ApplyResult(applied, skipped, filled)
+
+    def _apply_each(
+        self, conn: Connection[DictRow], row: CaseRow | None, events: Sequence[EventEnvelope]
+    ) -> int:
+        """Apply ``events`` of one case in order, each in a savepoint, setting aside those
+        that fail; the case's row still moves past them. Answers how many were handled."""
+        done = 0
+        for event in events:
+            try:
+                with conn.transaction():
+                    new = apply(row, event)
+                    if not _store_row(conn, new):
+                        return done
+                    _apply_work_queues(conn, event)
+                row = new
+            except _POISON as error:
+                self._set_aside(conn, event, error)
+                if row is None:
+                    return done  # no row to move on: the case waits behind this event
+                row = replace(row, version=event.case_version, last_position=event.global_position)
+                if not _store_row(conn, row):
+                    return done
+            done += 1
+        return done
+
+    def _set_aside(
+        self, conn: Connection[DictRow], event: EventEnvelope, error: BaseException
+    ) -> None:
+        log.error(
+            "case %s version %d (%s) cannot be applied to %s and is set aside: %s",
+            event.case_id,
+            event.case_version,
+            event.type,
+            PROJECTION,
+            error,
+        )
+        conn.execute(
+            "INSERT INTO projection_dead_letters"
+            " (projection, case_id, case_version, global_position, event_type, error)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (
+                PROJECTION,
+                event.case_id,
+                event.case_version,
+                event.global_position,
+                event.type,
+                f"{type(error).__name__}: {error}"[:2000],
+            ),
+        )
 
     def catch_up_from_store(self, upto: int, limit: int) -> int:
         """Apply up to ``limit`` stored case events up to position ``upto`` that the view lacks.
@@ -208,7 +278,8 @@ class CaseListStore:
                 " (SELECT count(*) FROM sla_timers) AS sla_timers,"
                 " (SELECT count(*) FROM notification_outbox) AS notifications_pending,"
                 " (SELECT count(*) FROM notification_outbox WHERE attempts > 0)"
-                " AS notifications_retrying"
+                " AS notifications_retrying,"
+                " (SELECT count(*) FROM projection_dead_letters) AS events_set_aside"
             ).fetchone()
         return {k: int(v) for k, v in (row or {}).items()}
 
@@ -217,6 +288,19 @@ class CaseListStore:
             "SELECT * FROM case_list WHERE case_id = %s FOR UPDATE", (case_id,)
         ).fetchone()
         return CaseRow(**{**row, "case_id": str(row["case_id"])}) if row else None
+
+
+def _apply_all(row: CaseRow | None, events: Sequence[EventEnvelope]) -> CaseRow:
+    for event in events:
+        row = apply(row, event)
+    assert row is not None
+    return row
+
+
+def _store_row(conn: Connection[DictRow], row: CaseRow) -> bool:
+    """Write ``row`` unless the view already holds that version (another worker won)."""
+    values = tuple(_db_value(getattr(row, column)) for column in _COLUMNS)
+    return conn.execute(_UPSERT, values).rowcount > 0
 
 
 def _db_value(value: Any) -> Any:

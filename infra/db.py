@@ -20,6 +20,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     label      text NOT NULL DEFAULT '',
     created_at timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS revoked_at timestamptz;
 CREATE TABLE IF NOT EXISTS relay_position (
     relay      text PRIMARY KEY,
     position   bigint NOT NULL,
@@ -67,6 +69,16 @@ CREATE TABLE IF NOT EXISTS notification_outbox (
     last_error      text
 );
 CREATE INDEX IF NOT EXISTS notification_outbox_next ON notification_outbox (next_attempt_at);
+CREATE TABLE IF NOT EXISTS projection_dead_letters (
+    projection      text NOT NULL,
+    case_id         uuid NOT NULL,
+    case_version    integer NOT NULL,
+    global_position bigint NOT NULL,
+    event_type      text NOT NULL,
+    error           text NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, case_id, case_version)
+);
 CREATE TABLE IF NOT EXISTS projection_state (
     projection      text PRIMARY KEY,
     applied_events  bigint NOT NULL DEFAULT 0,
@@ -111,8 +123,14 @@ def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:
         conn.execute(SCHEMA)  # a constant, not user input
 
 
-def eventsourcing_env(dsn: str, pool_size: int) -> dict[str, str]:
-    """The eventsourcing library's settings for the database behind ``dsn``."""
+def eventsourcing_env(dsn: str, pool_size: int, write_timeout_s: int = 5) -> dict[str, str]:
+    """The eventsourcing library's settings for the database behind ``dsn``.
+
+    Writes go through :class:`infra.recorder.BoundedApplicationRecorder`; ``write_timeout_s``
+    bounds how long a write waits for the event table's lock and runs, and how long one of the
+    library's sessions may sit idle inside a transaction (the server then ends it, releasing
+    any lock it held).
+    """
     parts = conninfo_to_dict(dsn)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -123,8 +141,10 @@ def eventsourcing_env(dsn: str, pool_size: int) -> dict[str, str]:
         "POSTGRES_PASSWORD": str(parts.get("password", "")),
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": "4",
-        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": str(write_timeout_s),
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(write_timeout_s),
         "POSTGRES_PRE_PING": "y",
+        "APPLICATION_RECORDER_TOPIC": "infra.recorder:BoundedApplicationRecorder",
     }
 
 

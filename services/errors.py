@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidCommand
 
 
 class CaseNotFound(DomainError):
@@ -21,3 +21,15 @@ class CaseTypeNotFound(DomainError):
     """No case type (or version of it) has that name."""
 
     code = "case_type_not_found"
+
+
+class SaveTooLarge(InvalidCommand):
+    """The command would store more than an event or a save may hold (domain.values)."""
+
+    code = "too_large"
+
+
+class StoreBusy(DomainError):
+    """The event store could not take the write in time; nothing was stored."""
+
+    code = "store_busy"

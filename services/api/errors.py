@@ -15,13 +15,21 @@ from domain.case_type import UnknownVersion
 from domain.errors import DomainError, InvalidCommand, InvalidTransition, NotAllowed
 from domain.values import NO_NUL_MESSAGE
 from services.api.schemas import NO_NUL
-from services.errors import CaseNotFound, CaseTypeNotFound, VersionConflict
+from services.errors import (
+    CaseNotFound,
+    CaseTypeNotFound,
+    SaveTooLarge,
+    StoreBusy,
+    VersionConflict,
+)
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     (NotAllowed, 403),
     (CaseNotFound, 404),
     (CaseTypeNotFound, 404),
     (UnknownVersion, 404),
+    (SaveTooLarge, 413),
+    (StoreBusy, 503),
     (VersionConflict, 409),
     (InvalidTransition, 409),
     (InvalidCommand, 422),
@@ -46,7 +54,10 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
     problems = getattr(error, "problems", None)
-    return error_response(status, error.message, error.code, error.hint, problems=problems)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(
+        status, error.message, error.code, error.hint, headers=headers, problems=problems
+    )
 
 
 # What FastAPI says when the body is JSON-typed but json.loads fails with something other

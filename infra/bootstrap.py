@@ -69,8 +69,11 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     pool = open_pool(settings.dsn, settings.db_pool_size, name)
     migrate(pool)
     with schema_lock(pool):
-        case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2))
-        ledger = CaseLedger(case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size))
+        timeout = settings.db_write_timeout_s
+        case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2, timeout))
+        ledger = CaseLedger(
+            case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size, timeout)
+        )
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
     return Container(

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     api_port: int = 8000
     broker_port: int = 9092
     db_pool_size: int = Field(default=8, ge=1)
+    db_write_timeout_s: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        description="how long a write may wait for the event table's lock, and run, before "
+        "it is refused with 503 (nothing stored)",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     relay_batch_size: int = Field(default=500, ge=1)
     projection_batch_size: int = Field(default=500, ge=1)

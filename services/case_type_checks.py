@@ -328,7 +328,7 @@ class Scope:
         if source is None:
             return None
         try:
-            compiled = CelCondition(source)
+            compiled = CelCondition(source, where=f"the condition at {path}")
         except ValueError as error:
             self.add(path, str(error))
             return None
@@ -339,7 +339,7 @@ class Scope:
         if source is None:
             return None
         try:
-            compiled = SandboxedTemplate(source)
+            compiled = SandboxedTemplate(source, where=f"the template at {path}")
         except ValueError as error:
             self.add(path, str(error))
             return None

@@ -18,14 +18,29 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import cel
 import zen
-from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import ChainableUndefined, Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, meta, nodes
+
+from domain.errors import BudgetExceeded
+from services.expression_limits import (
+    CEL_COMPREHENSION,
+    MAX_TEMPLATE_LENGTH,
+    STRING,
+    ZEN_CLOSURE,
+    ZEN_RANGE,
+    cel_problem,
+    table_size_problems,
+    too_long,
+    uses,
+    zen_problem,
+)
+from services.sandbox import shared_pool
+from services.template_sandbox import ENVIRONMENT, check_output, is_bounded, prepare
+from services.template_sandbox import template_problems as _template_problems
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +48,8 @@ FACT_ROOTS = ("case", "fields", "event", "actor")
 """The names every condition, table input and template can use."""
 
 # A member access ``root.name`` or ``root["name"]``, or a string literal to skip over.
-_STRING = (
-    r"""[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''"""
-    r"""|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`[^`]*`)"""
-)
 _MEMBER = re.compile(
-    rf"(?P<string>{_STRING})"
+    rf"(?P<string>{STRING})"
     r"|(?<![\w.])(?P<root>[A-Za-z_]\w*)\s*"
     r"(?:\.\s*(?P<dot>[A-Za-z_]\w*)|\[\s*(?P<key>\"[^\"\\]*\"|'[^'\\]*')\s*\])"
 )
@@ -71,6 +82,21 @@ def plain(value: Any, *, native: tuple[type, ...] = ()) -> Any:
     return str(value)
 
 
+def _zen_engine(name: str, jdm: str) -> zen.ZenEngine:
+    return zen.ZenEngine({"loader": {"type": "static", "content": {name: json.loads(jdm)}}})
+
+
+def _zen_row(engine: zen.ZenEngine, name: str, known: dict[str, Any]) -> Any:
+    """The number of the first matching row, or None (also when the facts cannot be read)."""
+    try:
+        return engine.evaluate(name, known)["result"].get("row")
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - zen raises bare Exception on NaN, huge ints
+        log.warning("decision table %r could not be evaluated: %s", name, error)
+        return None
+
+
 def members_in(source: str) -> frozenset[tuple[str, str]]:
     """The ``(root, name)`` pairs of ``root.name`` / ``root["name"]`` in a CEL or zen source,
     ignoring text inside string literals: ``fields.amount > 3`` gives ``("fields", "amount")``."""
@@ -81,15 +107,35 @@ def members_in(source: str) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+T = TypeVar("T")
+
+
+def _within(where: str, run: Callable[[], T]) -> T:
+    """``run()``, its budget overrun named after ``where`` (``the condition at rules[0].if``)."""
+    try:
+        return run()
+    except BudgetExceeded as error:
+        raise BudgetExceeded(f"{where} {error.message}", hint=error.hint) from None
+
+
+def _short(source: str) -> str:
+    return source if len(source) <= 60 else f"{source[:57]}..."
+
+
 class CelCondition:
     """A CEL condition such as ``fields.claimed.amount > 10000 && case.priority != "low"``.
 
     ``holds`` is true only when the expression evaluates to the boolean ``true``; a missing
-    key, a type error or a non-boolean result makes it false rather than raising.
+    key, a type error or a non-boolean result makes it false rather than raising. A condition
+    with comprehensions (``all``, ``exists``, ``map``…) runs in the sandbox pool, within its
+    budget; going over it raises :class:`BudgetExceeded`, which fails the command.
     """
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, where: str = "the condition") -> None:
+        self.source, self.where = source, where
+        problem = cel_problem(source)
+        if problem is not None:
+            raise ValueError(f"{_short(source)!r} is too costly: {problem}")
         try:
             self._program = cel.compile(source)
         except ValueError as error:
@@ -100,13 +146,13 @@ class CelCondition:
         """The top-level names the condition reads (comprehension variables left out)."""
         self.members = members_in(source)
         """The ``(root, name)`` member accesses: ``("fields", "category")``."""
+        self._inline = not uses(source, CEL_COMPREHENSION)
 
     def holds(self, facts: Mapping[str, Any]) -> bool:
         known = {n: plain(facts[n], native=_CEL_NATIVE) for n in self._reads if n in facts}
-        try:
-            return self._program.execute(known) is True
-        except _CEL_RUNTIME_ERRORS:
-            return False
+        if self._inline:
+            return _cel_holds(self._program, known)
+        return _within(self.where, lambda: shared_pool().run("cel", self.source, known) is True)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, CelCondition) and other.source == self.source
@@ -116,6 +162,13 @@ class CelCondition:
 
     def __repr__(self) -> str:
         return f"CelCondition({self.source!r})"
+
+
+def _cel_holds(program: cel.Program, known: dict[str, Any]) -> bool:
+    try:
+        return program.execute(known) is True
+    except _CEL_RUNTIME_ERRORS:
+        return False
 
 
 def _cel_message(source: str, raw: str) -> str:
@@ -158,7 +211,15 @@ Rows = Sequence[tuple[Sequence[str], Mapping[str, Any]]]
 
 def table_problems(inputs: Sequence[str], outputs: Sequence[str], rows: Rows) -> list[str]:
     """Every problem of a decision table, each as ``"rows[0].when[1]: why"``."""
+    too_big = table_size_problems(len(inputs), len(rows))
+    if too_big:
+        return too_big  # not worth checking each cell of a table that cannot be used
     problems = [
+        f"inputs[{i}]: {_short(source)!r} is too costly: {problem}"
+        for i, source in enumerate(inputs)
+        if (problem := zen_problem(source)) is not None
+    ]
+    problems += [
         f"inputs[{i}]: {source!r} is not a valid expression: {found['source']}"
         for i, source in enumerate(inputs)
         if (found := zen.validate_expression(source)) is not None
@@ -171,7 +232,7 @@ def table_problems(inputs: Sequence[str], outputs: Sequence[str], rows: Rows) ->
         problems += [
             f"rows[{r}].when[{c}]: {problem}"
             for c, cell in enumerate(when)
-            if (problem := cell_problem(cell)) is not None
+            if (problem := zen_problem(cell) or cell_problem(cell)) is not None
         ]
         problems += [
             f"rows[{r}].then.{key}: not an output of the table; outputs are {', '.join(outputs)}"
@@ -185,7 +246,8 @@ class DecisionTable:
     """A decision table: ``inputs`` are zen expressions over the facts, each row holds one
     unary test per input (``""`` matches anything) and the outputs it gives. The first
     matching row wins; ``decide`` gives ``{}`` when no row matches or the facts cannot be
-    evaluated."""
+    evaluated. A table whose inputs use closures (``map``, ``filter``…) or ranges runs in the
+    sandbox pool, within its budget; going over it raises :class:`BudgetExceeded`."""
 
     def __init__(
         self,
@@ -200,12 +262,15 @@ class DecisionTable:
             raise ValueError("; ".join(problems))
         self._outputs = tuple(dict(then) for _, then in rows)
         self._key = json.dumps([name, self.inputs, self.outputs, rows], default=str)
-        sources = " ".join([*self.inputs, *(cell for when, _ in rows for cell in when)])
-        self._reads = [root for root in FACT_ROOTS if re.search(rf"\b{root}\b", sources)]
-        self._engine = zen.ZenEngine(
-            {"loader": {"type": "static", "content": {name: self.jdm(rows)}}}
-        )
+        sources = [*self.inputs, *(cell for when, _ in rows for cell in when)]
+        joined = " ".join(sources)
+        self._reads = [root for root in FACT_ROOTS if re.search(rf"\b{root}\b", joined)]
+        self._jdm = json.dumps(self.jdm(rows))
+        self._engine = _zen_engine(name, self._jdm)
         self._engine.get_decision(name).validate()
+        self._inline = not any(uses(s, ZEN_CLOSURE) for s in sources) and not any(
+            uses(s, ZEN_RANGE) for s in self.inputs
+        )
 
     def jdm(self, rows: Rows) -> dict[str, Any]:
         """The table as a JSON Decision Model graph: input node -> table node -> output node.
@@ -237,12 +302,11 @@ class DecisionTable:
 
     def decide(self, facts: Mapping[str, Any]) -> dict[str, Any]:
         known = {root: plain(facts[root]) for root in self._reads if root in facts}
-        try:
-            result = self._engine.evaluate(self.name, known)["result"]
-        except Exception as error:  # noqa: BLE001 - zen raises bare Exception on NaN, huge ints
-            log.warning("decision table %r could not be evaluated: %s", self.name, error)
-            return {}
-        row = result.get("row")
+        if self._inline:
+            row = _zen_row(self._engine, self.name, known)
+        else:
+            task = ("zen", (self.name, self._jdm), known)
+            row = _within(f"decision table {self.name!r}", lambda: shared_pool().run(*task))
         return dict(self._outputs[int(row)]) if row is not None else {}
 
     def __eq__(self, other: object) -> bool:
@@ -255,57 +319,48 @@ class DecisionTable:
         return f"DecisionTable({self.name!r}, inputs={self.inputs!r}, outputs={self.outputs!r})"
 
 
-MAX_REPEAT = 10_000
-"""The longest text or list a template may build with ``*``; bigger products are refused."""
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The jinja2 immutable sandbox, with ``*`` and ``**`` kept from building huge values."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > 100:
-            raise SecurityError("exponents above 100 are not allowed in templates")
-        if operator == "*":
-            sizes = [len(x) for x in (left, right) if isinstance(x, str | list | tuple)]
-            counts = [x for x in (left, right) if isinstance(x, int)]
-            if sizes and counts and sizes[0] * counts[0] > MAX_REPEAT:
-                raise SecurityError(f"templates may not build values over {MAX_REPEAT} long")
-        return super().call_binop(context, operator, left, right)
-
-
-_ENVIRONMENT = _Sandbox(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=True)
-
-
 class SandboxedTemplate:
     """A jinja2 template (``Claim {{ case.title }} received``) rendered in the immutable
-    sandbox, without HTML escaping.
+    sandbox of :mod:`services.template_sandbox`, without HTML escaping.
 
     A missing value renders as empty text (``{{ fields.contact.name }}`` on a case without
-    ``contact``). ``render`` never raises: any other error (a sandbox refusal, a type error)
-    renders as the placeholder ``[template error: <reason>]`` and is logged, so that one bad
-    template cannot stop the rule that sends it.
+    ``contact``). An ordinary error (a sandbox refusal, a type error) renders as the
+    placeholder ``[template error: <reason>]`` and is logged, so that one bad template cannot
+    stop the rule that sends it. Going over a budget (text too long, loops too slow) or
+    rendering text the database cannot store raises :class:`BudgetExceeded` instead, which
+    fails the command. A template with loops or variables renders in the sandbox pool.
     """
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+    def __init__(self, source: str, where: str = "the template") -> None:
+        self.source, self.where = source, where
+        problem = too_long(source, MAX_TEMPLATE_LENGTH)
+        if problem is not None:
+            raise ValueError(f"the template {problem}")
         try:
-            tree = _ENVIRONMENT.parse(source)
-            self._template = _ENVIRONMENT.from_string(tree)
+            tree = ENVIRONMENT.parse(source)
+            problems = _template_problems(tree)
+            if problems:
+                raise ValueError("; ".join(problems))
+            self._template = ENVIRONMENT.from_string(prepare(tree))
         except TemplateSyntaxError as error:
             raise ValueError(f"template error at line {error.lineno}: {error.message}") from None
         self.names = tuple(sorted(meta.find_undeclared_variables(tree)))
         """The top-level names the template reads: ``case``, ``fields``, …"""
         self.members = frozenset(_template_members(tree))
         """The ``(root, name)`` member accesses: ``("fields", "category")``."""
+        self._inline = is_bounded(tree)
 
     def render(self, facts: Mapping[str, Any]) -> str:
-        try:
-            return self._template.render(facts)
-        except Exception as error:  # noqa: BLE001 - documented: a template never raises
-            log.warning("template %r could not be rendered: %s", self.source, error)
-            return f"[template error: {error}]"
+        known = {name: facts[name] for name in self.names if name in facts}
+        return _within(self.where, lambda: self._render(known))
+
+    def _render(self, known: dict[str, Any]) -> str:
+        if self._inline:
+            text = _render_text(self._template, known)
+        else:
+            text = str(shared_pool().run("jinja", self.source, known))
+        check_output(text)
+        return text
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SandboxedTemplate) and other.source == self.source
@@ -315,6 +370,35 @@ class SandboxedTemplate:
 
     def __repr__(self) -> str:
         return f"SandboxedTemplate({self.source!r})"
+
+
+def _render_text(template: Template, known: dict[str, Any]) -> str:
+    try:
+        return template.render(known)
+    except (BudgetExceeded, MemoryError):
+        raise
+    except Exception as error:  # noqa: BLE001 - documented: an ordinary error renders a placeholder
+        log.warning("template %r could not be rendered: %s", template, error)
+        return f"[template error: {error}]"
+
+
+@lru_cache(maxsize=256)
+def _compiled(kind: str, spec: Any) -> Callable[[dict[str, Any]], Any]:
+    if kind == "cel":
+        program = cel.compile(spec)
+        return lambda known: _cel_holds(program, known)
+    if kind == "zen":
+        name, jdm = spec
+        engine = _zen_engine(name, jdm)
+        return lambda known: _zen_row(engine, name, known)
+    template = ENVIRONMENT.from_string(prepare(ENVIRONMENT.parse(spec)))
+    return lambda known: _render_text(template, known)
+
+
+def run_here(kind: str, spec: Any, known: dict[str, Any]) -> Any:
+    """Evaluate, in this process, what a sandbox worker was sent: a CEL source (``cel``), a
+    decision table's name and JSON model (``zen``) or a template source (``jinja``)."""
+    return _compiled(kind, spec)(known)
 
 
 def _template_members(tree: nodes.Template) -> set[tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""The versions of a case type, event-sourced: drafted, validated, published, with author and
-reason. A published version never changes; cases stay pinned to the version they opened under.
+"""The versions of a case type, event-sourced: drafted, validated, published or discarded, with
+author and reason. A published version never changes; cases stay pinned to the version they
+opened under. A case type holds at most :data:`MAX_DRAFTS` unpublished drafts at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.errors import InvalidCommand, InvalidTransition
 
 _CASE_TYPE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:caseledger:case-type")
+MAX_DRAFTS = 10
 
 
 @dataclass
@@ -28,8 +30,18 @@ class VersionRecord:
     published_by: str | None = None
 
 
+@dataclass(frozen=True)
+class Discarded:
+    """A draft that was discarded: its number is never used again."""
+
+    version: int
+    author: str
+    reason: str
+
+
 class CaseType(Aggregate):
-    """A case type: its versions and which of them is the current published one."""
+    """A case type: its live versions, which of them is the current published one, and the
+    drafts that were discarded (their documents are no longer kept in memory)."""
 
     class Created(Aggregate.Created):
         """A case type was named for the first time."""
@@ -59,6 +71,13 @@ class CaseType(Aggregate):
         reason: str
         context: dict[str, Any]
 
+    class DraftDiscarded(Aggregate.Event):
+        """An unpublished draft was thrown away; it no longer appears in any list."""
+
+        version: int
+        reason: str
+        context: dict[str, Any]
+
     @staticmethod
     def create_id(name: str, context: dict[str, Any] | None = None) -> UUID:
         return case_type_id(name)
@@ -67,7 +86,17 @@ class CaseType(Aggregate):
     def __init__(self, name: str, context: dict[str, Any]) -> None:
         self.name = name
         self.versions: dict[int, VersionRecord] = {}
+        self.discarded: dict[int, Discarded] = {}
         self.current: int | None = None
+
+    @property
+    def latest(self) -> int:
+        """The highest version number given so far, discarded drafts included."""
+        return max([*self.versions, *self.discarded], default=0)
+
+    def drafts(self) -> list[int]:
+        """The unpublished drafts, oldest first."""
+        return [v for v, record in self.versions.items() if record.status == "draft"]
 
     def draft(self, document: dict[str, Any], reason: str, context: dict[str, Any]) -> int:
         """Save ``document`` as the next version, a draft; answers its version number."""
@@ -76,7 +105,9 @@ class CaseType(Aggregate):
                 f"the document is named {document.get('name')!r}, not {self.name!r}",
                 hint="a case type's documents keep its name; create a new type for a new name",
             )
-        version = max(self.versions, default=0) + 1
+        if len(drafts := self.drafts()) >= MAX_DRAFTS:
+            raise TooManyDrafts(self.name, drafts)
+        version = self.latest + 1
         self._on_draft_saved(version=version, document=document, reason=reason, context=context)
         return version
 
@@ -104,14 +135,32 @@ class CaseType(Aggregate):
             )
         self._on_published(version=version, reason=reason, context=context)
 
+    def discard(self, version: int, reason: str, context: dict[str, Any]) -> None:
+        """Throw away draft ``version``. Published versions are kept for ever."""
+        if self.version_record(version).status == "published":
+            raise InvalidTransition(
+                f"{self.name} v{version} is published and cannot be discarded",
+                hint="published versions stay for the cases that run under them; "
+                "publish a newer version instead",
+            )
+        self._on_draft_discarded(version=version, reason=reason, context=context)
+
     def version_record(self, version: int) -> VersionRecord:
+        if gone := self.discarded.get(version):
+            raise UnknownVersion(
+                f"{self.name} v{version} was discarded by {gone.author}: {gone.reason}",
+                hint=f"versions: {self._known()}",
+            )
         try:
             return self.versions[version]
         except KeyError:
-            known = ", ".join(str(v) for v in self.versions) or "none"
             raise UnknownVersion(
-                f"case type {self.name!r} has no version {version}", hint=f"versions: {known}"
+                f"case type {self.name!r} has no version {version}",
+                hint=f"versions: {self._known()}",
             ) from None
+
+    def _known(self) -> str:
+        return ", ".join(str(v) for v in self.versions) or "none"
 
     @event(DraftSaved)
     def _on_draft_saved(
@@ -132,6 +181,29 @@ class CaseType(Aggregate):
         record.status = "published"
         record.published_by = str(context.get("actor_id", "unknown"))
         self.current = version
+
+
+    @event(DraftDiscarded)
+    def _on_draft_discarded(self, version: int, reason: str, context: dict[str, Any]) -> None:
+        del self.versions[version]
+        author = str(context.get("actor_id", "unknown"))
+        self.discarded[version] = Discarded(version, author, reason)
+
+
+class TooManyDrafts(InvalidTransition):
+    """The case type already holds :data:`MAX_DRAFTS` unpublished drafts."""
+
+    code = "too_many_drafts"
+
+    def __init__(self, name: str, drafts: list[int]) -> None:
+        oldest = drafts[0]
+        super().__init__(
+            f"case type {name!r} has {len(drafts)} unpublished drafts "
+            f"(v{', v'.join(map(str, drafts))}); at most {MAX_DRAFTS} are kept",
+            hint=f"publish one, or discard one you no longer need: "
+            f"DELETE /case-types/{name}/versions/{oldest}?reason=... as admin, or "
+            f"caseledger case-types discard {name} {oldest} --reason ...",
+        )
 
 
 class UnknownVersion(InvalidCommand):

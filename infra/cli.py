@@ -43,7 +43,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Create API keys for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 types_app = typer.Typer(
-    help="Administer case types: load documents, list them, migrate open cases.",
+    help="Administer case types: load documents, list them, discard drafts, migrate open cases.",
     no_args_is_help=True,
 )
 app.add_typer(types_app, name="case-types")
@@ -198,6 +198,28 @@ def case_types_list() -> None:
             typer.echo(f"{summary.name:<24} current {current:<12} latest v{summary.latest}")
     finally:
         container.close()
+
+
+@types_app.command("discard")
+def case_types_discard(
+    name: Annotated[str, typer.Argument(help="the case type")],
+    version: Annotated[int, typer.Argument(help="the unpublished draft to discard")],
+    reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "discarded from CLI",
+) -> None:
+    """Discard an unpublished draft of NAME: it leaves every list and its number is not used
+    again; the case type's history keeps who discarded it and why."""
+    from domain.errors import DomainError
+    from infra.bootstrap import INSTALLER, bootstrap
+
+    container = bootstrap(_settings(), name="cli")
+    try:
+        container.case_types.discard(name, version, reason, INSTALLER)
+    except DomainError as error:
+        typer.echo(f"refused: {error.message}\n  {error.hint}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+    typer.echo(f"{name} v{version} discarded")
 
 
 @types_app.command("migrate")

@@ -1,5 +1,5 @@
-"""Case-type administration: draft, validate, publish, list, show and diff versions, and the
-compiled definitions that cases run under.
+"""Case-type administration: draft, validate, publish, discard, list, show and diff versions,
+and the compiled definitions that cases run under.
 
 Case types are event-sourced in their own store (``casetypes_events``), apart from case
 events, so publishing configuration never shows up on the ``case-events`` topic.
@@ -12,12 +12,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
 import jsonpatch
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification
 
 from domain.case_type import CaseType, VersionRecord, case_type_id
@@ -26,6 +27,7 @@ from domain.definition import Definition
 from domain.errors import InvalidCommand, UnknownCaseType
 from services.case_type_document import InvalidDocument, compile_definition, problems_in
 from services.errors import CaseTypeNotFound, VersionConflict
+from services.notification_targets import NotificationPolicy, credentials_in
 
 RETRIES = 10
 T = TypeVar("T")
@@ -42,18 +44,33 @@ class CaseTypeSummary:
     labels: Mapping[str, str]
 
 
+@dataclass
+class _Listing:
+    """What the list shows of one case type, kept from its events as they are stored: the
+    labels of each live version (not its document), and the current version."""
+
+    current: int = 0
+    labels: dict[int, Mapping[str, str]] = field(default_factory=dict)
+
+
 class CaseTypeRegistry(Application[UUID]):
     """The case types and their versions. Published definitions are compiled once per process
-    and cached: a published version never changes."""
+    and cached: a published version never changes. The list is read from new events only,
+    so listing never loads a draft's document."""
 
     name = "casetypes"
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, *, policy: NotificationPolicy
+    ) -> None:
         super().__init__(env)
+        self.policy = policy  # what IT lets notifications reach (infra knows the settings)
         self._lock = threading.Lock()
         self._compiled: dict[tuple[str, int], Definition] = {}
-        self._current: dict[str, int] = {}
-        self._seen_head: int | None = -1
+        self._refreshing = threading.Lock()
+        self._names: dict[UUID, str] = {}
+        self._listings: dict[str, _Listing] = {}
+        self._seen_head: int | None = None
 
     # -- commands --------------------------------------------------------------------------
 
@@ -69,7 +86,10 @@ class CaseTypeRegistry(Application[UUID]):
                     ", starting with a letter (e.g. insurance_claim)"
                 ]
             )
-        problems = problems_in(document, self.names())
+        leaks = credentials_in(document)
+        if leaks:  # a password in a document would be readable by every role: keep nothing
+            raise InvalidDocument(leaks)
+        problems = problems_in(document, self.names(), self.policy)
         version = self._change(
             name, lambda case_type: case_type.draft(document, reason, context.as_dict()), context
         )
@@ -77,7 +97,7 @@ class CaseTypeRegistry(Application[UUID]):
 
     def validate(self, name: str, version: int, context: CommandContext) -> list[str]:
         """Check draft ``version`` and record the result; answers the problems found."""
-        problems = problems_in(self.version(name, version).document, self.names())
+        problems = problems_in(self.version(name, version).document, self.names(), self.policy)
 
         def record(case_type: CaseType) -> None:
             if case_type.version_record(version).status == "draft":
@@ -92,6 +112,11 @@ class CaseTypeRegistry(Application[UUID]):
         if problems:
             raise InvalidDocument(problems)
         self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
+
+    def discard(self, name: str, version: int, reason: str, context: CommandContext) -> str:
+        """Throw away draft ``version``; answers who discarded it."""
+        self._change(name, lambda case_type: case_type.discard(version, reason, context.as_dict()))
+        return context.actor_id
 
     def _change(
         self,
@@ -128,7 +153,7 @@ class CaseTypeRegistry(Application[UUID]):
             current = self.case_type(name).current
             if current is not None and self.version(name, current).document == document:
                 return current
-        problems = problems_in(document, self.names())
+        problems = problems_in(document, self.names(), self.policy)
         if problems:  # nothing is stored for a document that could not be published
             raise InvalidDocument(problems)
         name, version, _ = self.draft(document, reason, context)
@@ -156,18 +181,23 @@ class CaseTypeRegistry(Application[UUID]):
         return list(self.events.get(case_type_id(name)))  # type: ignore[arg-type]
 
     def names(self) -> list[str]:
-        """Every case type's name, drafts included, in the order they were created."""
+        """Every case type with a version that was not discarded, drafts included, in the
+        order they were created."""
         self._refresh()
-        return list(self._current)
+        with self._refreshing:
+            return [name for name, listing in self._listings.items() if listing.labels]
 
     def summaries(self) -> list[CaseTypeSummary]:
+        """The list of case types, without discarded drafts, from what :meth:`_refresh` kept."""
+        self._refresh()
         result = []
-        for name in self.names():
-            case_type = self.case_type(name)
-            latest = max(case_type.versions)
-            shown = case_type.versions[case_type.current or latest].document
-            labels = shown.get("labels") if isinstance(shown.get("labels"), dict) else {}
-            result.append(CaseTypeSummary(name, case_type.current, latest, labels or {}))
+        with self._refreshing:
+            for name, listing in self._listings.items():
+                if not listing.labels:
+                    continue
+                latest = max(listing.labels)
+                labels = listing.labels.get(listing.current) or listing.labels[latest]
+                result.append(CaseTypeSummary(name, listing.current or None, latest, labels))
         return result
 
     def diff(self, name: str, old: int, new: int) -> list[dict[str, Any]]:
@@ -180,9 +210,9 @@ class CaseTypeRegistry(Application[UUID]):
     def current(self, name: str) -> Definition:
         """The published version new cases of ``name`` open under."""
         self._refresh()
-        version = self._current.get(name)
-        if version is None or version == 0:
-            published = [n for n, v in self._current.items() if v]
+        version = self._listings[name].current if name in self._listings else 0
+        if not version:
+            published = [n for n, listing in self._listings.items() if listing.current]
             raise UnknownCaseType(
                 f"no published case type is called {name!r}",
                 hint=f"published case types: {', '.join(published) or 'none'}",
@@ -206,34 +236,47 @@ class CaseTypeRegistry(Application[UUID]):
         return compiled
 
     def _refresh(self) -> None:
-        """Re-read which versions are current when the store has new events."""
-        head = self.recorder.max_notification_id()
-        if head == self._seen_head:
+        """Apply the case-type events stored since the last look (the store commits them in
+        notification order, so nothing stored earlier can appear later)."""
+        with self._refreshing:
+            head = self.recorder.max_notification_id()
+            while head != self._seen_head:
+                start = self._seen_head
+                page = self.recorder.select_notifications(
+                    start, 1000, topics=_LISTED, inclusive_of_start=start is None
+                )
+                for notification in page:
+                    self._apply(self.mapper.to_domain_event(notification))
+                if len(page) < 1000:
+                    self._seen_head = head
+                else:
+                    self._seen_head = page[-1].id
+
+    def _apply(self, event: DomainEventProtocol[UUID]) -> None:
+        if isinstance(event, CaseType.Created):
+            self._names[event.originator_id] = event.name
+            self._listings.setdefault(event.name, _Listing())
             return
-        names: dict[UUID, str] = {}
-        current: dict[str, int] = {}
-        topics = (_topic(CaseType.Created), _topic(CaseType.Published))
-        selected: list[Notification] = []
-        start: int | None = None
-        while True:
-            page = self.recorder.select_notifications(
-                start, 1000, topics=topics, inclusive_of_start=start is None
-            )
-            selected += page
-            if len(page) < 1000:
-                break
-            start = page[-1].id
-        for notification in selected:
-            event = self.mapper.to_domain_event(notification)
-            if isinstance(event, CaseType.Created):
-                names[event.originator_id] = event.name
-                current.setdefault(event.name, 0)
-            elif isinstance(event, CaseType.Published):
-                name = names[event.originator_id]
-                current[name] = max(current[name], event.version)
-        with self._lock:
-            self._current, self._seen_head = current, head
+        listing = self._listings[self._names[event.originator_id]]
+        if isinstance(event, CaseType.DraftSaved):
+            labels = event.document.get("labels")
+            listing.labels[event.version] = labels if isinstance(labels, dict) else {}
+        elif isinstance(event, CaseType.Published):
+            listing.current = max(listing.current, event.version)
+        elif isinstance(event, CaseType.DraftDiscarded):
+            listing.labels.pop(event.version, None)
 
 
 def _topic(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+_LISTED = tuple(
+    _topic(kind)
+    for kind in (
+        CaseType.Created,
+        CaseType.DraftSaved,
+        CaseType.Published,
+        CaseType.DraftDiscarded,
+    )
+)

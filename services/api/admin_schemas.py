@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -50,6 +50,14 @@ class CaseTypeVersionPublic(BaseModel):
     document: dict[str, Any]
 
 
+class VersionDiscarded(BaseModel):
+    name: str
+    version: int
+    status: str = Field(description="discarded")
+    discarded_by: str
+    reason: str
+
+
 class ValidationReport(BaseModel):
     name: str
     version: int
@@ -69,7 +77,9 @@ class CaseTypeDiff(BaseModel):
 
 
 class CaseTypeEvent(BaseModel):
-    type: str = Field(description="Created, DraftSaved, DraftValidated or Published")
+    type: str = Field(
+        description="Created, DraftSaved, DraftValidated, Published or DraftDiscarded"
+    )
     version: int | None
     recorded_at: datetime
     actor: str
@@ -77,9 +87,12 @@ class CaseTypeEvent(BaseModel):
     problems: list[str] | None
 
 
+StateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", max_length=63)]
+
+
 class MigrationCommand(_Request):
     to_version: int = Field(ge=1, description="a published version of the case type")
-    state_map: dict[str, Text] = Field(
+    state_map: dict[StateName, StateName] = Field(
         default_factory=dict,
         description="old state -> new state; states not listed keep their name",
     )

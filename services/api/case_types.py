@@ -1,5 +1,5 @@
-"""Case-type administration routes: draft, validate, publish, list, show, diff, history, and
-the migration of open cases to a newer version (dry run first)."""
+"""Case-type administration routes: draft, validate, publish, discard, list, show, diff,
+history, and the migration of open cases to a newer version (dry run first)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from services.api.admin_schemas import (
     MigrationReport,
     PublishCommand,
     ValidationReport,
+    VersionDiscarded,
     VersionSummary,
 )
 from services.api.deps import Caller, CurrentCaller, Deps, authenticated, known_query_only, require
@@ -137,6 +138,22 @@ def publish(
     return CaseTypeCreated(name=name, version=version, status="published", problems=[])
 
 
+@router.delete("/{name}/versions/{version}")
+def discard(
+    name: Name,
+    version: Version,
+    deps: Deps,
+    caller: Admin,
+    reason: Annotated[str, Query(min_length=1, max_length=500, pattern=NO_NUL)],
+) -> VersionDiscarded:
+    """Discard an unpublished draft: it leaves every list, its number is not used again, and
+    the history keeps who discarded it and why. Published versions cannot be discarded."""
+    author = deps.case_types.discard(name, version, reason, caller.context(None))
+    return VersionDiscarded(
+        name=name, version=version, status="discarded", discarded_by=author, reason=reason
+    )
+
+
 @router.get("/{name}/diff")
 def diff(
     name: Name,
@@ -151,7 +168,8 @@ def diff(
 
 @router.get("/{name}/history")
 def history(name: Name, deps: Deps, _: CurrentCaller) -> list[CaseTypeEvent]:
-    """Every change to the case type: drafts, validations, publications; who, when, why."""
+    """Every change to the case type: drafts, validations, publications, discarded drafts;
+    who, when, why."""
     return [
         CaseTypeEvent(
             type=type(event).__name__,

@@ -28,6 +28,7 @@ VERBS = [
     "case-types load",
     "case-types list",
     "case-types migrate",
+    "case-types discard",
 ]
 
 

@@ -720,7 +720,7 @@ SURROGATE_JSON = b'{"name": "tiny", "labels": {"en": "Tiny \\ud800"}, "states": 
             "POST",
             "/case-types/generic/versions/1/publish",
             {"json": {"reason": "ok", "\ud800": 1}},
-            "extra inputs",
+            "body",
         ),
         (
             "POST",

@@ -242,7 +242,9 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Notification:
-    """A message sent through a channel (e-mail, webhook, Kafka topic) when a rule says so."""
+    """A message sent through a channel (e-mail, webhook, Kafka topic) when a rule says so.
+    ``secret`` names the secret whose value a webhook sends as its Authorization header; the
+    value itself is never part of the case type."""
 
     name: str
     channel: str
@@ -250,6 +252,7 @@ class Notification:
     to: tuple[Recipient, ...] = ()
     subject: Template | None = None
     target: str | None = None  # the webhook URL or the Kafka topic
+    secret: str | None = None
 
 
 @dataclass(frozen=True)

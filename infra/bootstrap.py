@@ -20,12 +20,14 @@ from psycopg_pool import ConnectionPool
 from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
+from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
 from infra.kafka import BrokerProbe
 from infra.keys import PostgresKeyStore
 from infra.notifier import Notifier
 from infra.projector import ProjectionWorker
 from infra.relay import Relay
+from infra.secrets import SecretStore
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
 from services.api.app import create_app
@@ -52,6 +54,7 @@ class Container:
     case_list: CaseListStore
     keys: PostgresKeyStore
     relay: Relay
+    secrets: SecretStore
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -70,7 +73,11 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     migrate(pool)
     with schema_lock(pool):
         timeout = settings.db_write_timeout_s
-        case_types = CaseTypeRegistry(env=eventsourcing_env(settings.dsn, 2, timeout))
+        secrets = SecretStore(pool)
+        policy = NotificationRules(EgressPolicy.from_settings(settings), secrets)
+        case_types = CaseTypeRegistry(
+            env=eventsourcing_env(settings.dsn, 2, timeout), policy=policy
+        )
         ledger = CaseLedger(
             case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size, timeout)
         )
@@ -85,6 +92,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         case_list=CaseListStore(pool, reader),
         keys=PostgresKeyStore(pool),
         relay=Relay(settings, pool, reader),
+        secrets=secrets,
     )
 
 
@@ -132,6 +140,7 @@ def build_api(container: Container) -> FastAPI:
         case_types=container.case_types,
         cases=container.case_list,
         keys=container.keys,
+        secrets=container.secrets,
         health=health,
         max_body_bytes=container.settings.max_body_bytes,
     )
@@ -147,7 +156,9 @@ def build_sla_watcher(container: Container) -> SlaWatcher:
 
 
 def build_notifier(container: Container) -> Notifier:
-    notifier = Notifier(container.settings, container.pool, container.ledger)
+    notifier = Notifier(
+        container.settings, container.pool, container.ledger, secrets=container.secrets
+    )
     container.on_close.append(notifier.close)
     return notifier
 

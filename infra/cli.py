@@ -22,6 +22,7 @@ from services.auth import Role
 
 if TYPE_CHECKING:
     from infra.bootstrap import Container
+    from infra.secrets import SecretStore
 
 
 class Worker(Protocol):
@@ -42,6 +43,11 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create API keys for the HTTP API.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(
+    help="Set, list and delete the secrets that case types name (values are never shown).",
+    no_args_is_help=True,
+)
+app.add_typer(secrets_app, name="secrets")
 types_app = typer.Typer(
     help="Administer case types: load documents, list them, discard drafts, migrate open cases.",
     no_args_is_help=True,
@@ -332,6 +338,61 @@ def contracts(
     (out / "case-event-envelope.schema.json").write_text(envelope_json_schema_text())
     (out / "openapi.json").write_text(openapi_text())
     typer.echo(f"wrote {out}/case-event-envelope.schema.json and {out}/openapi.json")
+
+
+@secrets_app.command("set")
+def secrets_set(
+    name: Annotated[str, typer.Argument(help="the name case types use (secret: NAME)")],
+) -> None:
+    """Create or replace the secret NAME; its value is asked for without being echoed (or
+    read from standard input). A webhook sends it as its Authorization header, e.g.
+    `Bearer abc123`."""
+    from infra.bootstrap import bootstrap
+
+    value = typer.prompt("value", hide_input=True)
+    _on_secrets(bootstrap(_settings(), name="cli"), lambda store: store.set(name, value))
+    typer.echo(f"secret {name} is set")
+
+
+@secrets_app.command("list")
+def secrets_list() -> None:
+    """List the secrets' names and dates (never their values)."""
+    from infra.bootstrap import bootstrap
+
+    container = bootstrap(_settings(), name="cli")
+    try:
+        entries = container.secrets.entries()
+    finally:
+        container.close()
+    for entry in entries:
+        typer.echo(
+            f"{entry.name:<32} created {entry.created_at:%Y-%m-%d %H:%M}  "
+            f"updated {entry.updated_at:%Y-%m-%d %H:%M}"
+        )
+    if not entries:
+        typer.echo("no secrets; set one with `caseledger secrets set NAME`")
+
+
+@secrets_app.command("delete")
+def secrets_delete(name: Annotated[str, typer.Argument(help="the secret to delete")]) -> None:
+    """Delete the secret NAME; webhooks naming it fail until it is set again."""
+    from infra.bootstrap import bootstrap
+
+    _on_secrets(bootstrap(_settings(), name="cli"), lambda store: store.delete(name))
+    typer.echo(f"secret {name} is deleted")
+
+
+def _on_secrets(container: Container, change: Callable[[SecretStore], None]) -> None:
+    """Run ``change`` on the secrets; a refusal prints its reason and hint, and exits 1."""
+    from domain.errors import DomainError
+
+    try:
+        change(container.secrets)
+    except DomainError as error:
+        typer.echo(f"refused: {error.message}\n  {error.hint}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
 
 
 def main() -> None:

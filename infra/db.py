@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS projection_state (
     store_watermark bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    name       text PRIMARY KEY,
+    value      text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 

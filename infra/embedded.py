@@ -14,8 +14,10 @@ import socket
 import subprocess
 import time
 import warnings
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -142,9 +144,15 @@ class _FileHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content: bytes = envelope.original_content or b""
-        name = f"{time.time_ns()}.eml"
-        for line in content.splitlines():
-            if line.lower().startswith(b"x-caseledger-notification:"):
-                name = line.split(b":", 1)[1].strip().decode(errors="replace") + ".eml"
-        (self.folder / Path(name).name).write_bytes(content)
+        (self.folder / f"{_notification_id(content) or time.time_ns()}.eml").write_bytes(content)
         return "250 OK"
+
+
+def _notification_id(content: bytes) -> UUID | None:
+    """The notification id in the message's ``X-Caseledger-Notification`` header, when it is
+    a UUID: the only part of a message that names its file (free text never does)."""
+    headers = BytesHeaderParser().parsebytes(content)
+    try:
+        return UUID(str(headers.get("X-Caseledger-Notification", "")).strip())
+    except ValueError:
+        return None

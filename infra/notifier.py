@@ -22,26 +22,34 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import smtplib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import requests
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
+from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import TimeoutError as HTTPTimeout
 
+from domain.case import Case
 from domain.context import CommandContext
 from domain.errors import DomainError
+from infra.egress import EgressPolicy, EgressRefused, IPAddress, Target
 from infra.kafka import ensure_topic, new_producer
+from infra.secrets import SecretStore
 from infra.settings import Settings
 from services.application import CaseLedger
+from services.notification_targets import NOT_AN_ADDRESS, is_single_address
 
 log = logging.getLogger(__name__)
 NOTIFIER = CommandContext(actor_id="notifier", actor_role="system")
@@ -62,6 +70,15 @@ class DeliveryError(Exception):
     """A channel could not deliver a message; the text says why and what to do about it."""
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One notification to send: its id, its outbox message, and the case that asked."""
+
+    notification_id: str
+    message: Message
+    case: Case
+
+
 class Notifier:
     """Delivers the outbox's notifications and records their outcome on the cases."""
 
@@ -70,14 +87,18 @@ class Notifier:
         settings: Settings,
         pool: ConnectionPool[Connection[DictRow]],
         ledger: CaseLedger,
+        *,
+        secrets: SecretStore | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.ledger = ledger
+        self.egress = EgressPolicy.from_settings(settings)
+        self.secrets = secrets or SecretStore(pool)
         self.role_addresses: dict[str, list[str]] = json.loads(settings.notify_role_addresses)
         self._producer: KafkaProducer | None = None
         self._topics: set[str] = set()
-        self.channels: dict[str, Callable[[str, Message], str]] = {
+        self.channels: dict[str, Callable[[Delivery], str]] = {
             "email": self.send_email,
             "webhook": self.send_webhook,
             "kafka": self.send_kafka,
@@ -100,11 +121,12 @@ class Notifier:
             if row is None:
                 break
             notification_id, message = str(row["notification_id"]), row["message"]
-            if not self._awaited(row["case_id"], notification_id):
+            case = self._awaiting(row["case_id"], notification_id)
+            if case is None:
                 self._drop(notification_id)  # recorded already (the view lags), or no case
                 continue
             try:
-                detail = self._send(notification_id, message)
+                detail = self._send(Delivery(notification_id, message, case))
             except DeliveryError as error:
                 self._failed(row, str(error))
                 continue
@@ -121,23 +143,23 @@ class Notifier:
         with self.pool.connection() as conn:
             return conn.execute(_CLAIM, (CLAIM_S,)).fetchone()
 
-    def _awaited(self, case_id: UUID, notification_id: str) -> bool:
-        """Whether the case still waits for this notification's outcome."""
+    def _awaiting(self, case_id: UUID, notification_id: str) -> Case | None:
+        """The case, when it still waits for this notification's outcome."""
         try:
             case = self.ledger.get_case(case_id)
         except DomainError as problem:
             log.error("notification %s: %s", notification_id, problem.message)
-            return False
-        return case.notifications.get(notification_id) == "requested"
+            return None
+        return case if case.notifications.get(notification_id) == "requested" else None
 
-    def _send(self, notification_id: str, message: Message) -> str:
-        channel = self.channels.get(message.get("channel", ""))
+    def _send(self, delivery: Delivery) -> str:
+        channel = self.channels.get(delivery.message.get("channel", ""))
         if channel is None:
             raise DeliveryError(
-                f"unknown channel {message.get('channel')!r}; channels are "
+                f"unknown channel {delivery.message.get('channel')!r}; channels are "
                 f"{', '.join(self.channels)}: correct the notification in its case type"
             )
-        return channel(notification_id, message)
+        return channel(delivery)
 
     def _failed(self, row: dict[str, Any], error: str) -> None:
         attempts = row["attempts"] + 1
@@ -178,33 +200,39 @@ class Notifier:
 
     # -- channels --------------------------------------------------------------------------
 
-    def addresses(self, recipients: list[str]) -> list[str]:
-        """E-mail addresses for the recipients; ``role:x`` is looked up in the settings."""
+    def addresses(self, recipients: list[str]) -> tuple[list[str], list[str]]:
+        """The e-mail addresses for the recipients (``role:x`` is looked up in the settings),
+        and the recipients skipped for not being one plain address each."""
         found: list[str] = []
         for recipient in recipients:
             if recipient.startswith("role:"):
                 found += self.role_addresses.get(recipient.removeprefix("role:"), [])
             elif "@" in recipient:
                 found.append(recipient)
-        return list(dict.fromkeys(found))
+        unique = list(dict.fromkeys(found))
+        return [a for a in unique if is_single_address(a)], [
+            a for a in unique if not is_single_address(a)
+        ]
 
-    def send_email(self, notification_id: str, message: Message) -> str:
+    def send_email(self, delivery: Delivery) -> str:
+        message = delivery.message
         if not self.settings.smtp_url:
             raise DeliveryError(
                 "no mail relay is configured: set CASELEDGER_SMTP_URL (smtp://host:port)"
             )
-        to = self.addresses(message["recipients"])
+        to, skipped = self.addresses(message["recipients"])
+        skip = "; ".join(f"skipped {address[:80]!r}, which {NOT_AN_ADDRESS}" for address in skipped)
         if not to:
             raise DeliveryError(
                 f"no e-mail address among the recipients {message['recipients']}; give roles "
-                "addresses in CASELEDGER_NOTIFY_ROLE_ADDRESSES"
+                f"addresses in CASELEDGER_NOTIFY_ROLE_ADDRESSES{'; ' * bool(skip)}{skip}"
             )
         mail = EmailMessage()
         mail["From"] = self.settings.mail_from
         mail["To"] = ", ".join(to)
-        mail["Subject"] = message.get("subject") or message["notification"]
-        mail["Message-ID"] = f"<{notification_id}@caseledger>"
-        mail["X-Caseledger-Notification"] = notification_id
+        mail["Subject"] = _one_line(message.get("subject") or message["notification"])
+        mail["Message-ID"] = f"<{delivery.notification_id}@caseledger>"
+        mail["X-Caseledger-Notification"] = delivery.notification_id
         mail.set_content(message["body"])
         url = urlsplit(self.settings.smtp_url)
         relay = f"{url.hostname or 'localhost'}:{url.port or 25}"
@@ -231,9 +259,14 @@ class Notifier:
             ) from error
         delivered = [address for address in to if address not in refused]
         detail = f"mailed to {', '.join(delivered)} through {relay}"
-        return f"{detail}; refused: {_refusals(refused)}" if refused else detail
+        if refused:
+            detail += f"; refused: {_refusals(refused)}"
+        return f"{detail}; {skip}" if skip else detail
 
-    def send_webhook(self, notification_id: str, message: Message) -> str:
+    def send_webhook(self, delivery: Delivery) -> str:
+        """POST the message as JSON to the target the egress policy allows, at the address it
+        checked; a redirect is an answer like any other, and only its status is kept."""
+        message = delivery.message
         url = str(message.get("target") or "")
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no credentials, path
@@ -241,33 +274,77 @@ class Notifier:
             f"correct the url of notification {message.get('notification')!r} in a new version "
             f"of case type {message.get('case_type')!r}"
         )
-        payload = {"notification_id": notification_id, **message}
         try:
-            answer = requests.post(
-                url,
-                json=payload,
-                timeout=SEND_TIMEOUT_S,
-                headers={"X-Caseledger-Notification": notification_id},
-            )
-        except requests.Timeout as error:
+            target, address = self.egress.resolve(url)
+        except EgressRefused as refused:
+            raise DeliveryError(f"webhook: {refused}; or {fix}") from None
+        except OSError as error:  # the name does not resolve
+            raise self._unreachable(origin, fix, error) from error
+        headers = {
+            "Host": parts.netloc.rpartition("@")[2],
+            "Content-Type": "application/json",
+            "X-Caseledger-Notification": delivery.notification_id,
+        } | self._authorization(delivery)
+        payload = json.dumps({"notification_id": delivery.notification_id, **message})
+        path = f"{parts.path or '/'}{'?' * bool(parts.query)}{parts.query}"
+        try:
+            status = _post(target, address, path, headers, payload.encode())
+        except NewConnectionError as error:  # a subclass of the timeout below
+            raise self._unreachable(origin, fix, error) from error
+        except (HTTPTimeout, TimeoutError) as error:
             raise DeliveryError(
                 f"webhook: {origin} did not answer within {SEND_TIMEOUT_S} s; check that the "
                 f"receiver is up and reachable from the notifier, or {fix}"
             ) from error
-        except requests.RequestException as error:
+        except (HTTPError, OSError) as error:
+            raise self._unreachable(origin, fix, error) from error
+        if 300 <= status < 400:
             raise DeliveryError(
-                f"webhook: could not deliver to {origin} ({_reason(error)}); check that the "
-                f"receiver is up and reachable from the notifier, or {fix}"
-            ) from error
-        if answer.status_code >= 300:
-            raise DeliveryError(
-                f"webhook: {origin} answered {answer.status_code}: {answer.text[:200]!r}; the "
-                f"receiver refused the message: check its log, or {fix}"
+                f"webhook: {origin} answered {status}; redirects are not followed: {fix} with "
+                "the address the receiver redirects to"
             )
-        return f"webhook {origin} answered {answer.status_code}"
+        if status >= 400:
+            raise DeliveryError(
+                f"webhook: {origin} answered {status}; the receiver refused the message: check "
+                f"its log, or {fix}"
+            )
+        return f"webhook {origin} answered {status}"
 
-    def send_kafka(self, notification_id: str, message: Message) -> str:
+    def _authorization(self, delivery: Delivery) -> dict[str, str]:
+        """The Authorization header from the secret the notification names, if it names one."""
+        name = delivery.message.get("notification")
+        case = delivery.case
+        try:
+            definition = self.ledger.definitions.definition(case.case_type, case.case_type_version)
+        except DomainError as problem:
+            raise DeliveryError(f"webhook: {problem.message}; {problem.hint}") from None
+        notification = definition.notifications.get(str(name))
+        if notification is None or notification.secret is None:
+            return {}
+        try:
+            return {"Authorization": self.secrets.value(notification.secret)}
+        except DomainError:
+            raise DeliveryError(
+                f"webhook: no secret is called {notification.secret!r}; set it with `caseledger "
+                f"secrets set {notification.secret}` (or PUT /secrets/{notification.secret})"
+            ) from None
+
+    @staticmethod
+    def _unreachable(origin: str, fix: str, error: BaseException) -> DeliveryError:
+        return DeliveryError(
+            f"webhook: could not deliver to {origin} ({_reason(error)}); check that the "
+            f"receiver is up and reachable from the notifier, or {fix}"
+        )
+
+    def send_kafka(self, delivery: Delivery) -> str:
+        message = delivery.message
         topic = str(message.get("target") or "")
+        reserved = self.egress.topic_problem(topic)
+        if reserved is not None:
+            raise DeliveryError(
+                f"kafka: {reserved}, in a new version of case type {message.get('case_type')!r}"
+            )
+        notification_id = delivery.notification_id
         payload = json.dumps({"notification_id": notification_id, **message}).encode()
         try:
             if topic not in self._topics:
@@ -295,6 +372,38 @@ class Notifier:
         if self._producer is not None:
             self._producer.close()
             self._producer = None
+
+
+def _post(
+    target: Target, address: IPAddress, path: str, headers: dict[str, str], body: bytes
+) -> int:
+    """POST ``body`` to ``address`` (the checked one: no second DNS lookup), never following a
+    redirect and never reading the answer's body; answers the status code."""
+    tls = {"server_hostname": target.host, "assert_hostname": target.host}
+    pool = (
+        HTTPSConnectionPool(str(address), target.port, **tls)  # type: ignore[arg-type]
+        if target.scheme == "https"
+        else HTTPConnectionPool(str(address), target.port)
+    )
+    with pool:
+        answer = pool.urlopen(
+            "POST",
+            path,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            timeout=Timeout(SEND_TIMEOUT_S),
+            preload_content=False,
+            assert_same_host=False,
+        )
+        answer.release_conn()
+        return int(answer.status)
+
+
+def _one_line(text: str) -> str:
+    """A header value: line breaks and other control characters become one space each run."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
 
 
 def _reason(error: BaseException) -> str:

@@ -71,6 +71,19 @@ class Settings(BaseSettings):
         description='JSON: who receives notifications sent to a role, e.g. {"manager": '
         '["claims-managers@example.com"]}',
     )
+    webhook_allowlist: str = Field(
+        default="",
+        description="comma-separated webhook targets IT allows: host, host:port, *.domain "
+        "(any host under it), * (any public host), or URL prefixes "
+        "(https://hooks.example.com/claims/). Private, loopback, link-local and other internal "
+        "addresses are reached only when an entry names them exactly (10.0.0.8:8080, "
+        "localhost:9000). Empty: no webhook may be published or sent.",
+    )
+    reserved_topic_prefixes: str = Field(
+        default="case-events,caseledger,__",
+        description="comma-separated Kafka topic prefixes notifications may not publish to, "
+        "besides CASELEDGER_KAFKA_TOPIC itself",
+    )
 
     def as_env(self) -> dict[str, str]:
         """Environment variables that make a child process read these same settings."""

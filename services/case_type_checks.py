@@ -13,7 +13,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
@@ -38,6 +37,14 @@ from services.expressions import (
     members_in,
     table_problems,
 )
+from services.notification_targets import (
+    NOT_AN_ADDRESS,
+    NotificationPolicy,
+    is_single_address,
+    unstorable_in,
+    url_problem,
+)
+from services.secret_store import SECRET_NAME
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
@@ -129,6 +136,7 @@ class NotificationDoc(Part):
     subject: str | None = None
     url: str | None = None
     topic: str | None = None
+    secret: str | None = None
 
 
 class ViewDoc(Part):
@@ -262,6 +270,7 @@ class Scope:
     notifications: list[str] = field(default_factory=list)
     tables: dict[str, DecisionTable | None] = field(default_factory=dict)
     case_types: Collection[str] | None = None
+    policy: NotificationPolicy | None = None  # IT's egress rules; None checks the text only
     day_length: timedelta = timedelta(hours=24)
     broken: set[str] = field(default_factory=set)  # sections not even of the right type
 
@@ -443,7 +452,6 @@ class Scope:
         return {"case_type": doc.case_type, "title": title, "fields": dict(doc.fields)}
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
@@ -475,6 +483,9 @@ def build_notification(
         scope.add(f"{path}.channel", f"unknown channel {doc.channel!r}; use {listed(CHANNELS)}")
         return None
     before = len(scope.problems)
+    scope.problems += unstorable_in(doc.model_dump(exclude_none=True), path)
+    if len(scope.problems) > before:
+        return None  # NUL or a lone surrogate: nothing else is worth checking (or showing)
     for key, channel in (("subject", "email"), ("url", "webhook"), ("topic", "kafka")):
         value = getattr(doc, key)
         if value is not None and doc.channel != channel:
@@ -483,26 +494,44 @@ def build_notification(
             scope.add(f"{path}.{key}", f"is required for {channel} notifications")
     if doc.channel == "email" and not doc.to:
         scope.add(f"{path}.to", "is required for email: list at least one recipient")
-    if doc.url is not None and not _is_http(doc.url):
-        scope.add(
-            f"{path}.url", f"{doc.url!r} is not an http(s) URL such as https://example.com/hook"
-        )
-    if doc.topic is not None and not _TOPIC.fullmatch(doc.topic):
-        scope.add(
-            f"{path}.topic", f"{doc.topic!r} is not a Kafka topic name (letters, digits, . _ -)"
-        )
+    _check_target(scope, path, doc)
     to = [_recipient(scope, f"{path}.to[{i}]", item, doc.channel) for i, item in enumerate(doc.to)]
     body = scope.template(f"{path}.body", doc.body)
     subject = scope.template(f"{path}.subject", doc.subject)
     if body is None or len(scope.problems) > before:
         return None
     recipients = tuple(r for r in to if r is not None)
-    return Notification(name, doc.channel, body, recipients, subject, doc.url or doc.topic)
+    target = doc.url or doc.topic
+    return Notification(name, doc.channel, body, recipients, subject, target, doc.secret)
 
 
-def _is_http(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def _check_target(scope: Scope, path: str, doc: NotificationDoc) -> None:
+    """The URL, topic and secret a notification names: well-formed, and allowed by IT."""
+    policy = scope.policy
+    if doc.url is not None:
+        problem = url_problem(doc.url)
+        if problem is None and policy is not None:
+            problem = policy.webhook_problem(doc.url)
+        if problem is not None:
+            scope.add(f"{path}.url", problem)
+    if doc.topic is not None:
+        problem = None
+        if not _TOPIC.fullmatch(doc.topic):
+            problem = f"{doc.topic!r} is not a Kafka topic name (letters, digits, . _ -)"
+        elif policy is not None:
+            problem = policy.topic_problem(doc.topic)
+        if problem is not None:
+            scope.add(f"{path}.topic", problem)
+    if doc.secret is not None:
+        problem = None
+        if doc.channel != "webhook":
+            problem = "is only for webhook notifications (sent as the Authorization header)"
+        elif not SECRET_NAME.fullmatch(doc.secret):
+            problem = f"{doc.secret!r} is not a secret name (lowercase letters, digits and _)"
+        elif policy is not None:
+            problem = policy.secret_problem(doc.secret)
+        if problem is not None:
+            scope.add(f"{path}.secret", problem)
 
 
 def _recipient(scope: Scope, path: str, item: Mapping[str, Any], channel: str) -> Recipient | None:
@@ -526,8 +555,8 @@ def _recipient(scope: Scope, path: str, item: Mapping[str, Any], channel: str) -
         scope.add(where, f"unknown role {value!r}; roles are {listed(ROLES)}")
     elif kind == "field":
         scope.check_field(where, value)
-    elif kind == "address" and channel == "email" and not _EMAIL.fullmatch(value):
-        scope.add(where, f"{value!r} is not an e-mail address")
+    elif kind == "address" and not is_single_address(value):
+        scope.add(where, f"{shown(value)} {NOT_AN_ADDRESS}")
     return Recipient(kind, value)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import case_types, cases
+from services.api import case_types, cases, secrets
 from services.api.deps import ApiDependencies, Deps, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.limits import BodySizeLimit
@@ -29,6 +29,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     install_error_handlers(app)
     app.include_router(cases.router)
     app.include_router(case_types.router)
+    app.include_router(secrets.router)
     mount_dashboard(app)
 
     @app.get(

@@ -18,6 +18,7 @@ from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.queries import CaseListQueries
+from services.secret_store import SecretBook
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ApiDependencies:
     case_types: CaseTypeRegistry
     cases: CaseListQueries
     keys: KeyStore
+    secrets: SecretBook
     health: Callable[[], dict[str, Any]]
     max_body_bytes: int = 1_048_576
 

@@ -22,11 +22,13 @@ from services.errors import (
     StoreBusy,
     VersionConflict,
 )
+from services.secret_store import SecretNotFound
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     (NotAllowed, 403),
     (CaseNotFound, 404),
     (CaseTypeNotFound, 404),
+    (SecretNotFound, 404),
     (UnknownVersion, 404),
     (SaveTooLarge, 413),
     (StoreBusy, 503),

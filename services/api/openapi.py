@@ -14,7 +14,12 @@ def openapi_document() -> dict[str, Any]:
     nothing: Any = None
     app = create_app(
         ApiDependencies(
-            ledger=nothing, case_types=nothing, cases=nothing, keys=nothing, health=dict
+            ledger=nothing,
+            case_types=nothing,
+            cases=nothing,
+            keys=nothing,
+            secrets=nothing,
+            health=dict,
         )
     )
     return app.openapi()

@@ -94,6 +94,12 @@ def webhook() -> Iterator[tuple[list[dict[str, Any]], int]]:
     server.shutdown()
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The receivers listen on 127.0.0.1: IT names it in the webhook allowlist."""
+    return settings.model_copy(update={"webhook_allowlist": "127.0.0.1"})
+
+
 def install(container: Container, settings: Settings, hook_port: int) -> str:
     topic = f"notices-{settings.kafka_topic}"
     text = NOTIFYING.replace("HOOK_URL", f"http://127.0.0.1:{hook_port}/hook")

@@ -29,6 +29,10 @@ VERBS = [
     "case-types list",
     "case-types migrate",
     "case-types discard",
+    "secrets",
+    "secrets set",
+    "secrets list",
+    "secrets delete",
 ]
 
 

@@ -6,6 +6,10 @@ transaction (autocommit) into a table shaped like the event store's, with the by
 real stored event, over its own psycopg connection per thread. Both run with 1 and with 16
 threads on the same database.
 
+A third figure compares the event store's writer (``infra.recorder``: no pipeline mode, write
+budgets) with the eventsourcing library's own pipeline-mode recorder, one event per save, on
+tables of their own in the same database.
+
 Run on its own: ``.venv/bin/python -m bench.writes [--quick]`` (from the project root).
 """
 
@@ -15,6 +19,8 @@ import time
 from uuid import UUID, uuid4
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 
 from bench.common import (
     CONSOLE,
@@ -30,6 +36,7 @@ from bench.common import (
     run_alone,
     run_for,
 )
+from infra.recorder import BoundedApplicationRecorder
 from services.application import CaseLedger
 
 NAME = "writes"
@@ -81,6 +88,35 @@ def raw_worker(dsn: str, topic: str, state: bytes) -> Worker:
                 counts[index] += 1
 
     return work
+
+
+def recorder_worker(recorder: PostgresApplicationRecorder, topic: str, state: bytes) -> Worker:
+    """One save of one event per iteration, through ``recorder``."""
+
+    def work(index: int, deadline: float, counts: list[int]) -> None:
+        while time.perf_counter() < deadline:
+            recorder.insert_events([StoredEvent(uuid4(), 1, topic, state)])
+            counts[index] += 1
+
+    return work
+
+
+def recorder_figure(env: BenchEnv, seconds: float, topic: str, state: bytes) -> Figure:
+    datastore = env.container.ledger.recorder.datastore  # type: ignore[attr-defined]
+    ours = BoundedApplicationRecorder(datastore, events_table_name="bench_bounded_events")
+    library = PostgresApplicationRecorder(datastore, events_table_name="bench_library_events")
+    for recorder in (ours, library):
+        recorder.create_table()
+    raw = measure("library pipeline recorder", 1, seconds, recorder_worker(library, topic, state))
+    bounded = measure("caseledger recorder", 1, seconds, recorder_worker(ours, topic, state))
+    return Figure(
+        benchmark=NAME,
+        label="event-store saves/s, caseledger recorder",
+        value=bounded.rate,
+        unit="/s",
+        baseline_label="saves/s, the library's pipeline recorder",
+        baseline=raw.rate,
+    )
 
 
 def sample_event(env: BenchEnv) -> tuple[str, bytes]:
@@ -138,6 +174,8 @@ def run(scale: Scale) -> list[Figure]:
             )
             figures.append(figure(threads, service, raw))
             print_figure(figures[-1])
+        figures.append(recorder_figure(env, scale.write_seconds, topic, state))
+        print_figure(figures[-1])
     return figures
 
 

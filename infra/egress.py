@@ -19,7 +19,7 @@ import re
 import socket
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from infra.secrets import SecretStore
 from infra.settings import Settings
@@ -133,6 +133,8 @@ def target_of(url: str) -> Target:
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".")
     port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    if {".", ".."} & set(unquote(parts.path).split("/")):
+        raise EgressRefused("the path holds . or .. segments; write it as the receiver reads it")
     ip = _address(host)
     shown = str(ip) if ip is not None else host
     return Target(parts.scheme, shown, port, parts.path or "/", ip)

@@ -23,7 +23,7 @@ from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
 from infra.kafka import BrokerProbe
-from infra.keys import PostgresKeyStore
+from infra.keys import PostgresKeyStore, valid_development_keys
 from infra.notifier import Notifier
 from infra.projector import ProjectionWorker
 from infra.relay import Relay
@@ -35,6 +35,7 @@ from services.api.deps import ApiDependencies
 from services.application import CaseLedger
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
+from services.case_views import CaseViews
 
 CASE_TYPES_DIR = Path(__file__).resolve().parent.parent / "casetypes"
 BUILT_IN_CASE_TYPES = ("generic.yaml",)
@@ -125,6 +126,9 @@ def database_health(pool: ConnectionPool[Connection[DictRow]]) -> dict[str, Any]
 
 
 def build_api(container: Container) -> FastAPI:
+    """The HTTP API; in production, refused while a development key is valid."""
+    if container.settings.environment == "production":
+        _refuse_development_keys(container.keys)
     probe = BrokerProbe(container.settings)
     container.on_close.append(probe.close)
 
@@ -140,11 +144,22 @@ def build_api(container: Container) -> FastAPI:
         case_types=container.case_types,
         cases=container.case_list,
         keys=container.keys,
+        views=CaseViews(container.ledger),
         secrets=container.secrets,
         health=health,
         max_body_bytes=container.settings.max_body_bytes,
     )
     return create_app(deps)
+
+
+def _refuse_development_keys(keys: PostgresKeyStore) -> None:
+    found = valid_development_keys(keys)
+    if found:
+        ids = ", ".join(f"{k.key_id} ({k.label})" for k in found)
+        raise RuntimeError(
+            f"production refuses to serve while development keys work: {ids}; revoke each "
+            "with `caseledger keys revoke ID` and create real ones with `caseledger keys create`"
+        )
 
 
 def build_projector(container: Container) -> ProjectionWorker:

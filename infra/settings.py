@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Written by `caseledger up` with the addresses of the embedded servers it started, so that
@@ -18,6 +19,17 @@ class Settings(BaseSettings):
 
     ``DATABASE_URL`` and ``KAFKA_BOOTSTRAP_SERVERS`` keep their usual names; everything else
     is prefixed ``CASELEDGER_``. Leave the first two unset to run on the embedded servers.
+
+    ``CASELEDGER_ENVIRONMENT=production`` refuses to start (these settings do not load) on
+    the insecure defaults made for a laptop:
+
+    - no ``DATABASE_URL`` or no ``KAFKA_BOOTSTRAP_SERVERS`` (the embedded servers);
+    - an API listening beyond loopback (``CASELEDGER_API_HOST=0.0.0.0``) in plain HTTP:
+      give it ``CASELEDGER_TLS_CERT_FILE`` and ``CASELEDGER_TLS_KEY_FILE``, or say with
+      ``CASELEDGER_BEHIND_TLS_PROXY=true`` that a TLS-terminating proxy is the only way in.
+
+    ``caseledger up`` refuses production, and the API refuses to serve while a development
+    key (made by ``caseledger up``) is valid: ``caseledger keys revoke`` it.
     """
 
     model_config = SettingsConfigDict(
@@ -45,6 +57,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".caseledger")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    tls_cert_file: Path | None = Field(default=None, description="the API's TLS certificate")
+    tls_key_file: Path | None = Field(default=None, description="its private key")
+    behind_tls_proxy: bool = Field(
+        default=False,
+        description="true when a TLS-terminating proxy is the only way to the API (lets "
+        "production listen beyond loopback in plain HTTP)",
+    )
     broker_port: int = 9092
     db_pool_size: int = Field(default=8, ge=1)
     db_write_timeout_s: int = Field(
@@ -85,6 +104,37 @@ class Settings(BaseSettings):
         "besides CASELEDGER_KAFKA_TOPIC itself",
     )
 
+    @model_validator(mode="after")
+    def _safe_for_production(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both CASELEDGER_TLS_CERT_FILE and CASELEDGER_TLS_KEY_FILE")
+        problems = self.production_problems() if self.environment == "production" else []
+        if problems:
+            raise ValueError("production refuses to start: " + "; ".join(problems))
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe outside a laptop, each with its fix."""
+        problems = []
+        if not self.database_url:
+            problems.append(
+                "DATABASE_URL is not set (the embedded PostgreSQL is for development): "
+                "point it at your PostgreSQL server"
+            )
+        if not self.kafka_bootstrap_servers:
+            problems.append(
+                "KAFKA_BOOTSTRAP_SERVERS is not set (the embedded broker is for development): "
+                "point it at your Kafka cluster"
+            )
+        tls = self.tls_cert_file is not None or self.behind_tls_proxy
+        if not _loopback(self.api_host) and not tls:
+            problems.append(
+                f"the API would serve plain HTTP on {self.api_host}: set "
+                "CASELEDGER_TLS_CERT_FILE and CASELEDGER_TLS_KEY_FILE, or "
+                "CASELEDGER_BEHIND_TLS_PROXY=true when a TLS proxy is the only way in"
+            )
+        return problems
+
     def as_env(self) -> dict[str, str]:
         """Environment variables that make a child process read these same settings."""
         plain = {
@@ -114,3 +164,12 @@ class Settings(BaseSettings):
                 "or set it, e.g. postgresql://user:password@host:5432/caseledger"
             )
         return self.database_url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface

@@ -356,7 +356,7 @@ class SandboxedTemplate:
 
     def _render(self, known: dict[str, Any]) -> str:
         if self._inline:
-            text = _render_text(self._template, known)
+            text = _render_text(self._template, self.source, known)
         else:
             text = str(shared_pool().run("jinja", self.source, known))
         check_output(text)
@@ -372,13 +372,13 @@ class SandboxedTemplate:
         return f"SandboxedTemplate({self.source!r})"
 
 
-def _render_text(template: Template, known: dict[str, Any]) -> str:
+def _render_text(template: Template, source: str, known: dict[str, Any]) -> str:
     try:
         return template.render(known)
     except (BudgetExceeded, MemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - documented: an ordinary error renders a placeholder
-        log.warning("template %r could not be rendered: %s", template, error)
+        log.warning("template %r could not be rendered: %s", source, error)
         return f"[template error: {error}]"
 
 
@@ -392,7 +392,7 @@ def _compiled(kind: str, spec: Any) -> Callable[[dict[str, Any]], Any]:
         engine = _zen_engine(name, jdm)
         return lambda known: _zen_row(engine, name, known)
     template = ENVIRONMENT.from_string(prepare(ENVIRONMENT.parse(spec)))
-    return lambda known: _render_text(template, known)
+    return lambda known: _render_text(template, spec, known)
 
 
 def run_here(kind: str, spec: Any, known: dict[str, Any]) -> Any:

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+from functools import cache
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,6 +32,8 @@ MAX_FACTS_BYTES = 1_048_576
 """The most facts (pickled) one evaluation in the pool may read."""
 WORKER_MEMORY = 512 * 2**20
 """The address space of a worker: beyond it, allocation fails and the evaluation with it."""
+WORKER_NICENESS = 10
+"""How much lower a worker's CPU priority is than the API's (``nice``)."""
 WORKERS = 2
 _START_TIMEOUT_S = 30.0
 _SIMPLIFY = "simplify it: iterate over fewer items, nest comprehensions or loops less"
@@ -117,14 +120,15 @@ def _ask(worker: _Worker, payload: bytes) -> dict[str, Any]:
     return answer
 
 
-_shared: SandboxPool | None = None
-_shared_lock = threading.Lock()
+_starting = threading.Lock()
+
+
+@cache
+def _the_pool() -> SandboxPool:
+    return SandboxPool()
 
 
 def shared_pool() -> SandboxPool:
     """The pool of this process, started on first use."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = SandboxPool()
-        return _shared
+    with _starting:
+        return _the_pool()

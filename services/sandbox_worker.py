@@ -2,12 +2,14 @@
 :mod:`services.sandbox`, one at a time, until its connection closes.
 
 Started by the pool as ``python -m services.sandbox_worker FD``, FD being its end of a socket
-pair. It limits its own address space first, so that a runaway allocation fails here.
+pair. It limits its own address space first, so that a runaway allocation fails here, and lowers
+its priority, so that a runaway (or a worker starting) leaves the CPU to the API first.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import resource
 import sys
@@ -15,7 +17,7 @@ from multiprocessing.connection import Connection
 
 from domain.errors import BudgetExceeded
 from services.expressions import run_here
-from services.sandbox import WORKER_MEMORY
+from services.sandbox import WORKER_MEMORY, WORKER_NICENESS
 
 
 def serve(connection: Connection) -> None:
@@ -36,4 +38,5 @@ def serve(connection: Connection) -> None:
 
 if __name__ == "__main__":
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+    os.nice(WORKER_NICENESS)
     serve(Connection(int(sys.argv[1])))

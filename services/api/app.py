@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import case_types, cases, secrets
-from services.api.deps import ApiDependencies, Deps, known_query_only
+from services.api import case_types, cases, keys, secrets
+from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
+from services.api.headers import SecurityHeaders
 from services.api.limits import BodySizeLimit
 from services.api.schemas import ErrorBody, HealthBody
-from services.api.ui import mount_dashboard
+from services.api.ui import mount_dashboard, mount_docs
 
 DESCRIPTION = """
 caseledger keeps every change to every case as an event. Authenticate with
@@ -24,30 +25,43 @@ role) is set by its case type, administered under `/case-types` (docs/case-types
 
 
 def create_app(deps: ApiDependencies) -> FastAPI:
-    app = FastAPI(title="caseledger", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(
+        title="caseledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,  # served offline by mount_docs
+        redoc_url=None,  # ReDoc loads only from a CDN
+    )
     app.state.deps = deps
     install_error_handlers(app)
     app.include_router(cases.router)
     app.include_router(case_types.router)
     app.include_router(secrets.router)
+    app.include_router(keys.router)
     mount_dashboard(app)
+    mount_docs(app)
 
     @app.get(
         "/health",
         tags=["operations"],
         response_model=HealthBody,
+        response_model_exclude_none=True,
         responses={
             503: {"model": HealthBody, "description": "a component is down"},
             422: {"model": ErrorBody, "description": "an unknown query parameter"},
         },
         dependencies=[Depends(known_query_only)],
     )
-    def health(deps: Deps) -> JSONResponse:
-        """The state of the database and the broker; 503 when one is down."""
+    def health(deps: Deps, caller: KnownCaller) -> JSONResponse:
+        """ok, or degraded (503) when the database or the broker is down. With a valid key,
+        each component's state and details (addresses, errors) too."""
         components: dict[str, Any] = deps.health()
         ok = all(c.get("ok") for c in components.values())
-        body = {"status": "ok" if ok else "degraded", "components": components}
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
+        if caller is not None:
+            body["components"] = components
         return JSONResponse(body, status_code=200 if ok else 503)
 
     app.add_middleware(BodySizeLimit, max_bytes=deps.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: also on the answers of the others
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -17,6 +18,7 @@ from domain.context import CommandContext
 from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
+from services.case_views import CaseViews
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
 
@@ -29,6 +31,7 @@ class ApiDependencies:
     case_types: CaseTypeRegistry
     cases: CaseListQueries
     keys: KeyStore
+    views: CaseViews
     secrets: SecretBook
     health: Callable[[], dict[str, Any]]
     max_body_bytes: int = 1_048_576
@@ -75,10 +78,32 @@ def authenticated(
             "unknown API key: check the key, or create one with `caseledger keys create`",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    refusal = holder.refusal(datetime.now(UTC))
+    if refusal is not None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, refusal, headers={"WWW-Authenticate": "Bearer"}
+        )
     return Caller(actor_id=holder.actor_id, role=holder.role)
 
 
 CurrentCaller = Annotated[Caller, Depends(authenticated)]
+
+
+def known_caller(
+    deps: Deps,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller | None:
+    """The caller when the request carries a valid key, else ``None`` (never a 401): for
+    public answers that say more to a known caller, such as /health."""
+    if credentials is None:
+        return None
+    holder = deps.keys.holder_of(credentials.credentials)
+    if holder is None or holder.refusal(datetime.now(UTC)) is not None:
+        return None
+    return Caller(actor_id=holder.actor_id, role=holder.role)
+
+
+KnownCaller = Annotated[Caller | None, Depends(known_caller)]
 
 
 def _repeatable(annotation: object) -> bool:

@@ -18,6 +18,7 @@ def openapi_document() -> dict[str, Any]:
             case_types=nothing,
             cases=nothing,
             keys=nothing,
+            views=nothing,
             secrets=nothing,
             health=dict,
         )

@@ -243,10 +243,22 @@ class Case(Aggregate):
         party_id: str | None,
         context: dict[str, Any],
         now: datetime,
+        view: View | None = None,
     ) -> Case:
-        """Open a new case of the case type ``definition``, starting its SLA clocks."""
+        """Open a new case of the case type ``definition``, starting its SLA clocks. With the
+        opener's ``view``, only the fields it edits, and those the case type requires at
+        opening, may be given (``None``: any field, e.g. for a rule's child case)."""
         check_text("title", title, MAX_TITLE)
         check_field_values(fields)
+        if view is not None and view.edit is not None:
+            settable = view.edit | {n for n, spec in definition.fields.items() if spec.required}
+            refused = sorted(set(fields) - settable)
+            if refused:
+                raise InvalidCommand(
+                    f"your role may not set {', '.join(refused)} when opening a case",
+                    hint=f"fields your role may set when opening a {definition.name} case: "
+                    f"{', '.join(sorted(settable)) or 'none'}; leave the others out",
+                )
         definition.check_fields(fields, opening=True)
         if party_id is not None:
             check_storable_text(party_id, "party_id: ")

@@ -12,10 +12,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
+from pydantic import ValidationError
 
 from infra.settings import Settings
 from services.auth import Role
@@ -41,7 +43,9 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Create API keys for the HTTP API.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys for the HTTP API.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 secrets_app = typer.Typer(
     help="Set, list and delete the secrets that case types name (values are never shown).",
@@ -61,7 +65,11 @@ def _settings() -> Settings:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:  # its text would quote every setting, secrets included
+        reasons = [str(e.get("ctx", {}).get("error", e["msg"])) for e in error.errors()]
+        raise RuntimeError("; ".join(reasons)) from None
 
 
 def _stop_on_signals() -> threading.Event:
@@ -94,13 +102,19 @@ def serve(
     from infra.bootstrap import bootstrap, build_api
 
     settings = _settings()
+    if host is not None:
+        settings = settings.model_copy(update={"api_host": host})
+        if settings.environment == "production" and settings.production_problems():
+            raise RuntimeError("; ".join(settings.production_problems()))
     container = bootstrap(settings, name="api")
     try:
         uvicorn.run(
             build_api(container),
-            host=host or settings.api_host,
+            host=settings.api_host,
             port=port or settings.api_port,
             log_level="warning",
+            ssl_certfile=settings.tls_cert_file,
+            ssl_keyfile=settings.tls_key_file,
         )
     finally:
         container.close()
@@ -280,15 +294,62 @@ def case_types_migrate(
 def keys_create(
     role: Annotated[Role, typer.Option(help="the role the key acts in", case_sensitive=False)],
     label: Annotated[str, typer.Option(help="who or what holds the key (shown as the actor)")] = "",
+    expires_in: Annotated[
+        str | None, typer.Option(help="how long the key works: 30d, 12h, 90m (default: ever)")
+    ] = None,
 ) -> None:
     """Create an API key for ROLE and print it (it is shown only once)."""
+    from infra.bootstrap import bootstrap
+    from services.auth import parse_lifetime
+
+    lifetime = parse_lifetime(expires_in) if expires_in is not None else None
+    container = bootstrap(_settings(), name="cli")
+    try:
+        typer.echo(container.keys.create(role, label, lifetime))
+    finally:
+        container.close()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key: id, role, label, when it was created, expires and was revoked (never
+    the key itself)."""
     from infra.bootstrap import bootstrap
 
     container = bootstrap(_settings(), name="cli")
     try:
-        typer.echo(container.keys.create(role, label))
+        holders = container.keys.list()
     finally:
         container.close()
+    for holder in holders:
+        dates = [f"created {_day(holder.created_at)}"]
+        if holder.expires_at is not None:
+            dates.append(f"expires {_day(holder.expires_at)}")
+        if holder.revoked_at is not None:
+            dates.append(f"revoked {_day(holder.revoked_at)}")
+        typer.echo(
+            f"{holder.key_id}  {holder.role.value:<10}  {holder.label or '-':<20}  "
+            + "  ".join(dates)
+        )
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id, as `caseledger keys list` shows")],
+) -> None:
+    """Revoke a key: every API process refuses it within a second."""
+    from infra.bootstrap import bootstrap
+
+    container = bootstrap(_settings(), name="cli")
+    try:
+        holder = container.keys.revoke(key_id)
+    finally:
+        container.close()
+    typer.echo(f"{holder.key_id} ({holder.role.value}, {holder.label or 'no label'}) revoked")
 
 
 @app.command()

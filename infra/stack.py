@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
 from infra.embedded import EmbeddedBroker, MailSink, free_port, start_postgres
-from infra.keys import PostgresKeyStore
+from infra.keys import PostgresKeyStore, development_label
 from infra.settings import STACK_ENV, Settings
 from services.auth import Role
 
@@ -22,6 +23,11 @@ CHILDREN = ("serve", "relay", "project", "sla-watch", "notify")
 
 
 def run_stack(settings: Settings) -> int:
+    if settings.environment == "production":
+        raise RuntimeError(
+            "`caseledger up` is for development (embedded servers, development keys): in "
+            "production run `serve`, `relay`, `project`, `sla-watch` and `notify` as services"
+        )
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     database_url, bootstrap_servers = settings.database_url, settings.kafka_bootstrap_servers
@@ -99,10 +105,12 @@ def _spawn(verb: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[by
 def _development_keys(store: PostgresKeyStore, path: Path) -> dict[str, str]:
     """One key per role, made on the first run and kept in ``path`` for the next ones."""
     keys: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    now = datetime.now(UTC)
     for role in Role:
         key = keys.get(role.value)
-        if key is None or store.holder_of(key) is None:
-            keys[role.value] = store.create(role, label=f"dev-{role.value}")
+        holder = store.holder_of(key) if key else None
+        if holder is None or holder.refusal(now) is not None:  # new, revoked or expired
+            keys[role.value] = store.create(role, label=development_label(role))
     path.write_text(json.dumps(keys, indent=2))
     path.chmod(0o600)
     return keys

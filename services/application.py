@@ -61,7 +61,8 @@ class CaseLedger(Application[UUID]):
     ) -> Case:
         definition = self.definitions.current(case_type)
         now, ctx = self.clock(), context.as_dict()
-        case = Case.open(definition, title, fields, party_id, ctx, now)
+        view = definition.view_for(context.actor_role)
+        case = Case.open(definition, title, fields, party_id, ctx, now, view)
         reaction = react(case, definition, 0, ctx, now, self.definitions.current)
         self.save(case, *reaction.children)
         return case

@@ -40,6 +40,8 @@ class PageCursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             opened_at, case_id = json.loads(raw)
+            if not isinstance(opened_at, str) or not isinstance(case_id, str):
+                raise TypeError("a cursor holds two strings")  # a forged one may hold anything
             return cls(datetime.fromisoformat(opened_at), str(UUID(case_id)))
         except (ValueError, TypeError) as error:
             raise InvalidCommand(

@@ -9,8 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from domain.case import Case
-from domain.definition import Definition, View, label_in
-from domain.envelope import envelope_for
+from domain.definition import Definition, label_in
 from services.api.deps import (
     Caller,
     CurrentCaller,
@@ -40,6 +39,7 @@ from services.api.schemas import (
     TransitionPublic,
 )
 from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE
+from services.case_views import SeenCase
 from services.queries import CaseFilter, PageCursor
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -163,9 +163,8 @@ def get_case(
 ) -> CasePublic:
     """The case as its events make it now, shaped by your role's view of its case type, with
     labels in the language of your Accept-Language header (French or English)."""
-    case = deps.ledger.get_case(case_id)
-    definition = deps.ledger.definition_of(case)
-    view = definition.view_for(caller.role.value)
+    seen = deps.views.case(case_id, caller.role.value)
+    case, definition, view = seen.case, seen.definition, seen.view
     language = _language(definition, languages)
     response.headers["Content-Language"] = language
     return CasePublic(
@@ -179,9 +178,9 @@ def get_case(
         escalations=case.escalations,
         assignee=case.assignee,
         party_id=case.party_id,
-        fields=_visible(case.fields, view),
+        fields=seen.fields,
         editable_fields=sorted(view.edit) if view.edit is not None else None,
-        labels=_labels(definition, case.status, (language,)),
+        labels=_labels(seen, (language,)),
         transitions=[
             TransitionPublic(
                 name=t.name, label=label_in(t.labels, (language,), t.name), to=t.target
@@ -214,28 +213,24 @@ def _language(definition: Definition, languages: tuple[str, ...]) -> str:
     return next((lang for lang in languages if lang in offered), "en")
 
 
-def _labels(definition: Definition, status: str, languages: tuple[str, ...]) -> CaseLabels:
+def _labels(seen: SeenCase, languages: tuple[str, ...]) -> CaseLabels:
+    definition, status = seen.definition, seen.case.status
     state = definition.states.get(status)
     return CaseLabels(
         language=languages[0],
         case_type=label_in(definition.labels, languages, definition.name),
         status=label_in(state.labels, languages, status) if state else status,
-        fields={n: label_in(f.labels, languages, n) for n, f in definition.fields.items()},
+        fields={n: label_in(f.labels, languages, n) for n, f in seen.field_specs.items()},
     )
 
 
-def _visible(fields: dict[str, object], view: View) -> dict[str, object]:
-    if view.see is None:
-        return dict(fields)
-    return {k: v for k, v in fields.items() if k in view.see}
-
-
 @router.get("/{case_id}/history")
-def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
-    """Every change to the case: who, when, what and why, oldest first."""
+def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEntry]:
+    """Every change to the case: who, when, what and why, oldest first. Field values your
+    role's view hides are left out of each entry's data, and ``withheld`` names them."""
     entries = []
-    for event in deps.ledger.history(case_id):
-        envelope = envelope_for(event, global_position=0)
+    for seen in deps.views.history(case_id, caller.role.value):
+        envelope = seen.envelope
         entries.append(
             HistoryEntry(
                 version=envelope.case_version,
@@ -245,8 +240,9 @@ def history(case_id: UUID, deps: Deps, _: CurrentCaller) -> list[HistoryEntry]:
                 actor={"id": envelope.actor.id, "role": envelope.actor.role},
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.causation_id,
-                rule=event.context.get("rule") if hasattr(event, "context") else None,
+                rule=seen.event.context.get("rule") if hasattr(seen.event, "context") else None,
                 data=envelope.data,
+                withheld=seen.withheld,
             )
         )
     return entries
@@ -270,11 +266,7 @@ def list_cases(
     )
     page = deps.cases.list_cases(where, limit, PageCursor.decode(cursor) if cursor else None)
     role = caller.role.value
-
-    def view(row_type: str, version: int) -> View:
-        return deps.case_types.definition(row_type, version).view_for(role)
-
-    columns = list(deps.case_types.current(case_type).view_for(role).columns) if case_type else None
+    columns = deps.views.columns(case_type, role) if case_type else None
     return CasePage(
         cases=[
             CaseSummary(
@@ -289,7 +281,7 @@ def list_cases(
                 sla_breaches=row.sla_breaches,
                 assignee=row.assignee,
                 party_id=row.party_id,
-                fields=_visible(row.fields, view(row.case_type, row.case_type_version)),
+                fields=deps.views.row_fields(row, role),
                 version=row.version,
                 opened_at=row.opened_at,
                 updated_at=row.updated_at,

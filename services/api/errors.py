@@ -15,6 +15,7 @@ from domain.case_type import UnknownVersion
 from domain.errors import DomainError, InvalidCommand, InvalidTransition, NotAllowed
 from domain.values import NO_NUL_MESSAGE
 from services.api.schemas import NO_NUL
+from services.auth import KeyNotFound
 from services.errors import (
     CaseNotFound,
     CaseTypeNotFound,
@@ -28,6 +29,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (NotAllowed, 403),
     (CaseNotFound, 404),
     (CaseTypeNotFound, 404),
+    (KeyNotFound, 404),
     (SecretNotFound, 404),
     (UnknownVersion, 404),
     (SaveTooLarge, 413),

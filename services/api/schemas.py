@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from domain.case import MAX_NOTE, MAX_TITLE
 from domain.errors import InvalidCommand
 from domain.values import MAX_FIELDS_DEPTH, check_field_values, check_storable_text
+from services.auth import Role
 
 NO_NUL = r"^[^\x00]*$"
 
@@ -167,6 +168,11 @@ class HistoryEntry(BaseModel):
     causation_id: str | None
     rule: str | None = Field(description="the rule of the case type that caused it, if any")
     data: dict[str, Any]
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="what your role's view hides and was left out of data: field names, or "
+        "subject, body, recipients of a notification that quotes hidden fields",
+    )
 
 
 class CaseSummary(BaseModel):
@@ -206,6 +212,34 @@ class ErrorBody(BaseModel):
 
 class HealthBody(BaseModel):
     status: str = Field(description="ok, or degraded when a component is down")
-    components: dict[str, dict[str, Any]] = Field(
-        description="each component (database, broker): ok, and what is wrong when it is not"
+    components: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="only with a valid key: each component (database, broker): ok, its "
+        "address, and what is wrong when it is not",
     )
+
+
+class KeyCreate(_Request):
+    role: Role = Field(strict=False, description="the role the key acts in")
+    label: Text = Field(
+        default="", max_length=200, description="who or what holds the key (shown as the actor)"
+    )
+    expires_in: str | None = Field(
+        default=None,
+        max_length=40,
+        examples=["30d"],
+        description="how long the key works, e.g. 30d, 12h, 90m; null: until revoked",
+    )
+
+
+class KeyPublic(BaseModel):
+    id: str = Field(description="the key's public id (DELETE /keys/{id} revokes it)")
+    role: str
+    label: str
+    created_at: datetime | None
+    expires_at: datetime | None = Field(description="null: the key never expires")
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="the key itself: shown this once, store it safely")

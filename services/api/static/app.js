@@ -75,10 +75,13 @@ const withoutBlanks = (values) => Object.fromEntries(Object.entries(values).filt
 async function checkHealth() {
   const pill = $("#health");
   try {
-    const body = await (await fetch("/health")).json();
-    const down = Object.entries(body.components).filter(([, c]) => !c.ok).map(([n]) => n);
-    pill.textContent = down.length ? `down: ${down.join(", ")}` : "database and broker up";
-    pill.className = down.length ? "pill bad" : "pill ok";
+    // Without a key /health only says ok or degraded; with one it names what is down.
+    const headers = state.key ? { Authorization: `Bearer ${state.key}` } : {};
+    const body = await (await fetch("/health", { headers })).json();
+    const down = Object.entries(body.components ?? {}).filter(([, c]) => !c.ok).map(([n]) => n);
+    const up = body.status === "ok";
+    pill.textContent = up ? "database and broker up" : `down: ${down.join(", ") || "database or broker"}`;
+    pill.className = up ? "pill ok" : "pill bad";
   } catch {
     pill.textContent = "API unreachable";
     pill.className = "pill bad";
@@ -333,8 +336,9 @@ function renderHistory(history) {
     const item = document.createElement("li");
     const what = Object.entries(h.data).map(([k, v]) => `${k}: ${show(v)}`).join(", ");
     const cause = h.rule ? ` · rule ${h.rule}` : "";
+    const withheld = h.withheld?.length ? ` (not shown to your role: ${h.withheld.join(", ")})` : "";
     const when = new Date(h.recorded_at).toLocaleString();
-    item.append(text("strong", h.type.replace(/^Case/, "")), text("div", what),
+    item.append(text("strong", h.type.replace(/^Case/, "")), text("div", what + withheld),
       text("div", `v${h.version} · ${h.actor.id} (${h.actor.role})${cause} · ${when}`, "meta"));
     return item;
   }));

@@ -1,0 +1,315 @@
+"""The role matrix: every route of the app, every role, and what each role may read.
+
+The table below is the specification: for each route, the roles that get a 2xx (the others
+get 403). The routes are enumerated from the app itself, so a new route without a line here
+fails the first test. The read paths (case, list, history: what the dashboard shows) are then
+checked for every role against a case type whose views hide fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from starlette.routing import Mount, Route
+
+from domain.context import CommandContext
+from infra.bootstrap import Container
+from services.auth import Role
+from tests.case_types import shipped_document
+from tests.conftest import auth
+
+SETUP = CommandContext("test-setup", "admin")
+EVERYONE = "admin manager handler integrator auditor"
+PUBLIC = "public"  # answers without a key
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request a route answers with a 2xx when the role may make it."""
+
+    path: str
+    body: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Prepare = Callable[[Container], Call]
+
+
+def _case(container: Container, closed: bool = False) -> str:
+    case = container.ledger.open_case("generic", "matrix", {"n": 1}, None, SETUP)
+    if closed:
+        container.ledger.close_case(case.id, "done", SETUP, None)
+    return str(case.id)
+
+
+def _draft(container: Container) -> int:
+    document = shipped_document("generic")
+    document["labels"] = {"en": f"Generic {len(container.case_types.summaries())}"}
+    document["states"]["open"]["labels"]["en"] = f"Open {id(document)}"
+    _, version, problems = container.case_types.draft(document, "matrix", SETUP)
+    assert not problems
+    return version
+
+
+def _key_id(container: Container) -> str:
+    return container.keys.issue(Role.AUDITOR, "to revoke")[1].key_id
+
+
+def _secret(container: Container) -> str:
+    container.secrets.set("to_delete", "Bearer abc")
+    return "to_delete"
+
+
+def case_call(suffix: str, body: Any = None, closed: bool = False) -> Prepare:
+    return lambda c: Call(f"/cases/{_case(c, closed)}{suffix}", body)
+
+
+YAML_DRAFT = yaml.safe_dump(shipped_document("generic")).encode()
+
+# (method, path) -> (roles that get a 2xx, how to make a request that succeeds)
+MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
+    ("POST", "/cases"): (
+        "admin manager handler integrator",
+        lambda c: Call("/cases", {"case_type": "generic", "title": "t", "fields": {"n": 1}}),
+    ),
+    ("GET", "/cases"): (EVERYONE, lambda c: Call("/cases")),
+    ("GET", "/cases/{case_id}"): (EVERYONE, case_call("")),
+    ("GET", "/cases/{case_id}/history"): (EVERYONE, case_call("/history")),
+    ("POST", "/cases/{case_id}/assign"): (
+        "admin manager handler",
+        case_call("/assign", {"assignee": "bob"}),
+    ),
+    ("POST", "/cases/{case_id}/transitions"): (
+        "admin manager handler integrator",
+        case_call("/transitions", {"transition": "start_work"}),
+    ),
+    ("PATCH", "/cases/{case_id}/fields"): (
+        "admin manager handler integrator",
+        case_call("/fields", {"fields": {"n": 2}}),
+    ),
+    ("POST", "/cases/{case_id}/notes"): (
+        "admin manager handler integrator",
+        case_call("/notes", {"text": "seen"}),
+    ),
+    ("POST", "/cases/{case_id}/close"): (
+        "admin manager handler",
+        case_call("/close", {"reason": "done"}),
+    ),
+    ("POST", "/cases/{case_id}/reopen"): (
+        "admin manager",
+        case_call("/reopen", {"reason": "again"}, closed=True),
+    ),
+    ("POST", "/case-types"): (
+        "admin",
+        lambda c: Call(
+            "/case-types", content=YAML_DRAFT, headers={"Content-Type": "application/yaml"}
+        ),
+    ),
+    ("GET", "/case-types"): (EVERYONE, lambda c: Call("/case-types")),
+    ("GET", "/case-types/{name}"): (EVERYONE, lambda c: Call("/case-types/generic")),
+    ("GET", "/case-types/{name}/versions/{version}"): (
+        EVERYONE,
+        lambda c: Call("/case-types/generic/versions/1"),
+    ),
+    ("POST", "/case-types/{name}/versions/{version}/validate"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/validate"),
+    ),
+    ("POST", "/case-types/{name}/versions/{version}/publish"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/publish", {"reason": "r"}),
+    ),
+    ("DELETE", "/case-types/{name}/versions/{version}"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}?reason=matrix"),
+    ),
+    ("GET", "/case-types/{name}/diff"): (
+        EVERYONE,
+        lambda c: Call("/case-types/generic/diff?from=1&to=1"),
+    ),
+    ("GET", "/case-types/{name}/history"): (
+        EVERYONE,
+        lambda c: Call("/case-types/generic/history"),
+    ),
+    ("POST", "/case-types/{name}/migrations"): (
+        "admin",
+        lambda c: Call("/case-types/generic/migrations", {"to_version": 1}),
+    ),
+    ("GET", "/keys"): ("admin", lambda c: Call("/keys")),
+    ("POST", "/keys"): ("admin", lambda c: Call("/keys", {"role": "auditor", "label": "new"})),
+    ("DELETE", "/keys/{key_id}"): ("admin", lambda c: Call(f"/keys/{_key_id(c)}")),
+    ("GET", "/health"): (PUBLIC, lambda c: Call("/health")),
+    ("GET", "/"): (PUBLIC, lambda c: Call("/")),
+    ("GET", "/secrets"): ("admin", lambda c: Call("/secrets")),
+    ("PUT", "/secrets/{name}"): (
+        "admin",
+        lambda c: Call("/secrets/claims_webhook", {"value": "Bearer abc"}),
+    ),
+    ("DELETE", "/secrets/{name}"): ("admin", lambda c: Call(f"/secrets/{_secret(c)}")),
+    ("GET", "/docs"): (PUBLIC, lambda c: Call("/docs")),
+    ("GET", "/docs/init.js"): (PUBLIC, lambda c: Call("/docs/init.js")),
+    ("GET", "/openapi.json"): (PUBLIC, lambda c: Call("/openapi.json")),
+}
+MOUNTS = {"/ui", "/docs-assets"}  # static files, public
+
+
+def app_routes(client: TestClient) -> set[tuple[str, str]]:
+    """(method, path) of every route, those of included routers too (FastAPI keeps those
+    behind an included-router object that lists its routes' effective contexts)."""
+    found = set()
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        contexts: Any = getattr(route, "effective_route_contexts", None)
+        pairs = [(c.path, c.original_route) for c in contexts()] if contexts else [(None, route)]
+        for path, original in pairs:
+            if isinstance(original, Route):  # APIRoute included
+                methods = original.methods or set()
+                found |= {(m, path or original.path) for m in methods if m != "HEAD"}
+    return found
+
+
+def test_the_matrix_names_every_route_and_mount(client: TestClient) -> None:
+    assert app_routes(client) == set(MATRIX)
+    mounts = {r.path for r in client.app.routes if isinstance(r, Mount)}  # type: ignore[attr-defined]
+    assert mounts == MOUNTS
+
+
+def _send(client: TestClient, method: str, call: Call, headers: dict[str, str]) -> Any:
+    return client.request(
+        method,
+        call.path,
+        json=call.body,
+        content=call.content,
+        headers={**headers, **call.headers},
+        follow_redirects=False,
+    )
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_each_role_gets_a_2xx_or_a_403(
+    route: tuple[str, str], client: TestClient, container: Container, keys: dict[Role, str]
+) -> None:
+    allowed, prepare = MATRIX[route]
+    method = route[0]
+    if allowed == PUBLIC:
+        answer = _send(client, method, prepare(container), {})
+        assert answer.status_code < 400, answer.text
+        return
+    assert _send(client, method, prepare(container), {}).status_code == 401
+    for role in Role:
+        answer = _send(client, method, prepare(container), auth(keys[role]))
+        if role.value in allowed.split():
+            assert 200 <= answer.status_code < 300, f"{role}: {answer.text}"
+        else:
+            assert answer.status_code == 403, f"{role}: {answer.text}"
+            assert role.value in answer.json()["detail"]
+
+
+# -- read rights: hidden fields never appear in any read answer ---------------------------
+
+SECRET = "penicillin-SECRET-7"
+SECRET_2 = "latex-SECRET-8"
+# Which roles the patient_care views let see allergies (admin has no view: sees everything).
+SEES_ALLERGIES = {Role.ADMIN, Role.MANAGER, Role.HANDLER, Role.AUDITOR}
+
+
+def _patient_care(container: Container) -> None:
+    """The shipped patient care type, with a notification that quotes the allergies and a
+    rule that opens a child case (whose own view hides them too)."""
+    document = shipped_document("patient_care")
+    document["notifications"]["allergy_alert"] = {
+        "channel": "kafka",
+        "topic": "care-alerts",
+        "body": "Allergies of {{ fields.patient }}: {{ fields.allergies }}",
+    }
+    document["rules"].append(
+        {"name": "alert", "on": ["CaseFieldsUpdated"], "do": [{"notify": "allergy_alert"}]}
+    )
+    container.case_types.install(document, "matrix", SETUP)
+
+
+def _read_answers(client: TestClient, key: str, case_id: str) -> dict[str, Any]:
+    headers = auth(key)
+    answers = {
+        "case": client.get(f"/cases/{case_id}", headers=headers),
+        "list": client.get("/cases", headers=headers),
+        "list of the type": client.get("/cases?case_type=patient_care", headers=headers),
+        "history": client.get(f"/cases/{case_id}/history", headers=headers),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code == 200, f"{name}: {answer.text}"
+    return {name: answer.json() for name, answer in answers.items()}
+
+
+def test_hidden_fields_never_appear_in_any_read_answer(
+    client: TestClient, container: Container, keys: dict[Role, str]
+) -> None:
+    _patient_care(container)
+    fields = {"patient": "P-1", "admission_date": "2026-11-30", "allergies": SECRET}
+    opened = client.post(
+        "/cases",
+        json={"case_type": "patient_care", "title": "Ann", "fields": fields},
+        headers=auth(keys[Role.HANDLER]),
+    )
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["id"]
+    changed = client.patch(
+        f"/cases/{case_id}/fields",
+        json={"fields": {"allergies": SECRET_2, "ward": "surgery"}},
+        headers=auth(keys[Role.HANDLER]),
+    )
+    assert changed.status_code == 200, changed.text
+    container.case_list.catch_up_from_store(container.reader.head(), 100_000)
+
+    for role in Role:
+        answers = _read_answers(client, keys[role], case_id)
+        text = json.dumps(answers)
+        if role in SEES_ALLERGIES:
+            assert SECRET in text and SECRET_2 in text, role
+            assert answers["case"]["fields"]["allergies"] == SECRET_2
+            continue
+        assert SECRET not in text and SECRET_2 not in text, f"{role} reads the allergies"
+        assert "allergies" not in answers["case"]["fields"]
+        assert "allergies" not in answers["case"]["labels"]["fields"]
+        assert answers["case"]["fields"]["ward"] == "surgery"
+        history = {h["type"]: h for h in answers["history"]}
+        assert history["CaseOpened"]["withheld"] == ["allergies"]
+        assert history["CaseOpened"]["data"]["fields"]["patient"] == "P-1"
+        assert history["CaseFieldsUpdated"]["withheld"] == ["allergies"]
+        assert history["CaseFieldsUpdated"]["data"]["changes"] == {"ward": "surgery"}
+        assert "body" in history["CaseNotificationRequested"]["withheld"]
+        assert "Patient P-1 admitted" in json.dumps(answers["history"])  # its own view allows
+
+
+def test_opening_a_case_respects_the_roles_edit_view(
+    client: TestClient, container: Container, keys: dict[Role, str]
+) -> None:
+    container.case_types.install(shipped_document("patient_care"), "matrix", SETUP)
+    required = {"patient": "P-2", "admission_date": "2026-11-30"}
+    head = container.reader.head()
+    refused = client.post(
+        "/cases",
+        json={
+            "case_type": "patient_care",
+            "title": "Bob",
+            "fields": {**required, "allergies": "nuts", "ward": "surgery"},
+        },
+        headers=auth(keys[Role.INTEGRATOR]),
+    )
+    assert refused.status_code == 422, refused.text
+    assert "allergies" in refused.json()["detail"] and "ward" in refused.json()["detail"]
+    assert "lab_report" in refused.json()["hint"]
+    assert container.reader.head() == head  # nothing stored
+
+    # the fields the case type requires at opening, and those the role edits, are accepted
+    body = {"case_type": "patient_care", "title": "Bob", "fields": {**required, "lab_report": "D"}}
+    accepted = client.post("/cases", json=body, headers=auth(keys[Role.INTEGRATOR]))
+    assert accepted.status_code == 201, accepted.text
+    UUID(accepted.json()["id"])

@@ -46,6 +46,9 @@ _PART = re.compile(r"([0-9]+)([wdhms])")
 _SPAN = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})")
 _KEYS = ("always", "timezone", "hours", "holidays", "day_length")
 _Span = tuple[datetime, datetime]
+_REMEMBERED_DAYS = 2 * 3660
+_MAX_SPAN = timedelta(days=MAX_SPAN_DAYS)
+_LAST_DAY = date.max - timedelta(days=2)  # the walk stops before the calendar ends
 _T = TypeVar("_T")
 
 
@@ -101,6 +104,9 @@ class BusinessCalendar:
     holidays: frozenset[date] = frozenset()
     day_length: timedelta = timedelta(hours=8)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    _spans: dict[date, tuple[_Span, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_zone", _load_zone(self.timezone))
@@ -132,23 +138,33 @@ class BusinessCalendar:
         Counting begins at the next working moment. A zero duration gives ``start`` itself; a
         deadline reached at the close of a period is that close, not the next opening.
         """
-        if duration < timedelta(0):
-            raise ValueError(f"duration must not be negative, got {duration}")
-        moment, remaining = _utc(start), duration
-        if not remaining:
-            return moment
+        return self.add_each(start, [duration])[0]
+
+    def add_each(self, start: datetime, durations: Sequence[timedelta]) -> list[datetime]:
+        """:meth:`add` for each of ``durations`` (an SLA's milestones), in one walk."""
+        if negative := [d for d in durations if d < timedelta(0)]:
+            raise ValueError(f"duration must not be negative, got {negative[0]}")
+        moment = _utc(start)
+        due = [moment] * len(durations)
         spans = self._spans_after(moment)
-        while True:
-            begin, end = next(spans)
-            begin = max(begin, moment)
-            if end - begin >= remaining:
-                return begin + remaining
-            remaining -= end - begin
-            if end - moment > timedelta(days=MAX_SPAN_DAYS):
-                raise CalendarLimit(
-                    f"{duration} of working time does not fit within {MAX_SPAN_DAYS} days "
-                    f"after {moment.isoformat()} on this calendar"
-                )
+        counted, span = timedelta(0), None  # working time before the span under the pointer
+        for index in sorted(range(len(durations)), key=durations.__getitem__):
+            wanted = durations[index]
+            while wanted:
+                if span is None:
+                    begin, end = next(spans)
+                    span = (max(begin, moment), end)
+                if counted + (span[1] - span[0]) >= wanted:
+                    due[index] = span[0] + (wanted - counted)
+                    break
+                counted += span[1] - span[0]
+                if span[1] - moment > _MAX_SPAN:
+                    raise CalendarLimit(
+                        f"{wanted} of working time does not fit within {MAX_SPAN_DAYS} days "
+                        f"after {moment.isoformat()} on this calendar"
+                    )
+                span = None
+        return due
 
     def span_days(self, duration: timedelta) -> float:
         """At most how many days of the calendar ``duration`` of working time takes: whole
@@ -190,17 +206,24 @@ class BusinessCalendar:
             spans = [(begin, end) for begin, end in self._day_spans(day) if end > moment]
             idle = 0 if spans else idle + 1
             yield from spans
-            if day >= date.max - timedelta(days=2):
+            if day >= _LAST_DAY:
                 break
             day += _ONE_DAY
         raise CalendarLimit(f"no working time within {MAX_IDLE_DAYS} days after {moment}")
 
-    def _day_spans(self, day: date) -> list[_Span]:
-        """The UTC spans of the working periods of one local day; empty ones are dropped."""
-        periods = () if day in self.holidays else self.hours[day.weekday()]
-        zone = self._zone
-        spans = [(_instant(day, p.start, zone), _instant(day, p.end, zone)) for p in periods]
-        return [(begin, end) for begin, end in spans if begin < end]
+    def _day_spans(self, day: date) -> tuple[_Span, ...]:
+        """The UTC spans of the working periods of one local day; empty ones are dropped.
+        Remembered: every SLA of a case walks the same days, for each of its milestones."""
+        known = self._spans.get(day)
+        if known is None:
+            periods = () if day in self.holidays else self.hours[day.weekday()]
+            zone = self._zone
+            spans = [(_instant(day, p.start, zone), _instant(day, p.end, zone)) for p in periods]
+            known = tuple((begin, end) for begin, end in spans if begin < end)
+            if len(self._spans) >= _REMEMBERED_DAYS:
+                self._spans.clear()
+            self._spans[day] = known
+        return known
 
 
 def _instant(day: date, clock: time, zone: ZoneInfo) -> datetime:

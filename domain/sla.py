@@ -44,11 +44,12 @@ def due_times(
     sla: Sla, calendar: BusinessCalendar, since: datetime, worked: timedelta, fired: list[str]
 ) -> dict[str, str]:
     """When each milestone not yet fired falls due, counting from ``since`` with ``worked``
-    already spent."""
+    already spent (one walk over the calendar for all of them)."""
+    pending = {m: o for m, o in sla.milestones().items() if m not in fired}
+    remaining = [max(offset - worked, timedelta(0)) for offset in pending.values()]
     return {
-        milestone: calendar.add(since, max(offset - worked, timedelta(0))).isoformat()
-        for milestone, offset in sla.milestones().items()
-        if milestone not in fired
+        milestone: due.isoformat()
+        for milestone, due in zip(pending, calendar.add_each(since, remaining), strict=True)
     }
 
 

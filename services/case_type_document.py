@@ -108,6 +108,7 @@ LIMITS = {
     "notifications": 200, "slas": 50, "rules": 500,
 }  # fmt: skip
 MAX_WARNINGS = 10
+MAX_SLA_DAYS = 2 * MAX_SPAN_DAYS  # calendar days all SLAs of a case may walk, together
 _OPTIONS = {
     "choices": ("choice",), "min": ("number", "money"), "max": ("number", "money"),
     "currencies": ("money",), "max_length": ("text", "party", "document"),
@@ -324,7 +325,7 @@ def _unique_names(scope: Scope, path: str, name: str, seen: set[str], what: str)
 
 
 def _slas(scope: Scope, calendar: BusinessCalendar, items: list[Any]) -> list[Sla]:
-    built, seen = [], set[str]()
+    built, seen, walked = [], set[str](), 0.0
     for index, item in enumerate(items):
         path = f"slas[{index}]"
         doc = parse_part(SlaDoc, item, path, scope.problems)
@@ -354,11 +355,18 @@ def _slas(scope: Scope, calendar: BusinessCalendar, items: list[Any]) -> list[Sl
         on_warning = scope.actions(f"{path}.on_warning", doc.on_warning)
         on_breach = scope.actions(f"{path}.on_breach", doc.on_breach)
         if deadline is not None:
+            walked += calendar.span_days(deadline)
             built.append(Sla(
                 name=doc.name, deadline=deadline, goal=goal, state=doc.state,
                 warn_at=tuple(doc.warn_at), paused_in=tuple(doc.paused_in),
                 on_warning=on_warning, on_breach=on_breach,
             ))  # fmt: skip
+    if walked > MAX_SLA_DAYS:
+        scope.add(
+            "slas",
+            f"together the deadlines could take {walked:,.0f} days of the calendar to compute "
+            f"for every case; the limit is {MAX_SLA_DAYS}: shorten them or use fewer SLAs",
+        )
     return built
 
 

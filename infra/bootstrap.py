@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
+from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
@@ -146,8 +147,10 @@ def build_api(container: Container) -> FastAPI:
         keys=container.keys,
         views=CaseViews(container.ledger),
         secrets=container.secrets,
+        contents=PostgresContentStore(container.pool),
         health=health,
         max_body_bytes=container.settings.max_body_bytes,
+        max_document_bytes=container.settings.max_document_bytes,
     )
     return create_app(deps)
 

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS projection_dead_letters (
     recorded_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (projection, case_id, case_version)
 );
+CREATE TABLE IF NOT EXISTS content_store (
+    ref         text PRIMARY KEY,
+    media_type  text NOT NULL,
+    size        bigint NOT NULL,
+    content     bytea NOT NULL,
+    uploaded_by text NOT NULL,
+    uploaded_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS projection_state (
     projection      text PRIMARY KEY,
     applied_events  bigint NOT NULL DEFAULT 0,

@@ -109,8 +109,8 @@ def check_save_budget(stored_events: Sequence[StoredEvent]) -> None:
             raise SaveTooLarge(
                 f"the event {kind} would take {size:,} bytes; an event may take at most "
                 f"{MAX_EVENT_BYTES:,} bytes (titles, fields and notes count)",
-                hint="send smaller values; keep documents and attachments in a document store "
-                "and put their reference in a field",
+                hint="send smaller values; upload documents and attachments with POST /documents "
+                "and put the reference it answers (sha256:...) in a field",
             )
         total += size
     if total > MAX_SAVE_BYTES:

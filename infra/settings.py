@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         "it is refused with 503 (nothing stored)",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    max_document_bytes: int = Field(
+        default=16 * 1_048_576,
+        ge=1_024,
+        description="the largest document POST /documents takes (documents and attachments "
+        "are kept in the content store, not in events)",
+    )
     relay_batch_size: int = Field(default=500, ge=1)
     projection_batch_size: int = Field(default=500, ge=1)
     relay_idle_wait_s: float = Field(default=0.5, gt=0)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import case_types, cases, keys, secrets
+from services.api import case_types, cases, documents, keys, secrets
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.headers import SecurityHeaders
@@ -38,6 +38,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(case_types.router)
     app.include_router(secrets.router)
     app.include_router(keys.router)
+    app.include_router(documents.router)
     mount_dashboard(app)
     mount_docs(app)
 
@@ -62,6 +63,10 @@ def create_app(deps: ApiDependencies) -> FastAPI:
             body["components"] = components
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    app.add_middleware(BodySizeLimit, max_bytes=deps.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=deps.max_body_bytes,
+        larger={documents.UPLOAD_PATH: deps.max_document_bytes},
+    )
     app.add_middleware(SecurityHeaders)  # outermost: also on the answers of the others
     return app

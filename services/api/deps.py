@@ -19,6 +19,7 @@ from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
+from services.content import ContentStore
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
 
@@ -33,8 +34,10 @@ class ApiDependencies:
     keys: KeyStore
     views: CaseViews
     secrets: SecretBook
+    contents: ContentStore
     health: Callable[[], dict[str, Any]]
     max_body_bytes: int = 1_048_576
+    max_document_bytes: int = 16 * 1_048_576
 
 
 def _deps(request: Request) -> ApiDependencies:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,14 +17,18 @@ class BodySizeLimit:
     while it reads the body into a 400.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})  # exact paths that take more (document uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -35,8 +40,8 @@ class BodySizeLimit:
                     "send the body's length in bytes",
                 )
                 return
-            if int(declared) > self.max_bytes:
-                await self._refuse(send)
+            if int(declared) > limit:
+                await self._refuse(send, limit)
                 return
         buffered: list[Message] = []
         seen = 0
@@ -46,8 +51,8 @@ class BodySizeLimit:
             if message["type"] != "http.request":
                 break  # the client went away; the app will see that
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                await self._refuse(send)
+            if seen > limit:
+                await self._refuse(send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -59,13 +64,14 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         await _answer(
             send,
             413,
-            f"the request body is larger than {self.max_bytes} bytes",
+            f"the request body is larger than {limit} bytes",
             "body_too_large",
-            "send a smaller body; large documents belong in a document store",
+            "send a smaller body; upload documents with POST /documents and put their "
+            "reference in a field",
         )
 
 

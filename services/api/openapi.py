@@ -20,6 +20,7 @@ def openapi_document() -> dict[str, Any]:
             keys=nothing,
             views=nothing,
             secrets=nothing,
+            contents=nothing,
             health=dict,
         )
     )

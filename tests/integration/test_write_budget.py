@@ -90,7 +90,7 @@ def test_a_huge_field_gets_413_and_other_writes_go_on(quick: Container) -> None:
         answer = client.post("/cases", json=huge, headers=auth(key))
         assert answer.status_code == 413, answer.text
         assert f"at most {MAX_EVENT_BYTES:,} bytes" in answer.json()["detail"]
-        assert "document store" in answer.json()["hint"]
+        assert "POST /documents" in answer.json()["hint"]
         assert stored_event_count(quick) == 0
         started = time.monotonic()
         small = client.post(

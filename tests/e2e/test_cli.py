@@ -24,6 +24,8 @@ VERBS = [
     "contracts",
     "keys",
     "keys create",
+    "keys list",
+    "keys revoke",
     "case-types",
     "case-types load",
     "case-types list",

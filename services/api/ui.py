@@ -3,14 +3,17 @@ offline (no CDN) under the strict Content-Security-Policy of services/api/header
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 STATIC = Path(__file__).parent / "static"
+# Swagger UI 5's files as the pinned fastapi-offline package ships them (the app itself is not
+# used): Swagger UI 4 cannot read OpenAPI 3.1, which FastAPI writes.
+SWAGGER_FILES = Path(str(files("fastapi_offline") / "static"))
 SWAGGER_ASSETS = "/docs-assets"
 DOCS_PAGE = f"""<!doctype html>
 <html lang="en">
@@ -18,7 +21,7 @@ DOCS_PAGE = f"""<!doctype html>
   <meta charset="utf-8">
   <title>caseledger API</title>
   <link rel="stylesheet" href="{SWAGGER_ASSETS}/swagger-ui.css">
-  <link rel="icon" type="image/png" href="{SWAGGER_ASSETS}/favicon-32x32.png">
+  <link rel="icon" type="image/png" href="{SWAGGER_ASSETS}/favicon.png">
 </head>
 <body>
 <div id="swagger-ui"></div>
@@ -47,8 +50,8 @@ def mount_dashboard(app: FastAPI) -> None:
 
 
 def mount_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs, from the pinned swagger-ui-bundle package."""
-    app.mount(SWAGGER_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    """Swagger UI at /docs, from files the app serves itself."""
+    app.mount(SWAGGER_ASSETS, StaticFiles(directory=SWAGGER_FILES), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -23,7 +23,7 @@ from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
-from infra.kafka import BrokerProbe
+from infra.kafka import BrokerProbe, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
 from infra.notifier import Notifier
 from infra.projector import ProjectionWorker
@@ -166,7 +166,7 @@ def _refuse_development_keys(keys: PostgresKeyStore) -> None:
 
 
 def build_projector(container: Container) -> ProjectionWorker:
-    return ProjectionWorker(container.settings, container.case_list, container.relay)
+    return ProjectionWorker(container.settings, container.case_list)
 
 
 def build_sla_watcher(container: Container) -> SlaWatcher:
@@ -197,6 +197,7 @@ def status_report(container: Container) -> dict[str, Any]:
         "kafka": {
             "bootstrap_servers": settings.kafka_bootstrap_servers,
             "topic": settings.kafka_topic,
+            **topic_state(settings),
         },
         "event_store": {"head_position": head},
         "relay": {"position": relay_position, "lag": relay_lag},

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -24,11 +24,8 @@ from services.auth import Role
 
 if TYPE_CHECKING:
     from infra.bootstrap import Container
+    from infra.outage import Worker
     from infra.secrets import SecretStore
-
-
-class Worker(Protocol):
-    def run(self, stop: threading.Event) -> None: ...
 
 
 app = typer.Typer(
@@ -82,8 +79,9 @@ def _stop_on_signals() -> threading.Event:
 @app.command()
 def up() -> None:
     """Start the whole stack: embedded PostgreSQL and broker (unless DATABASE_URL or
-    KAFKA_BOOTSTRAP_SERVERS point elsewhere), then the API, the relay and the projection
-    worker. Prints the URLs and a development API key per role. Ctrl-C stops it all."""
+    KAFKA_BOOTSTRAP_SERVERS point elsewhere), then the API and the workers. Prints the URLs
+    and a development API key per role. Whatever exits is started again; Ctrl-C or SIGTERM
+    stops what it started."""
     from infra.settings import STACK_ENV
     from infra.stack import run_stack
 
@@ -121,16 +119,16 @@ def serve(
 
 
 def _run_worker(name: str, build: Callable[[Container], Worker]) -> None:
-    """Run one long-lived worker until SIGINT or SIGTERM."""
+    """Run one long-lived worker until SIGINT or SIGTERM, through any outage of PostgreSQL
+    or the broker (it waits for them at the start too)."""
     from infra.bootstrap import bootstrap
+    from infra.outage import keep_running
 
-    container = bootstrap(_settings(), name=name)
+    settings = _settings()
     stop = _stop_on_signals()
-    logging.getLogger(__name__).info("%s started", name)
-    try:
-        build(container).run(stop)
-    finally:
-        container.close()
+    log = logging.getLogger(f"caseledger.{name}")
+    log.info("%s started", name)
+    keep_running(name, lambda: bootstrap(settings, name=name), build, stop, log)
 
 
 @app.command()
@@ -371,7 +369,15 @@ def status(
         return
     typer.echo(f"database:  {report['database_url']}")
     kafka = report["kafka"]
-    typer.echo(f"kafka:     {kafka['bootstrap_servers']}  topic {kafka['topic']}")
+    partitions = kafka.get("partitions") or "not created yet"
+    typer.echo(
+        f"kafka:     {kafka['bootstrap_servers']}  topic {kafka['topic']}"
+        f"  partitions {partitions} (configured {kafka['configured']})"
+        if "error" not in kafka
+        else f"kafka:     {kafka['bootstrap_servers']}  unavailable: {kafka['error']}"
+    )
+    if "warning" in kafka:
+        typer.echo(f"  warning: {kafka['warning']}")
     typer.echo(f"store:     head position {report['event_store']['head_position']}")
     relay_state = report["relay"]
     typer.echo(f"relay:     position {relay_state['position']}  lag {relay_state['lag']}")

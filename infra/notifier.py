@@ -46,6 +46,7 @@ from domain.context import CommandContext
 from domain.errors import DomainError
 from infra.egress import EgressPolicy, EgressRefused, IPAddress, Target
 from infra.kafka import ensure_topic, new_producer
+from infra.outage import poll_forever
 from infra.secrets import SecretStore
 from infra.settings import Settings
 from services.application import CaseLedger
@@ -105,12 +106,7 @@ class Notifier:
         }
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("notifier poll failed; retrying")
-            stop.wait(self.settings.notify_poll_s)
+        poll_forever("notifier", self.run_once, self.settings.notify_poll_s, stop, log)
 
     def run_once(self, limit: int = 100) -> int:
         """Try up to ``limit`` notifications whose next attempt is due; answers how many were

@@ -4,7 +4,9 @@ Several workers may run in one consumer group; partitions are shared between the
 are committed only after the view change has been committed, and the view applies each case
 version exactly once, so a crash or a redelivery changes nothing. When idle, the worker also
 checks the event store for events the broker never delivered (a wiped broker) and applies
-them. Run it with ``caseledger project``.
+them, up to the store's head: while the broker is away the view still follows the store.
+PostgreSQL failures end ``run`` and ``caseledger project`` starts it again (``infra.outage``);
+the consumer then resumes from its committed offsets. Run it with ``caseledger project``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from kafka.errors import CommitFailedError, KafkaError
 
 from domain.envelope import EventEnvelope
 from infra.case_list_store import CaseListStore
-from infra.kafka import new_consumer
-from infra.relay import Relay
+from infra.kafka import ensure_topic, new_consumer
+from infra.outage import Outage
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,32 +30,37 @@ log = logging.getLogger(__name__)
 class ProjectionWorker:
     """Feeds the case-list view from the case-events topic, healing gaps from the store."""
 
-    def __init__(self, settings: Settings, view: CaseListStore, relay: Relay) -> None:
+    def __init__(self, settings: Settings, view: CaseListStore) -> None:
         self.settings = settings
         self.view = view
-        self.relay = relay
 
     def run(self, stop: threading.Event) -> None:
-        consumer = self._connect(stop)
-        if consumer is None:
-            return
+        consumer: KafkaConsumer | None = None
+        broker = Outage("projector", log)
         last_message = time.monotonic()
         try:
             while not stop.is_set():
-                if self._consume_once(consumer):
+                if consumer is None:
+                    consumer = self._connect(broker)
+                if consumer is not None and self._consume_once(consumer):
                     last_message = time.monotonic()
-                elif time.monotonic() - last_message >= self.settings.projection_idle_sweep_s:
+                    continue
+                if time.monotonic() - last_message >= self.settings.projection_idle_sweep_s:
                     self._sweep()
+                if consumer is None:
+                    stop.wait(min(1.0, self.settings.projection_idle_sweep_s))
         finally:
-            consumer.close(autocommit=False)
+            if consumer is not None:
+                consumer.close(autocommit=False)
 
     def _sweep(self) -> None:
-        """While the topic is quiet, apply what the broker should have delivered but did not."""
+        """While the topic is quiet (or the broker away), apply from the store what the view
+        lacks: events the broker lost, never delivered, or has not been sent yet."""
         healed = self.view.catch_up_from_store(
-            self.relay.position(), self.settings.projection_batch_size
+            self.view.reader.head(), self.settings.projection_batch_size
         )
         if healed:
-            log.info("applied %d events the broker did not deliver", healed)
+            log.info("applied %d events from the event store", healed)
 
     def _consume_once(self, consumer: KafkaConsumer) -> int:
         batches = consumer.poll(timeout_ms=500)
@@ -68,14 +75,17 @@ class ProjectionWorker:
             log.warning("offset commit failed (%s); events may be redelivered", error)
         return len(events)
 
-    def _connect(self, stop: threading.Event) -> KafkaConsumer | None:
-        while not stop.is_set():
-            try:
-                return new_consumer(self.settings, self.settings.projection_group)
-            except KafkaError as error:
-                log.warning("broker unavailable (%s); retrying", error)
-                stop.wait(1.0)
-        return None
+    def _connect(self, broker: Outage) -> KafkaConsumer | None:
+        """A consumer of the topic (created with the configured partitions if missing), or
+        None while the broker is away: the caller sweeps the store meanwhile."""
+        try:
+            ensure_topic(self.settings)
+            consumer = new_consumer(self.settings, self.settings.projection_group)
+        except (KafkaError, OSError) as error:
+            broker.failed(error)
+            return None
+        broker.recovered()
+        return consumer
 
 
 def _parse(raw: bytes) -> EventEnvelope | None:

@@ -19,6 +19,7 @@ from uuid import UUID
 from domain.context import CommandContext
 from domain.errors import DomainError
 from infra.case_list_store import CaseListStore
+from infra.outage import poll_forever
 from services.application import CaseLedger
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,7 @@ class SlaWatcher:
         self._issued: dict[tuple[UUID, str, str, int, datetime], float] = {}
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("SLA watcher poll failed; retrying")
-            stop.wait(self.poll_s)
+        poll_forever("SLA watcher", self.run_once, self.poll_s, stop, log)
 
     def run_once(self, limit: int = 200) -> int:
         """Record every milestone due now; answers how many were recorded."""

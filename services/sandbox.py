@@ -83,7 +83,13 @@ class SandboxPool:
                 f"reads facts of {len(payload):,} bytes; the limit is {MAX_FACTS_BYTES:,} bytes",
                 hint="read fewer or smaller fields, or decide before the fields grow this large",
             )
-        worker = self._idle.get(timeout=_START_TIMEOUT_S)
+        try:
+            worker = self._idle.get(timeout=_START_TIMEOUT_S)
+        except queue.Empty:
+            raise BudgetExceeded(
+                f"could not start: no sandbox worker was free for {_START_TIMEOUT_S:.0f} s",
+                hint="retry in a moment; if it persists, the workers cannot start (see the log)",
+            ) from None
         try:
             answer = _ask(worker, payload)
         except BudgetExceeded:

@@ -51,12 +51,12 @@ def nesting(source: str, opener: str) -> int:
     ``a.all(x, b.all(y, true))`` nests CEL comprehensions 2 deep."""
     stack: list[bool] = []
     deepest = 0
-    for token in _tokens(source, opener):
-        if token == ")":
+    for kind in _tokens(source, opener):
+        if kind == ")":
             if stack:
                 stack.pop()
             continue
-        stack.append(token == "open")
+        stack.append(kind == "open")
         deepest = max(deepest, sum(stack))
     return deepest
 

@@ -26,18 +26,21 @@ from domain.values import check_storable_text
 from services.expression_limits import MAX_DIGITS, MAX_NESTING, MAX_RANGE, MAX_TEXT
 
 _SIZE_PRESERVING = (
-    "abs capitalize count d default dictsort e escape filesizeformat first float int items "
-    "last length list lower map max min reject rejectattr reverse round select selectattr "
-    "sort string striptags sum title tojson trim truncate unique upper urlencode wordcount"
-).split()
+    "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat",
+    "first", "float", "int", "items", "last", "length", "list", "lower", "map", "max", "min",
+    "reject", "rejectattr", "reverse", "round", "select", "selectattr", "sort", "string",
+    "striptags", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode",
+    "wordcount",
+)  # fmt: skip
 _CAPPED = ("center", "format", "join", "replace")
 FILTER_NAMES = tuple(sorted((*_SIZE_PRESERVING, *_CAPPED)))
 """The filters templates may use; others (``indent``, ``wordwrap``, ``batch``, ``attr``…) are
 refused when the case type is checked."""
 METHODS = (
-    "capitalize count endswith find get isalpha isdigit isspace items keys lower lstrip rstrip "
-    "split splitlines startswith strip title upper values"
-).split()
+    "capitalize", "count", "endswith", "find", "get", "isalpha", "isdigit", "isspace", "items",
+    "keys", "lower", "lstrip", "rstrip", "split", "splitlines", "startswith", "strip", "title",
+    "upper", "values",
+)  # fmt: skip
 """The methods templates may call; none of them builds text longer than its input."""
 FUNCTIONS = ("range", "namespace", "dict")
 _MAX_BITS = int(MAX_DIGITS * 3.33)
@@ -228,8 +231,8 @@ def _range_problem(call: nodes.Call) -> str | None:
     return None
 
 
-def _text(node: nodes.Const | nodes.TemplateData) -> str | None:
-    value = node.data if isinstance(node, nodes.TemplateData) else node.value
+def _text(node: nodes.Node) -> str | None:
+    value = getattr(node, "data", getattr(node, "value", None))
     if not isinstance(value, str):
         return None
     try:

@@ -35,8 +35,7 @@ def test_a_runaway_condition_is_stopped_at_its_budget_and_the_pool_recovers() ->
 
 def test_nested_range_loops_are_stopped_at_their_budget() -> None:
     template = SandboxedTemplate(
-        "{% for a in range(1000) %}{% for b in range(1000) %}{{ a * b }}{% endfor %}"
-        "{% endfor %}"
+        "{% for a in range(1000) %}{% for b in range(1000) %}{{ a * b }}{% endfor %}{% endfor %}"
     )
     with pytest.raises(BudgetExceeded, match=f"budget of {BUDGET_MS} ms"):
         template.render({})

@@ -158,5 +158,5 @@ def test_a_decision_table_input_nesting_closures_three_deep_is_refused() -> None
 
 def test_a_decision_table_input_longer_than_the_limit_is_refused() -> None:
     source = "fields.n + " + " + ".join("1" for _ in range(600))
-    with pytest.raises(ValueError, match="inputs\\[0\\]: .*the limit is 1,000 characters"):
+    with pytest.raises(ValueError, match=r"inputs\[0\]: .*the limit is 1,000 characters"):
         DecisionTable("t", [source], ["queue"], [(["> 1"], {"queue": "q"})])

@@ -81,7 +81,9 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
             env=eventsourcing_env(settings.dsn, 2, timeout), policy=policy
         )
         ledger = CaseLedger(
-            case_types, env=eventsourcing_env(settings.dsn, settings.db_pool_size, timeout)
+            case_types,
+            env=eventsourcing_env(settings.dsn, settings.db_pool_size, timeout),
+            deadline_s=settings.command_deadline_s,
         )
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)

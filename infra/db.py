@@ -103,13 +103,21 @@ CREATE TABLE IF NOT EXISTS secrets (
 """
 
 
-def open_pool(dsn: str, size: int, name: str) -> ConnectionPool[Connection[DictRow]]:
-    """A pool of connections that return rows as dicts."""
+def open_pool(
+    dsn: str, size: int, name: str, wait_s: float = 5.0
+) -> ConnectionPool[Connection[DictRow]]:
+    """A pool of connections that return rows as dicts; asking for a connection waits at
+    most ``wait_s`` (then ``PoolTimeout``: the API answers 503, workers back off)."""
     pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
         dsn,
         min_size=1,
         max_size=size,
-        kwargs={"row_factory": dict_row, "application_name": f"caseledger-{name}"},
+        timeout=wait_s,
+        kwargs={
+            "row_factory": dict_row,
+            "application_name": f"caseledger-{name}",
+            "connect_timeout": max(1, int(wait_s)),
+        },
         connection_class=Connection[DictRow],
         open=False,
         name=name,
@@ -156,6 +164,7 @@ def eventsourcing_env(dsn: str, pool_size: int, write_timeout_s: int = 5) -> dic
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_LOCK_TIMEOUT": str(write_timeout_s),
+        "POSTGRES_CONNECT_TIMEOUT": str(write_timeout_s),
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(write_timeout_s),
         "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": "infra.recorder:BoundedApplicationRecorder",

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         description="how long a write may wait for the event table's lock, and run, before "
         "it is refused with 503 (nothing stored)",
     )
+    command_deadline_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="how long a command or a case read may take; a command that cannot be "
+        "stored in time is refused with 503 and never stored later",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     max_document_bytes: int = Field(
         default=16 * 1_048_576,

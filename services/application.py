@@ -18,6 +18,7 @@ from domain.context import CommandContext
 from domain.definition import Definition
 from domain.rules import facts, react, run_actions
 from domain.sla import sla_named
+from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
 
 RETRIES_WITHOUT_EXPECTED_VERSION = 30
@@ -46,10 +47,14 @@ class CaseLedger(Application[UUID]):
         definitions: Definitions,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deadline_s: float | None = None,
     ) -> None:
         super().__init__(env)
         self.definitions = definitions
         self.clock = clock
+        #: How long a command or a read may take before it is refused with 503; a command
+        #: refused so is never stored later (``services.deadline``, ``infra.recorder``).
+        self.deadline_s = deadline_s
 
     def open_case(
         self,
@@ -59,13 +64,14 @@ class CaseLedger(Application[UUID]):
         party_id: str | None,
         context: CommandContext,
     ) -> Case:
-        definition = self.definitions.current(case_type)
-        now, ctx = self.clock(), context.as_dict()
-        view = definition.view_for(context.actor_role)
-        case = Case.open(definition, title, fields, party_id, ctx, now, view)
-        reaction = react(case, definition, 0, ctx, now, self.definitions.current)
-        self.save(case, *reaction.children)
-        return case
+        with deadline_in(self.deadline_s):
+            definition = self.definitions.current(case_type)
+            now, ctx = self.clock(), context.as_dict()
+            view = definition.view_for(context.actor_role)
+            case = Case.open(definition, title, fields, party_id, ctx, now, view)
+            reaction = react(case, definition, 0, ctx, now, self.definitions.current)
+            self.save(case, *reaction.children)
+            return case
 
     def assign(
         self, case_id: UUID, assignee: str | None, context: CommandContext, expected: int | None
@@ -182,7 +188,8 @@ class CaseLedger(Application[UUID]):
     def get_case(self, case_id: UUID) -> Case:
         """The case as its events make it now."""
         try:
-            case: Case = self.repository.get(case_id)
+            with deadline_in(self.deadline_s):
+                case: Case = self.repository.get(case_id)
         except AggregateNotFoundError:
             raise CaseNotFound(
                 f"no case has id {case_id}", hint="check the id, or list cases with GET /cases"
@@ -197,8 +204,9 @@ class CaseLedger(Application[UUID]):
 
     def history(self, case_id: UUID) -> list[Case.Event]:
         """Every event of the case, in version order."""
-        self.get_case(case_id)
-        return [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
+        with deadline_in(self.deadline_s):
+            self.get_case(case_id)
+            return [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
 
     def run_command(
         self,
@@ -209,7 +217,19 @@ class CaseLedger(Application[UUID]):
         rules_of: Definition | None = None,
     ) -> Case:
         """Load the case, run ``command`` on it with its pinned definition, let the rules of
-        ``rules_of`` (default: that same definition) react, and save atomically."""
+        ``rules_of`` (default: that same definition) react, and save atomically, all within
+        the ledger's deadline."""
+        with deadline_in(self.deadline_s):
+            return self._run_command(case_id, expected, context, command, rules_of)
+
+    def _run_command(
+        self,
+        case_id: UUID,
+        expected: int | None,
+        context: CommandContext,
+        command: Command,
+        rules_of: Definition | None,
+    ) -> Case:
         attempts = 1 if expected is not None else RETRIES_WITHOUT_EXPECTED_VERSION
         for attempt in range(attempts):
             case = self.get_case(case_id)

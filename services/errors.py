@@ -29,7 +29,13 @@ class SaveTooLarge(InvalidCommand):
     code = "too_large"
 
 
-class StoreBusy(DomainError):
+class StoreUnavailable(DomainError):
+    """The database could not be reached in time (an outage); answered 503."""
+
+    code = "store_unavailable"
+
+
+class StoreBusy(StoreUnavailable):
     """The event store could not take the write in time; nothing was stored."""
 
     code = "store_busy"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
+from eventsourcing import persistence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +22,7 @@ from services.errors import (
     CaseNotFound,
     CaseTypeNotFound,
     SaveTooLarge,
-    StoreBusy,
+    StoreUnavailable,
     VersionConflict,
 )
 from services.secret_store import SecretNotFound
@@ -33,7 +35,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (SecretNotFound, 404),
     (UnknownVersion, 404),
     (SaveTooLarge, 413),
-    (StoreBusy, 503),
+    (StoreUnavailable, 503),
     (VersionConflict, 409),
     (InvalidTransition, 409),
     (InvalidCommand, 422),
@@ -110,6 +112,26 @@ def _http_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+#: What an unreachable database raises in the read models and key checks (psycopg_pool's
+#: PoolTimeout is an OperationalError) and through the eventsourcing library.
+DATABASE_DOWN = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+
+
+def _database_down(_: Request, error: Exception) -> JSONResponse:
+    return error_response(
+        503,
+        "the database is unavailable; nothing was stored",
+        "store_unavailable",
+        "retry in a moment (commands: with the same Idempotency-Key)",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _unexpected(_: Request, error: Exception) -> JSONResponse:
     # The traceback goes to the server log (Starlette's ServerErrorMiddleware re-raises);
     # the client gets the same JSON shape as every other error, without internals.
@@ -151,4 +173,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
     app.add_exception_handler(Exception, _unexpected)

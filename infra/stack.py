@@ -7,40 +7,52 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
-from infra.embedded import EmbeddedBroker, MailSink, free_port, start_postgres
+from infra.embedded import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port, port_open
 from infra.keys import PostgresKeyStore, development_label
+from infra.lifetime import die_with_parent
 from infra.settings import STACK_ENV, Settings
+from infra.supervisor import Supervisor
 from services.auth import Role
 
 CHILDREN = ("serve", "relay", "project", "sla-watch", "notify")
 
 
 def run_stack(settings: Settings) -> int:
+    """Start the stack, keep it running (see :mod:`infra.supervisor`) until Ctrl-C or
+    SIGTERM, then stop what it started."""
     if settings.environment == "production":
         raise RuntimeError(
             "`caseledger up` is for development (embedded servers, development keys): in "
             "production run `serve`, `relay`, `project`, `sla-watch` and `notify` as services"
         )
+    if port_open(settings.api_port):
+        raise RuntimeError(
+            f"port {settings.api_port} is taken (another `caseledger up`?): stop what listens "
+            "there, or set CASELEDGER_API_PORT"
+        )
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     database_url, bootstrap_servers = settings.database_url, settings.kafka_bootstrap_servers
-    _server = broker = mail = None
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor(say=typer.echo)
+    mail = None
+    stack_env, announced = Path(STACK_ENV), False
     try:
-        if not database_url:
-            typer.echo("starting embedded PostgreSQL ...")
-            _server, database_url = start_postgres(settings.data_dir)
         if not bootstrap_servers:
             typer.echo("starting embedded Kafka-protocol broker (Tansu, in memory) ...")
             broker = EmbeddedBroker(settings.broker_port, log_dir / "broker.log").start()
+            supervisor.keep(broker)
             bootstrap_servers = broker.bootstrap
+        if not database_url:
+            postgres = _start_postgres(settings.data_dir, log_dir)
+            supervisor.keep(postgres)
+            database_url = postgres.url
         update: dict[str, object] = {
             "database_url": database_url,
             "kafka_bootstrap_servers": bootstrap_servers,
@@ -55,20 +67,32 @@ def run_stack(settings: Settings) -> int:
         resolved = settings.model_copy(update=update)
         keys = _prepare(resolved)
         env = {**os.environ, **resolved.as_env()}
-        children = [_spawn(verb, env, log_dir) for verb in CHILDREN]
-        Path(STACK_ENV).write_text(
+        supervisor.keep(*(Child(verb, env, log_dir).start() for verb in CHILDREN))
+        stack_env.write_text(
             f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap_servers}\n"
         )
+        announced = True
         _announce(resolved, keys, log_dir, mail.folder if mail else None)
-        return _watch(children)
+        supervisor.watch(_stop_on_signals())
+        return 0
     finally:
-        Path(STACK_ENV).unlink(missing_ok=True)
-        _stop(children)
-        if broker:
-            broker.stop()
+        if announced:  # a failed `up` leaves the file of a stack that runs
+            stack_env.unlink(missing_ok=True)
+        supervisor.stop()
         if mail:
             mail.stop()
         typer.echo("stopped.")
+
+
+def _start_postgres(data_dir: Path, log_dir: Path) -> EmbeddedPostgres:
+    typer.echo("starting embedded PostgreSQL ...")
+    postgres = EmbeddedPostgres(data_dir, log_dir / "postgres.log").start()
+    if postgres.reused_pid is not None:
+        typer.echo(
+            f"  reusing the one already running on {postgres.pgdata} (pid {postgres.reused_pid});"
+            " it keeps running when this stack stops"
+        )
+    return postgres
 
 
 def _prepare(settings: Settings) -> dict[str, str]:
@@ -83,23 +107,44 @@ def _prepare(settings: Settings) -> dict[str, str]:
         container.close()
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
+class Child:
+    """``caseledger VERB`` as a child process of ``up``, logging to ``log_dir/VERB.log``; it
+    ends when ``up`` ends, however ``up`` ends."""
+
+    def __init__(self, verb: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = verb
+        self.env = env
+        self.log_path = log_dir / f"{verb}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Child:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", self.name],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,  # a Ctrl-C in the terminal reaches `up`, which stops it
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see infra.lifetime
+            )
+        return self
+
+    def exited(self) -> str | None:
+        code = self.process.poll() if self.process else 0
+        return None if code is None else str(code)
+
+    def terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait_stopped(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
         try:
-            child.wait(10)
+            self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            child.kill()
-
-
-def _spawn(verb: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    """Start ``caseledger VERB`` as a child process logging to ``log_dir``."""
-    log = open(log_dir / f"{verb}.log", "ab")  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", verb], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+            self.process.kill()
+            self.process.wait()
 
 
 def _development_keys(store: PostgresKeyStore, path: Path) -> dict[str, str]:
@@ -127,22 +172,12 @@ def _announce(settings: Settings, keys: dict[str, str], log_dir: Path, mail: Pat
     typer.echo("  development API keys (Authorization: Bearer <key>):")
     for role, key in keys.items():
         typer.echo(f"    {role:<11} {key}")
-    typer.echo("Ctrl-C stops everything.")
+    typer.echo("Ctrl-C stops everything; whatever exits meanwhile is started again.")
 
 
-def _watch(children: list[subprocess.Popen[bytes]]) -> int:
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping:
-        for verb, child in zip(CHILDREN, children, strict=True):
-            if child.poll() is not None:
-                typer.echo(f"caseledger {verb} exited ({child.returncode}); see its log. Stopping.")
-                return 1
-        time.sleep(0.5)
-    return 0
+def _stop_on_signals() -> threading.Event:
+    """Set on Ctrl-C, SIGTERM or SIGHUP (the terminal closed): the only ways to stop."""
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
+    return stopping

@@ -4,73 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx2 as httpx
 
 from infra.embedded import free_port, port_open
-
-
-@contextmanager
-def stack(cwd: Path, api_port: int, broker_port: int) -> Iterator[dict[str, str]]:
-    """Run `caseledger up` in ``cwd``; yields the API keys it printed, stops it with Ctrl-C."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-    }
-    env |= {"CASELEDGER_API_PORT": str(api_port), "CASELEDGER_BROKER_PORT": str(broker_port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "up"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        output = ""
-        while "Ctrl-C stops everything." not in output:
-            line = process.stdout.readline()
-            assert line, f"caseledger up stopped early:\n{output}"
-            output += line
-        keys = dict(
-            re.findall(r"^\s+(admin|manager|handler|integrator|auditor)\s+(\S+)$", output, re.M)
-        )
-        try:
-            wait_for(lambda: healthy(api_port), 60, "the API to answer /health")
-        except AssertionError as error:
-            logs = "".join(
-                f"--- {log.name}\n{log.read_text()[-3000:]}"
-                for log in sorted((cwd / ".caseledger" / "logs").glob("*.log"))
-            )
-            raise AssertionError(f"{error}\n{output}\n{logs}") from None
-        yield keys
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(60)
-    assert process.returncode == 0
-
-
-def healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+from tests.e2e.up_process import running_up
+from tests.integration.helpers import wait_until
 
 
 def samples_rules_and_mail(base: str, keys: dict[str, str], mail: Path) -> None:
@@ -96,7 +38,7 @@ def samples_rules_and_mail(base: str, keys: dict[str, str], mail: Path) -> None:
         history = httpx.get(f"{base}/cases/{case_id}/history", headers=admin).json()
         return any(h["type"] == "CaseNotificationSent" for h in history)
 
-    wait_for(delivered, 60, "the notifier to send the manager alert")
+    wait_until(delivered, 60, "the notifier to send the manager alert")
     [message] = [m.read_text() for m in mail.glob("*.eml")]
     assert "Subject: Complaint Billed twice needs attention" in message
     assert "manager@caseledger.local" in message
@@ -105,7 +47,8 @@ def samples_rules_and_mail(base: str, keys: dict[str, str], mail: Path) -> None:
 def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) -> None:
     api_port, broker_port = free_port(), free_port()
     base = f"http://127.0.0.1:{api_port}"
-    with stack(tmp_path, api_port, broker_port) as keys:
+    with running_up(tmp_path, api_port, broker_port) as up:
+        keys = up.keys
         assert set(keys) == {"admin", "manager", "handler", "integrator", "auditor"}
         headers = {"Authorization": f"Bearer {keys['handler']}"}
         opened = httpx.post(
@@ -118,7 +61,7 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
             page = httpx.get(f"{base}/cases", headers=headers).json()
             return [c["id"] for c in page["cases"]] == [case_id]
 
-        wait_for(listed, 60, "the case to reach the case list through Kafka")
+        wait_until(listed, 60, "the case to reach the case list through Kafka")
         status = subprocess.run(
             [sys.executable, "-m", "infra.cli", "status", "--json"],
             cwd=tmp_path,
@@ -136,8 +79,8 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
     assert not port_open(api_port) and not port_open(broker_port), "Ctrl-C left a server up"
     assert not (tmp_path / ".caseledger" / "stack.env").exists()
 
-    with stack(tmp_path, api_port, broker_port) as keys_again:
-        assert keys_again == keys  # the development keys are kept too
+    with running_up(tmp_path, api_port, broker_port) as again:
+        assert again.keys == keys  # the development keys are kept too
         answer = httpx.get(f"{base}/cases/{case_id}", headers=headers)
         assert answer.status_code == 200
         assert answer.json()["title"] == "Kept"

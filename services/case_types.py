@@ -131,6 +131,7 @@ class CaseTypeRegistry(Application[UUID]):
                 case_type: CaseType = self.repository.get(case_type_id(name))
             except AggregateNotFoundError:
                 if create_with is None:
+                    self.case_type(name)  # raises CaseTypeNotFound, naming the known types
                     raise
                 case_type = CaseType(name=name, context=create_with.as_dict())
             result = command(case_type)

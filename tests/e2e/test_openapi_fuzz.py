@@ -3,7 +3,11 @@
 Every generated request, valid or not, must get an answer that the OpenAPI document
 declares, in the declared shape and content type, and never a 5xx (``/health`` may say 503
 when the broker is down: that answer is declared). Requests go to the app that
-``infra.bootstrap.build_api`` builds on a fresh PostgreSQL database, with an admin key.
+``infra.bootstrap.build_api`` builds on a fresh PostgreSQL database, once with the key of each
+role. Three phases run: the schema's examples, the coverage phase (its negative half sends
+every boundary the schema forbids: missing and wrong-typed values, too long, out of range,
+unknown query parameters) and fuzzing with valid and invalid data (``mode: all``). The
+default run keeps a few examples per operation; ``-m slow`` runs many more.
 
 The document is read at import time, as ``caseledger contracts`` publishes it, from the
 routes built without a database (``schemathesis.pytest.from_fixture`` would load it from a
@@ -26,15 +30,22 @@ from schemathesis.core.parameters import ParameterLocation
 from starlette.types import Receive, Scope, Send
 
 from infra.bootstrap import Container, build_api
+from infra.embedded import EmbeddedBroker
 from services.api.openapi import openapi_document
 from services.auth import Role
 from tests.conftest import auth
+from tests.shared_stack import module_container
 
 CONFIG = {
     "base-url": "http://testserver",  # the host name requests carry; they go to CURRENT_APP
     "generation": {"mode": "all", "database": "none"},
     # Operations are fuzzed one by one; case life cycles are covered by the integration tests.
-    "phases": {"stateful": {"enabled": False}},
+    "phases": {
+        "examples": {"enabled": True},
+        "coverage": {"enabled": True},
+        "fuzzing": {"enabled": True},
+        "stateful": {"enabled": False},
+    },
     "checks": {
         # Valid-by-schema data the case rules refuse answers 422: an unknown case type or
         # status, text that is blank once trimmed, NUL deep inside `fields`, a bad cursor.
@@ -44,6 +55,12 @@ CONFIG = {
     },
 }
 EXISTING_CASES = 3  # made before fuzzing, so commands reach real cases and the list has rows
+ROLES = [pytest.param(role, id=role.value) for role in Role]
+_HEALTH_CHECKS = [
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.too_slow,
+    HealthCheck.filter_too_much,
+]
 
 
 class CurrentApp:
@@ -64,14 +81,29 @@ schema = schemathesis.openapi.from_dict(
 schema.app = CURRENT_APP
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def container(
+    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Container]:
+    """One stack for the module: every operation and role fuzzes the same database, as
+    clients share one (a database per operation made the run minutes long)."""
+    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("fuzz")) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def keys(container: Container) -> dict[Role, str]:
+    return {role: container.keys.create(role, label=f"fuzz-{role.value}") for role in Role}
+
+
+@pytest.fixture(scope="module")
 def app(container: Container) -> Iterator[FastAPI]:
     CURRENT_APP.target = build_api(container)
     yield CURRENT_APP.target
     CURRENT_APP.target = None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def case_ids(app: FastAPI, container: Container, keys: dict[Role, str]) -> list[str]:
     """A few cases, the last one closed, in the store and in the case list (projected
     straight from the store, as the projector's sweep would)."""
@@ -93,22 +125,8 @@ def test_the_fuzzed_document_is_the_real_apps(app: FastAPI) -> None:
     assert app.openapi() == openapi_document()
 
 
-@schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    # One database per operation, shared by its examples on purpose: they act on the same
-    # cases, as clients would.
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-    ],
-)
-def test_every_answer_matches_the_openapi_document(
-    case: Any, app: FastAPI, keys: dict[Role, str], case_ids: list[str]
-) -> None:
+def call_and_validate(case: Any, key: str, case_ids: list[str]) -> None:
+    """Send ``case`` with ``key`` and check its answer against the document."""
     # Half of the well-formed case ids are swapped for existing cases, so commands and reads
     # reach a real case instead of answering 404 every time.
     generated = (case.path_parameters or {}).get("case_id")
@@ -125,4 +143,23 @@ def test_every_answer_matches_the_openapi_document(
         # schemathesis would then report as "accepted".
         case.call_and_validate()
     else:
-        case.call_and_validate(headers=auth(keys[Role.ADMIN]))
+        case.call_and_validate(headers=auth(key))
+
+
+@pytest.mark.parametrize("role", ROLES)
+@schema.parametrize()
+@settings(max_examples=8, deadline=None, database=None, suppress_health_check=_HEALTH_CHECKS)
+def test_every_answer_matches_the_openapi_document(
+    case: Any, role: Role, app: FastAPI, keys: dict[Role, str], case_ids: list[str]
+) -> None:
+    call_and_validate(case, keys[role], case_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ROLES)
+@schema.parametrize()
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=_HEALTH_CHECKS)
+def test_many_more_answers_match_the_openapi_document(
+    case: Any, role: Role, app: FastAPI, keys: dict[Role, str], case_ids: list[str]
+) -> None:
+    call_and_validate(case, keys[role], case_ids)

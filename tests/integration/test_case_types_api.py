@@ -634,6 +634,7 @@ def test_drafts_are_capped_and_a_discarded_draft_appears_nowhere(
     assert missing.status_code == 404
     assert "discarded by test-admin: typo in the labels" in missing.json()["detail"]
     assert discard(client, admin, "tiny", 10).status_code == 404
+    assert discard(client, admin, "nothing_here", 1).status_code == 404
     history = client.get("/case-types/tiny/history", headers=auth(admin)).json()
     assert (history[-1]["type"], history[-1]["version"], history[-1]["reason"]) == (
         "DraftDiscarded",

@@ -26,18 +26,15 @@ from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.conninfo import make_conninfo
 
-from infra.bootstrap import Container, bootstrap, build_api
+from infra.bootstrap import Container, build_api
 from infra.embedded import EmbeddedBroker
-from infra.settings import Settings
 from services.auth import Role
 from tests.conftest import auth, stored_event_count
+from tests.shared_stack import module_container
 
 CORPUS = Path(__file__).resolve().parents[1] / "hostile"
 BUDGET_S = 5.0
@@ -77,23 +74,8 @@ DOCUMENTS = sorted(CORPUS.glob("*.yaml"))
 def corpus_container(
     pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Container]:
-    name = f"cl_test_{uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    tag = uuid4().hex[:8]
-    settings = Settings(
-        _env_file=None,
-        database_url=make_conninfo(pg_admin_dsn, dbname=name),
-        kafka_bootstrap_servers=broker.bootstrap,
-        kafka_topic=f"case-events-{tag}",
-        projection_group=f"case-list-{tag}",
-        data_dir=tmp_path_factory.mktemp("hostile"),
-    )
-    built = bootstrap(settings, name="hostile")
-    yield built
-    built.close()
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("hostile")) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
+from infra.idempotency import PostgresIdempotencyStore
 from infra.kafka import BrokerProbe, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
 from infra.notifier import Notifier
@@ -150,6 +151,9 @@ def build_api(container: Container) -> FastAPI:
         views=CaseViews(container.ledger),
         secrets=container.secrets,
         contents=PostgresContentStore(container.pool),
+        idempotency=PostgresIdempotencyStore(
+            container.pool, container.settings.idempotency_keep_s
+        ),
         health=health,
         max_body_bytes=container.settings.max_body_bytes,
         max_document_bytes=container.settings.max_document_bytes,

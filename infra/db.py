@@ -87,6 +87,18 @@ CREATE TABLE IF NOT EXISTS content_store (
     uploaded_by text NOT NULL,
     uploaded_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope        text NOT NULL,
+    key          text NOT NULL,
+    request_hash text NOT NULL,
+    case_id      text,
+    version      integer,
+    status       integer,
+    body         jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
 CREATE TABLE IF NOT EXISTS projection_state (
     projection      text PRIMARY KEY,
     applied_events  bigint NOT NULL DEFAULT 0,

@@ -32,8 +32,10 @@ from psycopg import errors
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
+from infra.idempotency import insert_claim
 from services.deadline import remaining
-from services.errors import SaveTooLarge, StoreBusy, StoreUnavailable
+from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
+from services.idempotency import Claim, current_claim
 
 #: Failures worth another attempt: the connection broke before the transaction committed
 #: (the library's datastore wraps psycopg's errors in its own classes). A lock or statement
@@ -122,6 +124,9 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                         "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; "
                     ).format(ms=Literal(budget_ms))
                     curs.execute(budget + self._lock_and_notify)
+                    claim = current_claim()
+                    if claim is not None:
+                        _insert_claim(curs, claim, stored_events)
                     curs.execute(self.insert_events_statement, (self._rows(stored_events),))
                     ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
                 return ids
@@ -169,6 +174,21 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
+
+
+def _insert_claim(curs: Any, claim: Claim, stored_events: Sequence[StoredEvent]) -> None:
+    """Write the request's idempotency claim with the events: the first event is the case the
+    command ran on (child cases opened by rules follow it)."""
+    case_id = stored_events[0].originator_id
+    version = max(e.originator_version for e in stored_events if e.originator_id == case_id)
+    try:
+        insert_claim(curs, claim, case_id, version)
+    except errors.UniqueViolation:
+        raise RequestReplayed(
+            f"the request with Idempotency-Key {claim.key!r} was stored by another request "
+            "that ran at the same time",
+            hint="send it again to get its outcome",
+        ) from None
 
 
 class _CommitUnanswered(Exception):

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         description="how long a command or a case read may take; a command that cannot be "
         "stored in time is refused with 503 and never stored later",
     )
+    idempotency_keep_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="how long an Idempotency-Key of a case command is remembered",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
     max_document_bytes: int = Field(
         default=16 * 1_048_576,

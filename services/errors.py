@@ -39,3 +39,9 @@ class StoreBusy(StoreUnavailable):
     """The event store could not take the write in time; nothing was stored."""
 
     code = "store_busy"
+
+
+class RequestReplayed(DomainError):
+    """A request with the same Idempotency-Key was stored by a concurrent request."""
+
+    code = "request_replayed"

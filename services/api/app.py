@@ -11,6 +11,7 @@ from services.api import case_types, cases, documents, keys, secrets
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.headers import SecurityHeaders
+from services.api.idempotency import IdempotencyKeys
 from services.api.limits import BodySizeLimit
 from services.api.schemas import ErrorBody, HealthBody
 from services.api.ui import mount_dashboard, mount_docs
@@ -63,6 +64,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
             body["components"] = components
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    app.add_middleware(IdempotencyKeys, store=deps.idempotency)  # inside the size limit
     app.add_middleware(
         BodySizeLimit,
         max_bytes=deps.max_body_bytes,

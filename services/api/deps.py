@@ -20,6 +20,7 @@ from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
 from services.content import ContentStore
+from services.idempotency import IdempotencyStore
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
 
@@ -35,6 +36,7 @@ class ApiDependencies:
     views: CaseViews
     secrets: SecretBook
     contents: ContentStore
+    idempotency: IdempotencyStore
     health: Callable[[], dict[str, Any]]
     max_body_bytes: int = 1_048_576
     max_document_bytes: int = 16 * 1_048_576

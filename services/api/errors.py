@@ -21,6 +21,7 @@ from services.auth import KeyNotFound
 from services.errors import (
     CaseNotFound,
     CaseTypeNotFound,
+    RequestReplayed,
     SaveTooLarge,
     StoreUnavailable,
     VersionConflict,
@@ -37,6 +38,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (SaveTooLarge, 413),
     (StoreUnavailable, 503),
     (VersionConflict, 409),
+    (RequestReplayed, 409),
     (InvalidTransition, 409),
     (InvalidCommand, 422),
 ]

@@ -21,6 +21,7 @@ def openapi_document() -> dict[str, Any]:
             views=nothing,
             secrets=nothing,
             contents=nothing,
+            idempotency=nothing,
             health=dict,
         )
     )

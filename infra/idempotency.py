@@ -1,0 +1,74 @@
+"""The ``idempotency_keys`` table: the one module that writes it.
+
+A stored command's claim is inserted by the event store's writer in the events' transaction
+(:func:`insert_claim`); a refusal is recorded after the answer (:meth:`record_refusal`).
+Rows older than the retention are ignored and purged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from services.idempotency import Claim, Outcome
+
+CONSTRAINT = "idempotency_keys_pkey"
+_PURGE_EVERY_S = 60.0
+
+
+def insert_claim(curs: Cursor[Any], claim: Claim, case_id: Any, version: int) -> None:
+    """Record that ``claim`` stored the command that brought ``case_id`` to ``version``; a
+    unique violation on :data:`CONSTRAINT` means the same key was stored first by another."""
+    curs.execute(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (claim.scope, claim.key, claim.request_hash, str(case_id), version),
+    )
+
+
+class PostgresIdempotencyStore:
+    """Reads outcomes and records refusals; forgets keys after ``keep_s`` seconds."""
+
+    def __init__(self, pool: ConnectionPool[Connection[DictRow]], keep_s: float) -> None:
+        self.pool = pool
+        self.keep_s = keep_s
+        self._purged_at = 0.0
+
+    def outcome(self, scope: str, key: str) -> Outcome | None:
+        self._purge_now_and_then()
+        with self.pool.connection() as conn:
+            conn.execute(  # an expired key is free again
+                "DELETE FROM idempotency_keys WHERE scope = %s AND key = %s"
+                " AND created_at <= now() - make_interval(secs => %s)",
+                (scope, key, self.keep_s),
+            )
+            row = conn.execute(
+                "SELECT request_hash, case_id, version, status, body FROM idempotency_keys"
+                " WHERE scope = %s AND key = %s",
+                (scope, key),
+            ).fetchone()
+        return Outcome(**row) if row else None
+
+    def record_refusal(self, claim: Claim, status: int, body: dict[str, Any]) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, status, body)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (claim.scope, claim.key, claim.request_hash, status, Jsonb(body)),
+            )
+
+    def _purge_now_and_then(self) -> None:
+        if time.monotonic() - self._purged_at < _PURGE_EVERY_S:
+            return
+        self._purged_at = time.monotonic()
+        with self.pool.connection() as conn:
+            conn.execute(
+                "DELETE FROM idempotency_keys"
+                " WHERE created_at <= now() - make_interval(secs => %s)",
+                (self.keep_s,),
+            )

@@ -182,7 +182,6 @@ class CaseType(Aggregate):
         record.published_by = str(context.get("actor_id", "unknown"))
         self.current = version
 
-
     @event(DraftDiscarded)
     def _on_draft_discarded(self, version: int, reason: str, context: dict[str, Any]) -> None:
         del self.versions[version]

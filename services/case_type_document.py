@@ -336,13 +336,7 @@ def _slas(scope: Scope, calendar: BusinessCalendar, items: list[Any]) -> list[Sl
         goal = _duration(scope, calendar, f"{path}.goal", doc.goal)
         if goal is not None and deadline is not None and goal > deadline:
             scope.add(f"{path}.goal", f"{doc.goal} is longer than the deadline {doc.deadline}")
-        for i, percent in enumerate(doc.warn_at):
-            if not 1 <= percent <= 99:
-                scope.add(f"{path}.warn_at[{i}]", f"{percent} is not a percentage from 1 to 99")
-            elif percent in doc.warn_at[:i]:
-                scope.add(f"{path}.warn_at[{i}]", f"{percent} is listed twice")
-        if len(doc.warn_at) > MAX_WARNINGS:
-            scope.add(f"{path}.warn_at", f"at most {MAX_WARNINGS} warnings, not {len(doc.warn_at)}")
+        _warnings(scope, f"{path}.warn_at", doc.warn_at)
         if doc.state is not None and scope.check_state(f"{path}.state", doc.state):
             if scope.states.get(doc.state):
                 scope.add(f"{path}.state", f"{doc.state!r} is final; an SLA never runs there")
@@ -368,6 +362,16 @@ def _slas(scope: Scope, calendar: BusinessCalendar, items: list[Any]) -> list[Sl
             f"for every case; the limit is {MAX_SLA_DAYS}: shorten them or use fewer SLAs",
         )
     return built
+
+
+def _warnings(scope: Scope, path: str, warn_at: list[int]) -> None:
+    for i, percent in enumerate(warn_at):
+        if not 1 <= percent <= 99:
+            scope.add(f"{path}[{i}]", f"{percent} is not a percentage from 1 to 99")
+        elif percent in warn_at[:i]:
+            scope.add(f"{path}[{i}]", f"{percent} is listed twice")
+    if len(warn_at) > MAX_WARNINGS:
+        scope.add(path, f"at most {MAX_WARNINGS} warnings, not {len(warn_at)}")
 
 
 def _duration(

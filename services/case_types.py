@@ -19,7 +19,7 @@ from uuid import UUID
 import jsonpatch
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError
 
 from domain.case_type import CaseType, VersionRecord, case_type_id
 from domain.context import CommandContext
@@ -60,9 +60,7 @@ class CaseTypeRegistry(Application[UUID]):
 
     name = "casetypes"
 
-    def __init__(
-        self, env: Mapping[str, str] | None = None, *, policy: NotificationPolicy
-    ) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *, policy: NotificationPolicy) -> None:
         super().__init__(env)
         self.policy = policy  # what IT lets notifications reach (infra knows the settings)
         self._lock = threading.Lock()

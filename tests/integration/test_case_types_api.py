@@ -603,7 +603,10 @@ def test_drafts_are_capped_and_a_discarded_draft_appears_nowhere(
 ) -> None:
     admin = keys[Role.ADMIN]
     for n in range(10):
-        assert post_document(client, admin, {**SMALL, "labels": {"en": f"Tiny {n}"}}).status_code == 201
+        assert (
+            post_document(client, admin, {**SMALL, "labels": {"en": f"Tiny {n}"}}).status_code
+            == 201
+        )
     refused = post_document(client, admin, SMALL)
     assert refused.status_code == 409, refused.text
     body = refused.json()
@@ -660,13 +663,13 @@ def test_a_type_whose_only_drafts_are_discarded_leaves_the_list(
     admin = keys[Role.ADMIN]
     post_document(client, admin, SMALL)
     assert discard(client, admin, "tiny", 1).status_code == 200
-    assert [t["name"] for t in client.get("/case-types", headers=auth(admin)).json()] == [
-        "generic"
-    ]
+    assert [t["name"] for t in client.get("/case-types", headers=auth(admin)).json()] == ["generic"]
     assert client.get("/case-types/tiny", headers=auth(admin)).json()["versions"] == []
 
 
-SURROGATE_JSON = b'{"name": "tiny", "labels": {"en": "Tiny \\ud800"}, "states": {"a": {"initial": true}}}'
+SURROGATE_JSON = (
+    b'{"name": "tiny", "labels": {"en": "Tiny \\ud800"}, "states": {"a": {"initial": true}}}'
+)
 
 
 @pytest.mark.parametrize(
@@ -691,7 +694,8 @@ SURROGATE_JSON = b'{"name": "tiny", "labels": {"en": "Tiny \\ud800"}, "states": 
             "POST",
             "/case-types",
             {
-                "content": b'name: tiny\nlabels: {en: "Tiny \\ud800"}\nstates: {a: {initial: true}}\n',
+                "content": b'name: tiny\nlabels: {en: "Tiny \\ud800"}\n'
+                b"states: {a: {initial: true}}\n",
                 "headers": {"Content-Type": YAML},
             },
             "labels.en: must be valid unicode text",

@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 
 from domain.context import CommandContext
 from infra.bootstrap import Container
+from infra.content_store import PostgresContentStore
 from services.auth import Role
 from tests.case_types import shipped_document
 from tests.conftest import auth
@@ -68,6 +69,12 @@ def _secret(container: Container) -> str:
     return "to_delete"
 
 
+def _document_case(container: Container) -> str:
+    stored, _ = PostgresContentStore(container.pool).put(b"%PDF-1.4 scan", "application/pdf", "t")
+    case = container.ledger.open_case("generic", "scan", {"scan": stored.ref}, None, SETUP)
+    return f"/cases/{case.id}/documents/{stored.ref}"
+
+
 def case_call(suffix: str, body: Any = None, closed: bool = False) -> Prepare:
     return lambda c: Call(f"/cases/{_case(c, closed)}{suffix}", body)
 
@@ -107,6 +114,13 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         "admin manager",
         case_call("/reopen", {"reason": "again"}, closed=True),
     ),
+    ("POST", "/documents"): (
+        "admin manager handler integrator",
+        lambda c: Call(
+            "/documents", content=b"%PDF-1.4", headers={"Content-Type": "application/pdf"}
+        ),
+    ),
+    ("GET", "/cases/{case_id}/documents/{ref}"): (EVERYONE, lambda c: Call(_document_case(c))),
     ("POST", "/case-types"): (
         "admin",
         lambda c: Call(

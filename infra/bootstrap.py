@@ -23,6 +23,7 @@ from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
 from infra.egress import EgressPolicy, NotificationRules
 from infra.event_store import EventStoreReader
+from infra.health import HealthChecks, broker_check, database_check
 from infra.idempotency import PostgresIdempotencyStore
 from infra.kafka import BrokerProbe, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
@@ -120,28 +121,15 @@ def install_case_types(registry: CaseTypeRegistry, files: tuple[str, ...]) -> di
     return installed
 
 
-def database_health(pool: ConnectionPool[Connection[DictRow]]) -> dict[str, Any]:
-    try:
-        with pool.connection(timeout=3) as conn:
-            conn.execute("SELECT 1")
-        return {"ok": True}
-    except Exception as error:  # noqa: BLE001 - any failure means "down", reported as such
-        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
-
-
 def build_api(container: Container) -> FastAPI:
     """The HTTP API; in production, refused while a development key is valid."""
     if container.settings.environment == "production":
         _refuse_development_keys(container.keys)
     probe = BrokerProbe(container.settings)
-    container.on_close.append(probe.close)
-
-    def health() -> dict[str, Any]:
-        ok, detail = probe.check()
-        return {
-            "database": database_health(container.pool),
-            "broker": {"ok": ok, "detail": detail},
-        }
+    health = HealthChecks(
+        {"database": database_check(container.pool), "broker": broker_check(probe)}
+    )
+    container.on_close.extend([health.close, probe.close])
 
     deps = ApiDependencies(
         ledger=container.ledger,
@@ -151,12 +139,11 @@ def build_api(container: Container) -> FastAPI:
         views=CaseViews(container.ledger),
         secrets=container.secrets,
         contents=PostgresContentStore(container.pool),
-        idempotency=PostgresIdempotencyStore(
-            container.pool, container.settings.idempotency_keep_s
-        ),
+        idempotency=PostgresIdempotencyStore(container.pool, container.settings.idempotency_keep_s),
         health=health,
         max_body_bytes=container.settings.max_body_bytes,
         max_document_bytes=container.settings.max_document_bytes,
+        deadline_s=container.settings.command_deadline_s,
     )
     return create_app(deps)
 

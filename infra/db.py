@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from psycopg import Connection
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
+
+from services.deadline import remaining
 
 # Serialises schema creation between processes starting together.
 _MIGRATION_LOCK = 7_110_001
@@ -134,8 +137,25 @@ def open_pool(
         open=False,
         name=name,
     )
+    wait_within_deadline(pool)
     pool.open(wait=True, timeout=15)
     return pool
+
+
+def wait_within_deadline(pool: ConnectionPool[Any]) -> None:
+    """Make ``pool`` wait for a connection no longer than the caller's deadline allows
+    (``services.deadline``): in an outage a request is refused when its time is up, not
+    after each of its queries has waited the pool's full timeout."""
+    getconn = pool.getconn
+
+    def within_deadline(timeout: float | None = None) -> Any:
+        left = remaining()
+        if left is not None:
+            wait = pool.timeout if timeout is None else timeout
+            timeout = max(0.01, min(wait, left))
+        return getconn(timeout=timeout)
+
+    pool.getconn = within_deadline  # type: ignore[method-assign]
 
 
 @contextmanager

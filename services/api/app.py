@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.api import case_types, cases, documents, keys, secrets
+from services.api.deadline import RequestDeadline
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
 from services.api.headers import SecurityHeaders
@@ -65,6 +66,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         return JSONResponse(body, status_code=200 if ok else 503)
 
     app.add_middleware(IdempotencyKeys, store=deps.idempotency)  # inside the size limit
+    app.add_middleware(RequestDeadline, seconds=deps.deadline_s)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=deps.max_body_bytes,

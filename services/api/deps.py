@@ -15,11 +15,13 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.context import CommandContext
+from services.api.errors import DATABASE_DOWN
 from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
 from services.content import ContentStore
+from services.deadline import deadline_in
 from services.idempotency import IdempotencyStore
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
@@ -40,6 +42,8 @@ class ApiDependencies:
     health: Callable[[], dict[str, Any]]
     max_body_bytes: int = 1_048_576
     max_document_bytes: int = 16 * 1_048_576
+    #: How long one request may take, all its waits together (None: no deadline).
+    deadline_s: float | None = None
 
 
 def _deps(request: Request) -> ApiDependencies:
@@ -48,6 +52,7 @@ def _deps(request: Request) -> ApiDependencies:
 
 
 Deps = Annotated[ApiDependencies, Depends(_deps)]
+KEY_CHECK_S = 0.3  # how long /health waits to check a key before answering without details
 _bearer = HTTPBearer(auto_error=False, description="an API key: `caseledger keys create`")
 
 
@@ -99,10 +104,15 @@ def known_caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller | None:
     """The caller when the request carries a valid key, else ``None`` (never a 401): for
-    public answers that say more to a known caller, such as /health."""
+    public answers that say more to a known caller, such as /health. A key that cannot be
+    checked quickly (the database is down) counts as unknown: /health stays fast."""
     if credentials is None:
         return None
-    holder = deps.keys.holder_of(credentials.credentials)
+    try:
+        with deadline_in(KEY_CHECK_S):
+            holder = deps.keys.holder_of(credentials.credentials)
+    except DATABASE_DOWN:
+        return None
     if holder is None or holder.refusal(datetime.now(UTC)) is not None:
         return None
     return Caller(actor_id=holder.actor_id, role=holder.role)

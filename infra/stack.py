@@ -108,8 +108,11 @@ def _prepare(settings: Settings) -> dict[str, str]:
 
 
 class Child:
-    """``caseledger VERB`` as a child process of ``up``, logging to ``log_dir/VERB.log``; it
-    ends when ``up`` ends, however ``up`` ends."""
+    """``caseledger VERB`` as a child process of ``up``, logging to ``log_dir/VERB.log``.
+
+    It is killed (SIGKILL) when ``up`` dies without stopping it: every process of the stack
+    is built to be killed, and on SIGTERM a worker would first wait, up to a minute, for the
+    PostgreSQL that died with ``up``."""
 
     def __init__(self, verb: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = verb
@@ -125,7 +128,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 process_group=0,  # a Ctrl-C in the terminal reaches `up`, which stops it
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see infra.lifetime
+                preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - see infra.lifetime
             )
         return self
 

@@ -65,12 +65,19 @@ def listed_ids(up: RunningUp) -> set[str]:
             return ids
 
 
-def reaches_the_view(up: RunningUp) -> Callable[[], bool]:
-    """A check that a case opened now is in the case list: the relay, the broker and the
-    projector all work."""
-    probe = open_case(up, f"probe {uuid4()}")
-    assert probe is not None, "the API refused the probe"
-    return lambda: probe in listed_ids(up)
+class ViewProbe:
+    """Opens a case at its first call, then tells whether the case list shows it: whether
+    the relay, the broker and the projector all work again."""
+
+    def __init__(self, up: RunningUp) -> None:
+        self.up = up
+        self.case_id: str | None = None
+
+    def __call__(self) -> bool:
+        if self.case_id is None:
+            self.case_id = open_case(self.up, f"probe {uuid4()}")
+            return False
+        return self.case_id in listed_ids(self.up)
 
 
 @dataclass
@@ -101,8 +108,11 @@ def kill_and_wait_back(up: RunningUp, name: str, back: Callable[[], bool]) -> tu
     old.kill()
     wait_until(lambda: up.said(f"{name} exited (-9); restarting in"), 30, f"`up` to say {name}")
     new = lambda: (child := up.child(name)) is not None and child.pid != old.pid  # noqa: E731
-    wait_until(new, RECOVERY_S, f"a new {name}")
-    wait_until(back, RECOVERY_S, f"{name} to be back")
+    try:
+        wait_until(new, RECOVERY_S, f"a new {name}")
+        wait_until(back, RECOVERY_S, f"{name} to be back")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{''.join(up.lines[-20:])}\n{up.logs()}") from None
     return killed, time.monotonic()
 
 
@@ -121,7 +131,7 @@ def test_every_process_up_loses_is_back_within_seconds_and_no_acknowledged_case_
         for name in WORKERS:
             outages[name] = kill_and_wait_back(up, name, lambda: True)
         for name in ("relay", "project", "broker"):
-            outages[f"{name} (view)"] = kill_and_wait_back(up, name, reaches_the_view(up))
+            outages[f"{name} (view)"] = kill_and_wait_back(up, name, ViewProbe(up))
         outages["serve"] = kill_and_wait_back(up, "serve", lambda: healthy(up.api_port))
         outages["postgres"] = kill_and_wait_back(up, "postgres", api_answers)
     finally:
@@ -148,7 +158,7 @@ def test_every_process_up_loses_is_back_within_seconds_and_no_acknowledged_case_
 def test_a_killed_broker_is_restarted_on_its_port_and_the_view_heals(up: RunningUp) -> None:
     killed, back = kill_and_wait_back(up, "broker", lambda: port_open(up.broker_port))
     print(f"\nbroker back on port {up.broker_port} in {back - killed:.1f} s")
-    wait_until(reaches_the_view(up), RECOVERY_S, "a case opened after the restart in the view")
+    wait_until(ViewProbe(up), RECOVERY_S, "a case opened after the restart in the view")
 
 
 def test_killing_up_leaves_no_process_behind(up: RunningUp) -> None:

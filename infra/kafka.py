@@ -15,6 +15,8 @@ from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+#: The longest one send, flush or acknowledgement may take before it counts as a failure.
+SEND_TIMEOUT_S = 10
 
 
 def ensure_topic(settings: Settings) -> int:
@@ -85,6 +87,8 @@ def new_producer(settings: Settings) -> KafkaProducer:
         batch_size=256 * 1024,
         max_request_size=MAX_MESSAGE_BYTES,
         request_timeout_ms=15_000,
+        max_block_ms=SEND_TIMEOUT_S * 1000,  # a send waits this long for metadata, no longer
+        allow_auto_create_topics=False,  # a broker back empty must not get a default topic
         client_id="caseledger-relay",
     )
 

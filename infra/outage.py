@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
@@ -31,8 +32,55 @@ FIRST_WAIT_S = 0.5
 LONGEST_WAIT_S = 15.0
 
 
+#: A worker that has not turned its loop for this long is stuck in a call that does not
+#: return (a client library waiting on a broker that came back different): the process ends,
+#: and its supervisor (`caseledger up`, systemd, the container runtime) starts it again.
+STALL_S = 120.0
+STALLED_EXIT_CODE = 70
+
+
 class Worker(Protocol):
     def run(self, stop: threading.Event) -> None: ...
+
+
+class Liveness:
+    """When a worker last turned its loop."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self.clock()
+
+    def stalled_for(self) -> float:
+        return self.clock() - self.last
+
+
+def watch_liveness(
+    name: str,
+    liveness: Liveness,
+    done: threading.Event,
+    log: logging.Logger,
+    stall_s: float = STALL_S,
+    end: Callable[[int], object] = os._exit,
+) -> threading.Thread:
+    """Watch ``liveness`` until ``done``; end the process when the worker stalls."""
+
+    def watch() -> None:
+        while not done.wait(min(5.0, stall_s / 4)):
+            if liveness.stalled_for() > stall_s:
+                log.error(
+                    "%s made no progress for %.0f s; exiting so that it is started again",
+                    name,
+                    liveness.stalled_for(),
+                )
+                end(STALLED_EXIT_CODE)
+                return
+
+    thread = threading.Thread(target=watch, name=f"{name}-liveness", daemon=True)
+    thread.start()
+    return thread
 
 
 class Closable(Protocol):
@@ -105,6 +153,20 @@ def poll_forever(
         stop.wait(interval_s)
 
 
+def _run_watched(name: str, worker: Worker, stop: threading.Event, log: logging.Logger) -> None:
+    liveness = getattr(worker, "liveness", None)
+    if not isinstance(liveness, Liveness):
+        worker.run(stop)
+        return
+    liveness.beat()
+    done = threading.Event()
+    watch_liveness(name, liveness, done, log)
+    try:
+        worker.run(stop)
+    finally:
+        done.set()
+
+
 def keep_running(
     name: str,
     connect: Callable[[], C],
@@ -121,7 +183,7 @@ def keep_running(
             container = connect()
             worker = build(container)
             outage.recovered()
-            worker.run(stop)
+            _run_watched(name, worker, stop, log)
         except TRANSIENT as error:
             stop.wait(outage.failed(error))
         finally:

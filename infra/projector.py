@@ -21,7 +21,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from domain.envelope import EventEnvelope
 from infra.case_list_store import CaseListStore
 from infra.kafka import ensure_topic, new_consumer
-from infra.outage import Outage
+from infra.outage import Liveness, Outage
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class ProjectionWorker:
     def __init__(self, settings: Settings, view: CaseListStore) -> None:
         self.settings = settings
         self.view = view
+        self.liveness = Liveness()  # see infra.outage.keep_running
 
     def run(self, stop: threading.Event) -> None:
         consumer: KafkaConsumer | None = None
@@ -40,6 +41,7 @@ class ProjectionWorker:
         last_message = time.monotonic()
         try:
             while not stop.is_set():
+                self.liveness.beat()
                 if consumer is None:
                     consumer = self._connect(broker)
                 if consumer is not None and self._consume_once(consumer):

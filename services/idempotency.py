@@ -26,8 +26,8 @@ MAX_KEY_LENGTH = 200
 
 @dataclass(frozen=True)
 class Claim:
-    """The request a key was first used for: who sent it (a hash of their API key), the key,
-    and a hash of the method, path and body."""
+    """The request a key was first used for: who sent it (the id of their API key: two
+    clients may use the same key), the key, and a hash of the method, path and body."""
 
     scope: str
     key: str
@@ -60,11 +60,6 @@ def request_hash(method: str, path: str, body: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
-
-
-def caller_scope(authorization: str) -> str:
-    """Keys belong to the API key that sent them: two clients may use the same key."""
-    return hashlib.sha256(authorization.encode()).hexdigest()[:32]
 
 
 _claim: ContextVar[Claim | None] = ContextVar("caseledger_idempotency_claim", default=None)

@@ -54,6 +54,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
             422: {"model": ErrorBody, "description": "an unknown query parameter"},
         },
         dependencies=[Depends(known_query_only)],
+        openapi_extra={"security": [{}]},  # with the bearer key FastAPI lists: a key is optional
     )
     def health(deps: Deps, caller: KnownCaller) -> JSONResponse:
         """ok, or degraded (503) when the database or the broker is down. With a valid key,
@@ -65,7 +66,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
             body["components"] = components
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    app.add_middleware(IdempotencyKeys, store=deps.idempotency)  # inside the size limit
+    app.add_middleware(IdempotencyKeys, store=deps.idempotency, keys=deps.keys)
     app.add_middleware(RequestDeadline, seconds=deps.deadline_s)
     app.add_middleware(
         BodySizeLimit,

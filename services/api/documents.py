@@ -36,6 +36,7 @@ class DocumentStored(BaseModel):
 @router.post(
     UPLOAD_PATH,
     status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": DocumentStored, "description": "the same content, stored before"}},
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -13,24 +13,28 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.errors import DATABASE_DOWN
+from services.auth import KeyStore
 from services.idempotency import (
     HEADER,
     MAX_KEY_LENGTH,
     Claim,
     IdempotencyStore,
     Outcome,
-    caller_scope,
     claiming,
     request_hash,
 )
 
-_COMMANDS = re.compile(r"^/cases(/[^/]+/(assign|transitions|fields|notes|close|reopen))?$")
+_COMMANDS = {
+    "POST": re.compile(r"^/cases(/[^/]+/(assign|transitions|notes|close|reopen))?$"),
+    "PATCH": re.compile(r"^/cases/[^/]+/fields$"),
+}
 _DOWN = {
     "detail": "the database is unavailable; nothing was stored",
     "code": "store_unavailable",
@@ -45,30 +49,39 @@ _NOT_OUTCOMES = {401, 408, 429}
 class IdempotencyKeys:
     """ASGI middleware giving case commands at-most-once effect per ``Idempotency-Key``."""
 
-    def __init__(self, app: ASGIApp, store: IdempotencyStore) -> None:
+    def __init__(self, app: ASGIApp, store: IdempotencyStore, keys: KeyStore) -> None:
         self.app = app
         self.store = store
+        self.keys = keys
+
+    def _caller(self, authorization: bytes) -> str | None:
+        """The id of the valid API key the request carries (keys are per API key), or None."""
+        scheme, _, credentials = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            return None
+        holder = self.keys.holder_of(credentials.strip())
+        if holder is None or holder.refusal(datetime.now(UTC)) is not None:
+            return None
+        return holder.key_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
         raw_key = headers.get(HEADER.lower().encode())
-        if raw_key is None or scope["method"] not in ("POST", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        if not _COMMANDS.match(scope["path"]):
+        command = _COMMANDS.get(scope.get("method", ""))
+        if raw_key is None or command is None or not command.match(scope["path"]):
             await self.app(scope, receive, send)  # only case commands take a key
             return
-        key = raw_key.decode("latin-1")
-        if not _KEY.match(key):
-            await _answer(send, 422, _bad_key(key))
-            return
-        body, replay = await _read_body(receive)
-        claim = Claim(
-            scope=caller_scope(headers.get(b"authorization", b"").decode("latin-1")),
-            key=key,
-            request_hash=request_hash(scope["method"], scope["path"], body),
-        )
         try:
+            caller = await run_in_threadpool(self._caller, headers.get(b"authorization", b""))
+            if caller is None:  # the route answers 401: no key, no outcome to remember
+                await self.app(scope, receive, send)
+                return
+            key = raw_key.decode("latin-1")
+            if not _KEY.match(key):
+                await _answer(send, 422, _bad_key(key))
+                return
+            body, replay = await _read_body(receive)
+            claim = Claim(caller, key, request_hash(scope["method"], scope["path"], body))
             known = await run_in_threadpool(self.store.outcome, claim.scope, claim.key)
         except DATABASE_DOWN:
             await _answer(send, 503, _DOWN, headers=[(b"retry-after", b"1")])

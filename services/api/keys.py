@@ -15,7 +15,7 @@ from services.api.schemas import ErrorBody, KeyCreate, KeyCreated, KeyPublic
 from services.auth import MANAGE_KEYS, KeyHolder, parse_lifetime
 
 _errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 422)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)
 }
 router = APIRouter(
     prefix="/keys",

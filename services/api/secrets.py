@@ -14,7 +14,7 @@ from services.api.schemas import ErrorBody, _Request
 from services.auth import Role
 
 _errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 422)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)
 }
 router = APIRouter(
     prefix="/secrets",

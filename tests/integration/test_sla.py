@@ -28,12 +28,12 @@ from fastapi.testclient import TestClient
 
 from domain.case import Case
 from domain.context import CommandContext
-from infra.bootstrap import Container, build_projector
+from infra.bootstrap import Container
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
 from services.auth import Role
 from tests.conftest import auth, settings_env
-from tests.integration.helpers import CTX, open_cases, running, spawn, stop_process, wait_until
+from tests.integration.helpers import CTX, open_cases, spawn, stop_process, wait_until
 
 ADMIN = CommandContext("tester", "admin")
 TICK = timedelta(microseconds=1)
@@ -162,12 +162,14 @@ class Watcher:
 
 @dataclass
 class Stack:
-    """The relay process (SIGSTOP it to hold the view still), a projection worker thread,
-    and every watcher process started; all stopped when the test ends."""
+    """The relay and projection processes (SIGSTOP the projection to hold the view still: it
+    would otherwise follow the store even without the relay), and every watcher process
+    started; all stopped when the test ends."""
 
     settings: Settings
     logs: Path
     relay: subprocess.Popen[bytes]
+    projector: subprocess.Popen[bytes]
     watchers: list[Watcher] = field(default_factory=list)
 
     def watcher(self) -> Watcher:
@@ -184,27 +186,27 @@ class Stack:
         return self.watchers[-1]
 
     def freeze_view(self) -> None:
-        """Stop the relay: the view (and its timers) stays as it is until ``thaw_view``."""
-        self.relay.send_signal(signal.SIGSTOP)
+        """Stop the projection: the view (and its timers) stays as it is until ``thaw_view``."""
+        self.projector.send_signal(signal.SIGSTOP)
 
     def thaw_view(self) -> None:
-        self.relay.send_signal(signal.SIGCONT)
+        self.projector.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
 def stack(container: Container, settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     quick = settings.model_copy(update={"sla_poll_s": 0.1})
-    started_stack = Stack(quick, tmp_path, spawn("relay", settings))
+    started_stack = Stack(quick, tmp_path, spawn("relay", settings), spawn("project", settings))
     try:
-        with running(build_projector(container).run):
-            [warm_up] = open_cases(container, 1)  # the relay and the projection are ready
-            wait_until(lambda: view_has(container, warm_up), 60, "the projection to start")
-            yield started_stack
+        [warm_up] = open_cases(container, 1)  # the relay and the projection are ready
+        wait_until(lambda: view_has(container, warm_up), 60, "the projection to start")
+        yield started_stack
     finally:
         started_stack.thaw_view()
         for watcher in started_stack.watchers:
             stop_process(watcher.process)
         stop_process(started_stack.relay)
+        stop_process(started_stack.projector)
 
 
 def view_has(container: Container, case_id: str) -> bool:

@@ -29,7 +29,7 @@ from uuid import UUID
 import psutil
 import psycopg
 
-from infra.lifetime import die_with_parent
+from infra.lifetime import ChildProcess, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def start_postgres(data_dir: Path, database: str = "caseledger") -> tuple[Any, s
     return server, server.get_uri(database=database)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildProcess):
     """The embedded PostgreSQL of ``caseledger up``, its data in ``data_dir/pgdata``.
 
     A server it starts runs as a child of this process and shuts down (fast) when this
@@ -60,6 +60,7 @@ class EmbeddedPostgres:
     """
 
     name = "postgres"
+    stop_timeout_s = 30.0
 
     def __init__(self, data_dir: Path, log_path: Path, database: str = "caseledger") -> None:
         self.pgdata = data_dir.resolve() / "pgdata"
@@ -97,10 +98,6 @@ class EmbeddedPostgres:
         """Ask a server this object started for a fast shutdown; leave a reused one be."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-
-    def wait_stopped(self, timeout: float = 30.0) -> None:
-        if self.process:
-            _wait_or_kill(self.process, timeout)
 
     def _launch(self, timeout: float) -> None:
         user = _prepare_pgdata(self.pgdata)
@@ -214,14 +211,6 @@ def _log_file(path: Path | None) -> IO[bytes]:
     return open(path or os.devnull, "ab")
 
 
-def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -234,10 +223,11 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ChildProcess):
     """A Tansu broker process on 127.0.0.1:``port``, in-memory."""
 
     name = "broker"
+    stop_timeout_s = 5.0
 
     def __init__(self, port: int, log_path: Path | None = None) -> None:
         self.port = port
@@ -281,20 +271,6 @@ class EmbeddedBroker:
                 raise RuntimeError(f"the embedded broker did not start on port {self.port}")
             time.sleep(0.05)
         return self
-
-    def exited(self) -> str | None:
-        """None while the broker runs; else its exit code (negative: the signal)."""
-        code = self.process.poll() if self.process else 0
-        return None if code is None else str(code)
-
-    def terminate(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-
-    def wait_stopped(self, timeout: float = 5.0) -> None:
-        if self.process:
-            _wait_or_kill(self.process, timeout)
-        self.process = None
 
     def stop(self) -> None:
         self.terminate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -37,3 +38,29 @@ def die_with_parent(signal_number: int = signal.SIGTERM) -> Callable[[], None] |
             os.kill(os.getpid(), signal_number)
 
     return tie_to_parent
+
+
+class ChildProcess:
+    """A process this one started and may stop: what ``infra.supervisor`` asks of it."""
+
+    process: subprocess.Popen[bytes] | None = None
+    stop_timeout_s = 10.0
+
+    def exited(self) -> str | None:
+        """None while it runs; else its exit code (negative: the signal that ended it)."""
+        code = self.process.poll() if self.process else 0
+        return None if code is None else str(code)
+
+    def terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait_stopped(self) -> None:
+        """Wait for it to stop, killing it when it takes longer than ``stop_timeout_s``."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -16,7 +16,7 @@ import typer
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port, port_open
 from infra.keys import PostgresKeyStore, development_label
-from infra.lifetime import die_with_parent
+from infra.lifetime import ChildProcess, die_with_parent
 from infra.settings import STACK_ENV, Settings
 from infra.supervisor import Supervisor
 from services.auth import Role
@@ -107,7 +107,7 @@ def _prepare(settings: Settings) -> dict[str, str]:
         container.close()
 
 
-class Child:
+class Child(ChildProcess):
     """``caseledger VERB`` as a child process of ``up``, logging to ``log_dir/VERB.log``.
 
     It is killed (SIGKILL) when ``up`` dies without stopping it: every process of the stack
@@ -131,23 +131,6 @@ class Child:
                 preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - see infra.lifetime
             )
         return self
-
-    def exited(self) -> str | None:
-        code = self.process.poll() if self.process else 0
-        return None if code is None else str(code)
-
-    def terminate(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-
-    def wait_stopped(self, timeout: float = 10.0) -> None:
-        if self.process is None:
-            return
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def _development_keys(store: PostgresKeyStore, path: Path) -> dict[str, str]:

@@ -128,6 +128,7 @@ def open_pool(
         min_size=1,
         max_size=size,
         timeout=wait_s,
+        reconnect_timeout=RECONNECT_GIVE_UP_S,
         kwargs={
             "row_factory": dict_row,
             "application_name": f"caseledger-{name}",
@@ -140,6 +141,13 @@ def open_pool(
     wait_within_deadline(pool)
     pool.open(wait=True, timeout=15)
     return pool
+
+
+#: How long a pool keeps retrying one lost connection before it gives up on it. psycopg_pool
+#: doubles its pause between tries (1, 2, 4, 8 ... s) for as long as this allows, so after a
+#: long outage the first request could wait half a minute for a connection; a pool that has
+#: given up opens a new connection, at once, the next time a request needs one.
+RECONNECT_GIVE_UP_S = 3.0
 
 
 def wait_within_deadline(pool: ConnectionPool[Any]) -> None:

@@ -29,7 +29,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
 )
 FIRST_WAIT_S = 0.5
-LONGEST_WAIT_S = 15.0
+LONGEST_WAIT_S = 5.0
 
 
 #: A worker that has not turned its loop for this long is stuck in a call that does not

@@ -32,7 +32,7 @@ from psycopg import errors
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
-from infra.db import wait_within_deadline
+from infra.db import RECONNECT_GIVE_UP_S, wait_within_deadline
 from infra.idempotency import insert_claim
 from services.deadline import remaining
 from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
@@ -56,6 +56,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         wait_within_deadline(self.datastore.pool)
+        self.datastore.pool.reconnect_timeout = RECONNECT_GIVE_UP_S  # the library sets none
         self._timeout_ms = 1000 * max(1, int(self.datastore.lock_timeout or 5))
         self._lock_and_notify = SQL(
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}"

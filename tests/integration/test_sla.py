@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -219,6 +220,10 @@ def sleep_until(moment: datetime) -> None:
     time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
 
 
+def all_started(watchers: list[Watcher]) -> bool:
+    return all(w.said("sla-watcher started") for w in watchers)
+
+
 def recorded_line(case_id: UUID, milestone: str) -> str:
     return f"recorded SLA respond {milestone} of case {case_id}"
 
@@ -295,7 +300,12 @@ def test_watchers_killed_and_restarted_again_and_again_record_each_deadline_once
         if frozen:  # the next watchers meet timers their predecessors recorded already
             stack.freeze_view()
         alive = [stack.watcher() for _ in range(rng.choice((1, 1, 2)))]  # sometimes two
-        time.sleep(rng.uniform(0.6, 2.4))  # dies starting, polling, or recording
+        wait_until(  # a busy machine takes seconds to start Python: count from the start
+            partial(all_started, alive),
+            30,
+            "the watchers to start",
+        )
+        time.sleep(rng.uniform(0.3, 2.0))  # dies connecting, polling, or recording
         for watcher in alive:
             watcher.kill()
         stack.thaw_view()

@@ -83,9 +83,9 @@ def up() -> None:
     and a development API key per role. Whatever exits is started again; Ctrl-C or SIGTERM
     stops what it started."""
     from infra.settings import STACK_ENV
-    from infra.stack import run_stack
+    from infra.stack import clear_stale_stack_env, run_stack
 
-    Path(STACK_ENV).unlink(missing_ok=True)  # left by a stack that did not stop cleanly
+    clear_stale_stack_env(Path(STACK_ENV))
     raise typer.Exit(run_stack(_settings()))
 
 

@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import typer
 
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
@@ -22,6 +23,23 @@ from infra.supervisor import Supervisor
 from services.auth import Role
 
 CHILDREN = ("serve", "relay", "project", "sla-watch", "notify")
+_OWNER = "# written by caseledger up, pid "
+
+
+def clear_stale_stack_env(path: Path) -> None:
+    """Remove ``path`` when the `up` that wrote it is gone; refuse to start a second `up`
+    beside one that still runs (its file tells `status` and `keys` where the stack is)."""
+    if not path.exists():
+        return
+    first = path.read_text(errors="replace").partition("\n")[0]
+    owner = first.removeprefix(_OWNER)
+    pid = int(owner) if first.startswith(_OWNER) and owner.isdigit() else 0
+    if pid and pid != os.getpid() and psutil.pid_exists(pid):
+        raise RuntimeError(
+            f"another `caseledger up` (pid {pid}) runs in this folder: stop it first (Ctrl-C "
+            "in its terminal), or start this one from another folder"
+        )
+    path.unlink(missing_ok=True)  # left by a stack that did not stop cleanly
 
 
 def run_stack(settings: Settings) -> int:
@@ -69,6 +87,7 @@ def run_stack(settings: Settings) -> int:
         env = {**os.environ, **resolved.as_env()}
         supervisor.keep(*(Child(verb, env, log_dir).start() for verb in CHILDREN))
         stack_env.write_text(
+            f"{_OWNER}{os.getpid()}\n"
             f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap_servers}\n"
         )
         announced = True

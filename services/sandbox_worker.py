@@ -13,14 +13,17 @@ import os
 import pickle
 import resource
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import Any
 
 from domain.errors import BudgetExceeded
-from services.expressions import run_here
 from services.sandbox import WORKER_MEMORY, WORKER_NICENESS
 
+Run = Callable[[str, Any, dict[str, Any]], Any]
 
-def serve(connection: Connection) -> None:
+
+def serve(connection: Connection, run_here: Run) -> None:
     """Answer each task ``(kind, spec, facts)`` with ``{"ok": result}`` or ``{"limit": why}``."""
     connection.send_bytes(b"ok")
     while True:
@@ -36,7 +39,15 @@ def serve(connection: Connection) -> None:
         connection.send_bytes(json.dumps(answer).encode())
 
 
-if __name__ == "__main__":
+def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
     os.nice(WORKER_NICENESS)
-    serve(Connection(int(sys.argv[1])))
+    # Imported once niced: loading the engines is most of a worker's start, and a worker
+    # replacing a killed one must leave the CPU to the API's requests.
+    from services.expressions import run_here  # noqa: PLC0415
+
+    serve(Connection(int(sys.argv[1])), run_here)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ Rows older than the retention are ignored and purged.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Connection, Cursor
@@ -18,6 +19,11 @@ from psycopg_pool import ConnectionPool
 from services.idempotency import Claim, Outcome
 
 CONSTRAINT = "idempotency_keys_pkey"
+#: Which of the given (scope, key) pairs are taken: ``unnest`` of two text arrays.
+CLAIMED = """
+SELECT scope, key FROM idempotency_keys
+WHERE (scope, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+"""
 _PURGE_EVERY_S = 60.0
 
 
@@ -28,6 +34,21 @@ def insert_claim(curs: Cursor[Any], claim: Claim, case_id: Any, version: int) ->
         "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version)"
         " VALUES (%s, %s, %s, %s, %s)",
         (claim.scope, claim.key, claim.request_hash, str(case_id), version),
+    )
+
+
+def insert_claims(curs: Cursor[Any], claims: Sequence[tuple[Claim, Any, int]]) -> None:
+    """:func:`insert_claim` for several stored commands at once (a group commit)."""
+    curs.execute(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[])",
+        (
+            [c.scope for c, _, _ in claims],
+            [c.key for c, _, _ in claims],
+            [c.request_hash for c, _, _ in claims],
+            [str(case_id) for _, case_id, _ in claims],
+            [version for _, _, version in claims],
+        ),
     )
 
 

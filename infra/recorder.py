@@ -22,18 +22,25 @@ The library builds it from the topic in ``APPLICATION_RECORDER_TOPIC`` (``infra.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from psycopg import errors
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
 from infra.db import RECONNECT_GIVE_UP_S, wait_within_deadline
-from infra.idempotency import insert_claim
+from infra.group_commit import GroupCommitter, Pending
+from infra.idempotency import CLAIMED, insert_claim, insert_claims
 from services.deadline import remaining
 from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
 from services.idempotency import Claim, current_claim
@@ -47,6 +54,23 @@ _ATTEMPTS = 3
 _READ_ATTEMPTS = 10
 _RETRY_WAIT_S = 0.2
 _LEAST_S = 0.05  # a write is not started with less time than this left
+_T = TypeVar("_T")
+_STORED_VERSIONS = """
+SELECT originator_id, originator_version FROM {schema}.{table}
+WHERE (originator_id, originator_version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
+"""
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One save waiting for the group commit: its events and its idempotency claim."""
+
+    events: Sequence[StoredEvent]
+    claim: Claim | None
+
+
+#: What one save of a batch gets: its notification ids, or the error its caller raises.
+_Outcome = Sequence[int] | BaseException
 
 
 class BoundedApplicationRecorder(PostgresApplicationRecorder):
@@ -65,16 +89,75 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             table=Identifier(self.events_table_name),
             channel=Identifier(self.channel_name),
         )
+        self._stored_versions = SQL(_STORED_VERSIONS).format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        #: Saves that arrive together share a transaction (``infra.group_commit``); set its
+        #: ``budget.commands`` to 1 to write every save alone.
+        self.committer: GroupCommitter[_Write, Sequence[int]] = GroupCommitter(
+            self._write_batch, _no_time_left
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         check_save_budget(stored_events)
+        if kwargs or not stored_events or self.committer.budget.commands <= 1:
+            claim = current_claim()
+            return self._with_retries(lambda: self._write_alone(stored_events, claim, **kwargs))
+        left = remaining()
+        if left is not None and left <= _LEAST_S:
+            raise _no_time_left()
+        write = _Write(stored_events, current_claim())
+        return self.committer.submit(
+            write,
+            events=len(stored_events),
+            size=sum(len(e.state) for e in stored_events),
+            deadline=None if left is None else time.monotonic() + left,
+        )
+
+    def _write_batch(self, batch: Sequence[Pending[_Write, Sequence[int]]]) -> list[_Outcome]:
+        """The committer's writer: one transaction for the batch, each write's own outcome.
+        A write whose caller ran out of time while it queued is left out."""
+        now = time.monotonic()
+        outcomes: list[_Outcome | None] = [None] * len(batch)
+        live: list[int] = []
+        for i, pending in enumerate(batch):
+            if pending.deadline is not None and pending.deadline - now <= _LEAST_S:
+                outcomes[i] = _no_time_left()
+            else:
+                live.append(i)
+        if live:
+            deadlines = [d for i in live if (d := batch[i].deadline) is not None]
+            budget_ms = self._budget_ms(min(deadlines)) if deadlines else self._timeout_ms
+            writes = [batch[i].item for i in live]
+            if len(writes) == 1:
+                results = [self._alone(writes[0], budget_ms)]
+            else:
+                results = self._with_retries(lambda: self._write_together(writes, budget_ms))
+            for i, result in zip(live, results, strict=True):
+                outcomes[i] = result
+        return [o for o in outcomes if o is not None]
+
+    def _alone(self, write: _Write, budget_ms: int) -> _Outcome:
+        """One save of a batch in a transaction of its own, as its outcome."""
+        try:
+            result = self._with_retries(
+                lambda: self._write_alone(write.events, write.claim, budget_ms=budget_ms)
+            )
+        except Exception as error:  # noqa: BLE001 - the save's own outcome, raised by its caller
+            return error
+        return result or []
+
+    def _with_retries(self, write: Callable[[], _T]) -> _T:
+        """``write``, again after a broken connection, while the caller has time; a write
+        whose COMMIT got no answer is looked for instead of written twice."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return self._write(stored_events, self._budget_ms(), **kwargs)
+                return write()
             except _CommitUnanswered as unanswered:
-                return self._after_unanswered_commit(stored_events, unanswered)
+                found: _T = self._after_unanswered_commit(unanswered)
+                return found
             except _RETRIED as error:
                 cause = error if isinstance(error, _OUT_OF_TIME) else error.__cause__
                 if isinstance(cause, _OUT_OF_TIME):
@@ -100,22 +183,25 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 time.sleep(_RETRY_WAIT_S)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _budget_ms(self) -> int:
+    def _budget_ms(self, deadline: float | None = None) -> int:
         """How long this write may wait and run: the write timeout, or what is left of the
-        caller's deadline. A write never starts after the deadline."""
-        left = remaining()
+        caller's deadline (``deadline``, or the current one). A write never starts after it."""
+        left = remaining() if deadline is None else deadline - time.monotonic()
         if left is None:
             return self._timeout_ms
         if left <= _LEAST_S:
-            raise StoreBusy(
-                "the command ran out of time before it could be stored",
-                hint="nothing was stored; retry in a moment (with the same Idempotency-Key)",
-            )
+            raise _no_time_left()
         return max(int(_LEAST_S * 1000), min(self._timeout_ms, int(left * 1000)))
 
-    def _write(
-        self, stored_events: Sequence[StoredEvent], budget_ms: int, **kwargs: Any
+    def _write_alone(
+        self,
+        stored_events: Sequence[StoredEvent],
+        claim: Claim | None,
+        budget_ms: int | None = None,
+        **kwargs: Any,
     ) -> Sequence[int] | None:
+        """One save in a transaction of its own: a conflict raises the library's
+        ``IntegrityError`` (or :class:`RequestReplayed` for the idempotency key)."""
         ids: Sequence[int] | None = None
         try:
             with self.datastore.get_connection() as conn:
@@ -123,11 +209,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                     self._insert_events(curs, stored_events, **kwargs)  # the library's hook
                     if not stored_events:
                         return None
-                    budget = SQL(
-                        "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; "
-                    ).format(ms=Literal(budget_ms))
-                    curs.execute(budget + self._lock_and_notify)
-                    claim = current_claim()
+                    curs.execute(self._lock_statement(budget_ms or self._budget_ms()))
                     if claim is not None:
                         _insert_claim(curs, claim, stored_events)
                     curs.execute(self.insert_events_statement, (self._rows(stored_events),))
@@ -135,14 +217,86 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 return ids
         except _RETRIED as error:
             if ids is not None:  # every statement ran: only the COMMIT's answer is missing
-                raise _CommitUnanswered(ids) from error
+                raise _CommitUnanswered(ids, stored_events[0]) from error
             raise
 
-    def _after_unanswered_commit(
-        self, stored_events: Sequence[StoredEvent], unanswered: _CommitUnanswered
-    ) -> Sequence[int]:
-        """The connection broke during COMMIT: look whether the events are there."""
-        first = stored_events[0]
+    def _write_together(self, writes: Sequence[_Write], budget_ms: int) -> list[_Outcome]:
+        """Several saves in one transaction under one table lock. Under the lock, one query
+        finds which of their versions and idempotency keys are stored already: those saves
+        (and a later one of the batch that wants the same version or key) fail alone, with the
+        error they would get on their own; the others are inserted together and share the
+        commit. Should the insert still meet a unique violation (a refusal recorded under the
+        same key meanwhile), each save is written alone instead."""
+        outcomes: list[_Outcome | None] = []
+        winners: list[_Write] = []
+        try:
+            with (
+                self.datastore.get_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as curs,
+            ):
+                curs.execute(self._lock_statement(budget_ms))
+                outcomes, winners = self._sort_out(curs, writes)
+                if winners:
+                    claims = [_claim_row(w) for w in winners if w.claim is not None]
+                    if claims:
+                        insert_claims(curs, claims)
+                    events = [e for w in winners for e in w.events]
+                    curs.execute(self.insert_events_statement, (self._rows(events),))
+                    ids = list(self._fetch_ids_after_insert_events(curs, events) or [])
+                    _hand_out(ids, winners, outcomes)
+        except (IntegrityError, errors.UniqueViolation):
+            return [self._alone(w, budget_ms) for w in writes]
+        except _RETRIED as error:
+            if winners and all(o is not None for o in outcomes):  # only COMMIT's answer is lost
+                raise _CommitUnanswered(outcomes, winners[0].events[0]) from error
+            raise
+        return [o if o is not None else [] for o in outcomes]
+
+    def _sort_out(
+        self, curs: Any, writes: Sequence[_Write]
+    ) -> tuple[list[_Outcome | None], list[_Write]]:
+        """Which saves of the batch conflict (their error) and which go ahead (None)."""
+        pairs = {(str(e.originator_id), e.originator_version) for w in writes for e in w.events}
+        keys = {(w.claim.scope, w.claim.key) for w in writes if w.claim is not None}
+        claimed: set[tuple[str, str]] = set()
+        ids, versions = zip(*pairs, strict=True)
+        rows = curs.execute(self._stored_versions, (list(ids), list(versions))).fetchall()
+        stored = {(str(row["originator_id"]), row["originator_version"]) for row in rows}
+        if keys:
+            scopes, names = zip(*keys, strict=True)
+            rows = curs.execute(CLAIMED, (list(scopes), list(names))).fetchall()
+            claimed = {(row["scope"], row["key"]) for row in rows}
+        outcomes: list[_Outcome | None] = []
+        winners: list[_Write] = []
+        for write in writes:
+            mine = {(str(e.originator_id), e.originator_version) for e in write.events}
+            key = (write.claim.scope, write.claim.key) if write.claim is not None else None
+            if mine & stored:
+                taken = min(mine & stored, key=lambda p: p[1])
+                outcomes.append(
+                    IntegrityError(f"version {taken[1]} of {taken[0]} is stored already")
+                )
+            elif key is not None and write.claim is not None and key in claimed:
+                outcomes.append(_replayed(write.claim))
+            else:
+                outcomes.append(None)
+                winners.append(write)
+                stored |= mine
+                if key is not None:
+                    claimed.add(key)
+        return outcomes, winners
+
+    def _lock_statement(self, budget_ms: int) -> Composed:
+        budget = SQL("SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; ").format(
+            ms=Literal(budget_ms)
+        )
+        return budget + self._lock_and_notify
+
+    def _after_unanswered_commit(self, unanswered: _CommitUnanswered) -> Any:
+        """The connection broke during COMMIT: look whether the events are there (a batch
+        is one transaction: its first event tells for all of it)."""
+        first = unanswered.first
         try:
             found = self._select_one(first.originator_id, first.originator_version)
         except _RETRIED as error:
@@ -152,7 +306,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 hint="retry with the same Idempotency-Key: it is stored exactly once",
             ) from error
         if found:
-            return unanswered.ids
+            return unanswered.result
         raise StoreUnavailable(
             "the database went away while the command was being committed; it was not stored",
             hint="retry in a moment",
@@ -187,17 +341,50 @@ def _insert_claim(curs: Any, claim: Claim, stored_events: Sequence[StoredEvent])
     try:
         insert_claim(curs, claim, case_id, version)
     except errors.UniqueViolation:
-        raise RequestReplayed(
-            f"the request with Idempotency-Key {claim.key!r} was stored by another request "
-            "that ran at the same time",
-            hint="send it again to get its outcome",
-        ) from None
+        raise _replayed(claim) from None
+
+
+def _claim_row(write: _Write) -> tuple[Claim, UUID | str, int]:
+    """The claim of a save, with the case it stored and that case's new version."""
+    assert write.claim is not None
+    case_id = write.events[0].originator_id
+    version = max(e.originator_version for e in write.events if e.originator_id == case_id)
+    return write.claim, case_id, version
+
+
+def _hand_out(ids: Sequence[int], winners: Sequence[_Write], outcomes: list[Any]) -> None:
+    """Give each stored save of a batch its own notification ids, in batch order."""
+    assert len(ids) == sum(len(w.events) for w in winners), "one id per stored event"
+    slots = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    start = 0
+    for slot, write in zip(slots, winners, strict=True):
+        outcomes[slot] = ids[start : start + len(write.events)]
+        start += len(write.events)
+
+
+def _replayed(claim: Claim) -> RequestReplayed:
+    return RequestReplayed(
+        f"the request with Idempotency-Key {claim.key!r} was stored by another request "
+        "that ran at the same time",
+        hint="send it again to get its outcome",
+    )
+
+
+def _no_time_left() -> StoreBusy:
+    return StoreBusy(
+        "the command ran out of time before it could be stored",
+        hint="nothing was stored; retry in a moment (with the same Idempotency-Key)",
+    )
 
 
 class _CommitUnanswered(Exception):
-    def __init__(self, ids: Sequence[int]) -> None:
+    """Every statement ran; the answer to COMMIT was lost. ``first`` is an event that is
+    stored if, and only if, the transaction committed; ``result`` what the write answers then."""
+
+    def __init__(self, result: Any, first: StoredEvent) -> None:
         super().__init__("no answer to COMMIT")
-        self.ids = ids
+        self.result = result
+        self.first = first
 
 
 def _out_of_time() -> bool:

@@ -22,7 +22,8 @@ The library builds it from the topic in ``APPLICATION_RECORDER_TOPIC`` (``infra.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
@@ -34,11 +35,11 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
-from psycopg import errors
+from psycopg import Cursor, errors
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
-from infra.db import RECONNECT_GIVE_UP_S, wait_within_deadline
+from infra.db import RECONNECT_GIVE_UP_S, ping_when_idle, wait_within_deadline
 from infra.group_commit import GroupCommitter, Pending
 from infra.idempotency import CLAIMED, insert_claim, insert_claims
 from services.deadline import remaining
@@ -80,6 +81,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         wait_within_deadline(self.datastore.pool)
+        ping_when_idle(self.datastore.pool)
         self.datastore.pool.reconnect_timeout = RECONNECT_GIVE_UP_S  # the library sets none
         self._timeout_ms = 1000 * max(1, int(self.datastore.lock_timeout or 5))
         self._lock_and_notify = SQL(
@@ -102,7 +104,8 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         check_save_budget(stored_events)
-        if kwargs or not stored_events or self.committer.budget.commands <= 1:
+        alone = any(v is not None for v in kwargs.values())  # e.g. a process's tracking
+        if alone or not stored_events or self.committer.budget.commands <= 1:
             claim = current_claim()
             return self._with_retries(lambda: self._write_alone(stored_events, claim, **kwargs))
         left = remaining()
@@ -203,22 +206,36 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         """One save in a transaction of its own: a conflict raises the library's
         ``IntegrityError`` (or :class:`RequestReplayed` for the idempotency key)."""
         ids: Sequence[int] | None = None
+        if not stored_events:
+            return None
         try:
-            with self.datastore.get_connection() as conn:
-                with conn.transaction(), conn.cursor() as curs:
-                    self._insert_events(curs, stored_events, **kwargs)  # the library's hook
-                    if not stored_events:
-                        return None
-                    curs.execute(self._lock_statement(budget_ms or self._budget_ms()))
-                    if claim is not None:
-                        _insert_claim(curs, claim, stored_events)
-                    curs.execute(self.insert_events_statement, (self._rows(stored_events),))
-                    ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-                return ids
+            with self._transaction(budget_ms or self._budget_ms()) as curs:
+                self._insert_events(curs, stored_events, **kwargs)  # the library's hook
+                if claim is not None:
+                    _insert_claim(curs, claim, stored_events)
+                curs.execute(self.insert_events_statement, (self._rows(stored_events),))
+                ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            return ids
         except _RETRIED as error:
             if ids is not None:  # every statement ran: only the COMMIT's answer is missing
                 raise _CommitUnanswered(ids, stored_events[0]) from error
             raise
+
+    @contextmanager
+    def _transaction(self, budget_ms: int) -> Iterator[Cursor[Any]]:
+        """A transaction that holds the event table's lock, begun in the same round trip as
+        the lock, its timeouts and the NOTIFY (the library's connections autocommit, and
+        ``conn.transaction()`` would send BEGIN on its own); committed when the block ends,
+        rolled back when it raises."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(SQL("BEGIN; ") + self._lock_statement(budget_ms))
+                yield curs
+            except BaseException:
+                with suppress(Exception):  # a broken connection is discarded by the pool
+                    conn.rollback()
+                raise
+            curs.execute("COMMIT")
 
     def _write_together(self, writes: Sequence[_Write], budget_ms: int) -> list[_Outcome]:
         """Several saves in one transaction under one table lock. Under the lock, one query
@@ -230,12 +247,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         outcomes: list[_Outcome | None] = []
         winners: list[_Write] = []
         try:
-            with (
-                self.datastore.get_connection() as conn,
-                conn.transaction(),
-                conn.cursor() as curs,
-            ):
-                curs.execute(self._lock_statement(budget_ms))
+            with self._transaction(budget_ms) as curs:
                 outcomes, winners = self._sort_out(curs, writes)
                 if winners:
                     claims = [_claim_row(w) for w in winners if w.claim is not None]

@@ -1,9 +1,10 @@
 """The relay (transactional outbox): publishes every stored case event to Kafka, in order.
 
-It reads the event store's gap-free log after its saved position, sends each event keyed by
-case id, waits until the broker has acknowledged the whole batch, and only then saves the
-new position. A crash between the two re-sends the batch: delivery is at-least-once, and
-consumers skip what they already applied. Run it with ``caseledger relay``.
+It reads the event store's gap-free log after its saved position and sends each event keyed
+by case id. While the broker acknowledges one batch, the relay already reads and sends the
+next ones (at most ``IN_FLIGHT_BATCHES`` at a time); it saves a position only once the broker
+has acknowledged every message up to it. A crash re-sends what was not saved: delivery is
+at-least-once, and consumers skip what they already applied. Run it with ``caseledger relay``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -27,6 +32,59 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 RELAY = "kafka"
 _LEADER_LOCK = 7_110_002
+#: Batches sent but not yet acknowledged while the next one is read. Two already overlap the
+#: store's read with the broker's answer; more only queue in the producer (measured in
+#: ``bench/relay.py``).
+IN_FLIGHT_BATCHES = 2
+Message = tuple[bytes, bytes]  # key (the case id), value (the envelope's JSON)
+
+
+class Acknowledgement(Protocol):
+    """What the producer answers for each message sent (kafka-python's future of a send)."""
+
+    def get(self, timeout: float | None = None) -> object: ...
+
+
+class InFlight:
+    """The batches sent to the broker and not yet settled, oldest first.
+
+    A batch's position is saved only once the broker has acknowledged every message of that
+    batch and of every batch before it, so a crash can re-send but never skip an event.
+    """
+
+    def __init__(
+        self, saved: int, save: Callable[[int], None], timeout_s: float = SEND_TIMEOUT_S
+    ) -> None:
+        #: The position saved last: everything up to it was acknowledged.
+        self.saved = saved
+        self._save = save
+        self._timeout_s = timeout_s
+        self._batches: deque[tuple[int, list[Acknowledgement]]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def add(self, last: int, sent: list[Acknowledgement]) -> None:
+        """Track a batch whose newest event is at position ``last``."""
+        self._batches.append((last, sent))
+
+    def settle(self, keep: int = 0) -> None:
+        """Wait, oldest first, until at most ``keep`` batches are unacknowledged, and save
+        the position of the newest batch acknowledged whole. Raises the broker's error (a
+        refusal, or no answer within the timeout) once it saved the batches before it."""
+        acknowledged = self.saved
+        try:
+            while len(self._batches) > keep:
+                last, sent = self._batches[0]
+                deadline = time.monotonic() + self._timeout_s
+                for answer in sent:
+                    answer.get(timeout=max(deadline - time.monotonic(), 0.001))
+                self._batches.popleft()
+                acknowledged = last
+        finally:
+            if acknowledged != self.saved:
+                self._save(acknowledged)
+                self.saved = acknowledged
 
 
 class Relay:
@@ -54,22 +112,44 @@ class Relay:
         return int(row["position"]) if row else 0
 
     def publish_next_batch(self) -> int:
-        """Publish the next batch of stored events; returns how far the position moved
-        (0 when caught up), which counts non-case events that were read and passed over."""
-        after = self.position()
+        """Publish the next batch of stored events and wait for its acknowledgement; returns
+        how far the position moved (0 when caught up), which counts non-case events that
+        were read and passed over."""
+        return self.publish_available(max_batches=1)
+
+    def publish_available(
+        self, stop: threading.Event | None = None, max_batches: int | None = None
+    ) -> int:
+        """Publish what is stored, batch after batch, until caught up (or ``stop`` is set, or
+        ``max_batches`` were read); returns how far the saved position moved.
+
+        While the broker acknowledges a batch, the relay reads and sends the next one (at
+        most ``IN_FLIGHT_BATCHES`` unacknowledged); see :class:`InFlight` for when it saves
+        a position. Every batch sent is settled before it returns."""
+        start = read_up_to = self.position()
+        in_flight = InFlight(start, self._save_position)
+        batches = 0
+        while not (stop is not None and stop.is_set()) and batches != max_batches:
+            self.liveness.beat()
+            messages, last = self._read(read_up_to)
+            if last == read_up_to:
+                break
+            in_flight.add(last, self._send(messages))
+            read_up_to, batches = last, batches + 1
+            in_flight.settle(keep=IN_FLIGHT_BATCHES - 1)
+        if len(in_flight) and self._producer is not None:
+            self._producer.flush(timeout=SEND_TIMEOUT_S)  # the last need not wait out linger_ms
+        in_flight.settle()
+        return in_flight.saved - start
+
+    def _read(self, after: int) -> tuple[list[Message], int]:
         envelopes, last = self.reader.read_log(after, self.settings.relay_batch_size)
-        if last == after:
-            return 0
+        return [(e.case_id.encode(), e.to_json()) for e in envelopes], last
+
+    def _send(self, messages: list[Message]) -> list[Acknowledgement]:
         producer = self._ensure_producer()
-        futures = [
-            producer.send(self.settings.kafka_topic, key=e.case_id.encode(), value=e.to_json())
-            for e in envelopes
-        ]
-        producer.flush(timeout=SEND_TIMEOUT_S)
-        for future in futures:
-            future.get(timeout=SEND_TIMEOUT_S)  # raises if the broker refused any of them
-        self._save_position(last)
-        return last - after
+        topic = self.settings.kafka_topic
+        return [producer.send(topic, key=key, value=value) for key, value in messages]
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; wakes on the store's NOTIFY or every idle wait."""
@@ -83,7 +163,7 @@ class Relay:
                 while not stop.is_set():
                     self.liveness.beat()
                     try:
-                        if self.publish_next_batch():
+                        if self.publish_available(stop):
                             backoff = 0.5
                             continue
                     except KafkaError as error:

@@ -11,10 +11,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +24,8 @@ from infra.settings import Settings
 from services.auth import Role
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from infra.bootstrap import Container
     from infra.outage import Worker
     from infra.secrets import SecretStore
@@ -94,7 +97,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
 ) -> None:
-    """Serve the HTTP API (needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS)."""
+    """Serve the HTTP API (needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS) in
+    CASELEDGER_API_WORKERS processes on one port; a worker that dies is replaced."""
     import uvicorn
 
     from infra.bootstrap import bootstrap, build_api
@@ -104,18 +108,59 @@ def serve(
         settings = settings.model_copy(update={"api_host": host})
         if settings.environment == "production" and settings.production_problems():
             raise RuntimeError("; ".join(settings.production_problems()))
-    container = bootstrap(settings, name="api")
+    container = bootstrap(settings, name="api")  # tables and built-in types, once for all
     try:
-        uvicorn.run(
-            build_api(container),
-            host=settings.api_host,
-            port=port or settings.api_port,
-            log_level="warning",
-            ssl_certfile=settings.tls_cert_file,
-            ssl_keyfile=settings.tls_key_file,
-        )
+        build_api(container)  # refused here, in one line, rather than in each worker
     finally:
         container.close()
+    uvicorn.run(API_APP, **server_options(settings, port or settings.api_port))
+
+
+API_APP = "infra.cli:api_app"
+
+
+def server_options(settings: Settings, port: int) -> dict[str, Any]:
+    """How uvicorn serves the API (bench/http.py serves its baseline the same way): built by
+    a factory in each of ``api_workers`` processes, on uvloop with the httptools parser (the
+    pure-Python h11 on asyncio did a no-op POST several times slower)."""
+    return {
+        "factory": True,
+        "workers": settings.api_workers,
+        "http": "httptools",
+        "loop": "uvloop",
+        "host": settings.api_host,
+        "port": port,
+        "log_level": "info",  # says in serve.log when a worker died and was replaced
+        "access_log": False,
+        "ssl_certfile": settings.tls_cert_file,
+        "ssl_keyfile": settings.tls_key_file,
+    }
+
+
+def api_app() -> FastAPI:
+    """The API of one server process, which uvicorn builds in each of its workers: each has
+    its own connection pools, key cache and sandbox workers, closed when it stops. A worker
+    ends with `serve` however `serve` ends (with SIGKILL, it would go on serving the port)."""
+    from multiprocessing import parent_process
+
+    from infra.bootstrap import bootstrap, build_api
+    from infra.lifetime import end_with_parent
+
+    parent = parent_process()
+    if parent is not None and parent.pid is not None:
+        end_with_parent(parent.pid)
+    container = bootstrap(_settings(), name="api")
+    api = build_api(container)
+    serving = api.router.lifespan_context
+
+    @asynccontextmanager
+    async def closing_on_shutdown(app: FastAPI) -> AsyncIterator[Any]:
+        async with serving(app) as state:
+            yield state
+        container.close()
+
+    api.router.lifespan_context = closing_on_shutdown
+    return api
 
 
 def _run_worker(name: str, build: Callable[[Container], Worker]) -> None:

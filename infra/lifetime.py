@@ -18,9 +18,12 @@ from collections.abc import Callable
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(signal_number: int = signal.SIGTERM) -> Callable[[], None] | None:
+def die_with_parent(
+    signal_number: int = signal.SIGTERM, parent: int | None = None
+) -> Callable[[], None] | None:
     """A ``preexec_fn`` for :class:`subprocess.Popen` that has the child receive
-    ``signal_number`` when this process dies (``None`` where the system cannot do it).
+    ``signal_number`` when this process (or the process ``parent``) dies (``None`` where the
+    system cannot do it).
 
     The kernel ties the request to the *thread* that starts the child: start children from
     a thread that lives as long as the process (``caseledger up`` starts them all from its
@@ -29,7 +32,7 @@ def die_with_parent(signal_number: int = signal.SIGTERM) -> Callable[[], None] |
     if not sys.platform.startswith("linux"):
         return None
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
-    parent = os.getpid()
+    parent = os.getpid() if parent is None else parent
 
     def tie_to_parent() -> None:
         if prctl(_PR_SET_PDEATHSIG, signal_number, 0, 0, 0) != 0:
@@ -38,6 +41,16 @@ def die_with_parent(signal_number: int = signal.SIGTERM) -> Callable[[], None] |
             os.kill(os.getpid(), signal_number)
 
     return tie_to_parent
+
+
+def end_with_parent(parent: int, signal_number: int = signal.SIGKILL) -> None:
+    """In a child that is already running (one this code did not start, e.g. a worker of
+    uvicorn's own supervisor): receive ``signal_number`` when ``parent`` dies, at once if it
+    already has. The request holds only if ``parent`` started this process from a thread
+    that lives as long as it (uvicorn starts its workers from its main thread)."""
+    tie = die_with_parent(signal_number, parent)
+    if tie is not None:
+        tie()
 
 
 class ChildProcess:

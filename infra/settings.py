@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
@@ -57,6 +58,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".caseledger")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)),
+        ge=1,
+        le=64,
+        description="how many processes serve the API on its port (each with its own "
+        "connection pools: up to about 26 PostgreSQL connections under load); default one per "
+        "CPU, at most 4 (more would compete with PostgreSQL and the workers on one machine)",
+    )
     tls_cert_file: Path | None = Field(default=None, description="the API's TLS certificate")
     tls_key_file: Path | None = Field(default=None, description="its private key")
     behind_tls_proxy: bool = Field(

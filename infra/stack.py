@@ -170,6 +170,7 @@ def _announce(settings: Settings, keys: dict[str, str], log_dir: Path, mail: Pat
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo("")
     typer.echo(f"caseledger is up:  API {base}   docs {base}/docs   health {base}/health")
+    typer.echo(f"  the API runs in {settings.api_workers} processes (CASELEDGER_API_WORKERS)")
     typer.echo(f"  Kafka topic {settings.kafka_topic} on {settings.kafka_bootstrap_servers}")
     typer.echo(f"  logs in {log_dir}/   status: caseledger status")
     if mail is not None:

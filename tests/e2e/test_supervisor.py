@@ -4,6 +4,7 @@ nothing it did not start. Real processes, real servers, real signals."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -159,6 +160,35 @@ def test_a_killed_broker_is_restarted_on_its_port_and_the_view_heals(up: Running
     killed, back = kill_and_wait_back(up, "broker", lambda: port_open(up.broker_port))
     print(f"\nbroker back on port {up.broker_port} in {back - killed:.1f} s")
     wait_until(ViewProbe(up), RECOVERY_S, "a case opened after the restart in the view")
+
+
+def on_the_fast_server_stack(worker: psutil.Process) -> bool:
+    """Whether the process runs uvicorn on uvloop's event loop and httptools' parser."""
+    mapped = " ".join(m.path for m in worker.memory_maps())
+    return "/uvloop/loop." in mapped and "/httptools/parser/parser." in mapped
+
+
+def test_the_api_runs_in_two_fast_workers_and_a_killed_one_is_replaced(up: RunningUp) -> None:
+    wait_until(lambda: len(up.api_workers()) == 2, RECOVERY_S, "two API workers")
+    serve, first = up.child("serve"), up.api_workers()
+    assert all(on_the_fast_server_stack(worker) for worker in first)
+    first[0].kill()
+
+    def replaced() -> bool:
+        workers = up.api_workers()
+        return len(workers) == 2 and first[0] not in workers and first[1] in workers
+
+    wait_until(replaced, RECOVERY_S, "a new API worker beside the one left")
+    serve_log = up.folder / ".caseledger" / "logs" / "serve.log"
+    assert f"Child process [{first[0].pid}] died" in serve_log.read_text()
+    first[1].suspend()  # now only the new worker can take a connection
+    try:
+        wait_until(lambda: open_case(up, "served by the new worker") is not None, RECOVERY_S,
+                   "the new worker to open a case")  # fmt: skip
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):  # uvicorn kills one that hangs 5 s
+            first[1].resume()
+    assert up.child("serve") == serve  # uvicorn replaced its worker, `up` had nothing to do
 
 
 def test_killing_up_leaves_no_process_behind(up: RunningUp) -> None:

@@ -50,6 +50,22 @@ class RunningUp:
                 continue
         return None
 
+    def api_workers(self) -> list[psutil.Process]:
+        """The live processes that serve the API: uvicorn's workers, children of `serve`."""
+        serve = self.child("serve")
+        if serve is None:
+            return []
+        workers = []
+        for process in serve.children():
+            try:
+                if "--multiprocessing-fork" in process.cmdline() and process.status() != (
+                    psutil.STATUS_ZOMBIE
+                ):
+                    workers.append(process)
+            except psutil.NoSuchProcess:
+                continue
+        return workers
+
     def logs(self) -> str:
         return "".join(
             f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
@@ -75,7 +91,11 @@ def up_env(api_port: int, broker_port: int) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
     }
-    return env | {"CASELEDGER_API_PORT": str(api_port), "CASELEDGER_BROKER_PORT": str(broker_port)}
+    return env | {
+        "CASELEDGER_API_PORT": str(api_port),
+        "CASELEDGER_BROKER_PORT": str(broker_port),
+        "CASELEDGER_API_WORKERS": "2",  # as on a 2-CPU machine, whatever this one has
+    }
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from uuid import UUID
 from bench.common import CONSOLE, CTX, Figure, Scale, bench_environment, print_figure, run_alone
 from domain.case import Case
 from domain.definition import Definition
-from domain.rules import facts, react
+from domain.rules import RuleRun, facts, react
 from services.application import CaseLedger
 from services.case_type_document import compile_definition, read_document
 from services.expressions import CelCondition, DecisionTable
@@ -102,7 +102,7 @@ def in_memory_rate(definition: Definition, commands: int) -> tuple[float, int]:
     started = time.perf_counter()
     for i in range(commands):
         case.update_fields(definition, {"amount": float(i)}, ctx, None)
-        fired += react(case, definition, 0, ctx, NOW, lambda n: definition).fired
+        fired += react(RuleRun(case, definition, ctx, NOW, lambda name: definition)).fired
         case.collect_events()
     return commands / (time.perf_counter() - started), fired
 

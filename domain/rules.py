@@ -11,7 +11,7 @@ pair of rules cannot loop forever.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from domain.case import Case
 from domain.definition import Action, Definition, Recipient
 from domain.envelope import event_id_for
 from domain.errors import BudgetExceeded, DomainError
+from domain.event_names import event_data, event_type
 
 MAX_DEPTH = 4
 MAX_FIRINGS = 100  # per command: a bound even when several rules feed each other
@@ -30,6 +31,35 @@ DefinitionLookup = Callable[[str], Definition]
 
 
 @dataclass(frozen=True)
+class RuleRun:
+    """One command's work on one case, as rules and commands see it.
+
+    ``definition`` is the case-type version whose rules react (for a command: the version the
+    case is pinned to); ``context`` is the command's context; ``case_types`` finds the current
+    version of another case type (for ``open_child``); ``children`` collects the child cases
+    opened so far, which are saved with the case.
+    """
+
+    case: Case
+    definition: Definition
+    context: dict[str, Any]
+    now: datetime
+    case_types: DefinitionLookup
+    children: list[Case] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A rule (or an SLA milestone's actions) firing: its name, what triggered it (an event
+    type or ``sla:<milestone>``) at which case version, and the actions to run."""
+
+    rule: str
+    trigger: str
+    trigger_version: int
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True)
 class Reaction:
     """What the rules did: the case changed in place; new child cases are to be saved with it."""
 
@@ -37,14 +67,11 @@ class Reaction:
     fired: int
 
 
-def event_type(event: Any) -> str:
-    return f"Case{type(event).__name__}"
-
-
 def facts(
-    case: Case, event: Any | None = None, actor: Mapping[str, Any] | None = None
+    case: Case, event: object | None = None, actor: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """What conditions, decision tables and templates can read about a case."""
+    """What conditions, decision tables and templates can read about a case (and about the
+    event that triggered a rule: its type and data, as published)."""
     return {
         "case": {
             "id": str(case.id),
@@ -61,33 +88,19 @@ def facts(
         },
         "fields": dict(case.fields),
         "event": {
-            "type": event_type(event) if event is not None else "",
-            "data": _event_data(event),
+            "type": event_type(type(event)) if event is not None else "",
+            "data": event_data(event) if event is not None else {},
         },
         "actor": dict(actor or {}),
     }
 
 
-def _event_data(event: Any) -> dict[str, Any]:
-    if event is None:
-        return {}
-    hidden = {"originator_id", "originator_version", "timestamp", "context"}
-    return {k: v for k, v in event.__dict__.items() if k not in hidden}
-
-
-def react(
-    case: Case,
-    definition: Definition,
-    start: int,
-    context: dict[str, Any],
-    now: datetime,
-    lookup: DefinitionLookup,
-) -> Reaction:
+def react(run: RuleRun, start: int = 0) -> Reaction:
     """Run the rules triggered by the case's pending events from index ``start`` on."""
-    children: list[Case] = []
+    case = run.case
     depth = {index: 0 for index in range(start, len(case.pending_events))}
     index, fired = start, 0
-    actor = {"id": context.get("actor_id"), "role": context.get("actor_role")}
+    actor = {"id": run.context.get("actor_id"), "role": run.context.get("actor_role")}
     while index < len(case.pending_events):
         trigger = case.pending_events[index]
         level = depth.get(index, 0)
@@ -95,8 +108,8 @@ def react(
         if level >= MAX_DEPTH:
             continue
         known: dict[str, Any] = {}
-        kind = event_type(trigger)
-        for rule in definition.rules:
+        kind = event_type(type(trigger))
+        for rule in run.definition.rules:
             if fired >= MAX_FIRINGS:
                 break
             if kind not in rule.on:
@@ -107,51 +120,33 @@ def react(
                 if not rule.condition.holds(known["facts"]):
                     continue
             before = len(case.pending_events)
-            run_actions(
-                case,
-                definition,
-                rule.name,
-                kind,
-                trigger.originator_version,
-                rule.actions,
-                context,
-                now,
-                lookup,
-                children,
-            )
+            run_actions(run, Firing(rule.name, kind, trigger.originator_version, rule.actions))
             fired += 1
             for new in range(before, len(case.pending_events)):
                 depth[new] = level + 1
-    return Reaction(children, fired)
+    return Reaction(run.children, fired)
 
 
-def run_actions(
-    case: Case,
-    definition: Definition,
-    rule: str,
-    trigger: str,
-    trigger_version: int,
-    actions: tuple[Action, ...],
-    context: dict[str, Any],
-    now: datetime,
-    lookup: DefinitionLookup,
-    children: list[Case],
-) -> None:
-    """Record ``RuleFired`` for ``rule``, then each action as events caused by it."""
+def run_actions(run: RuleRun, firing: Firing) -> None:
+    """Record ``RuleFired`` for the firing rule, then each action as events caused by it."""
+    case = run.case
     base = {
-        **context,
+        **run.context,
         "actor_id": RULES_ACTOR,
         "actor_role": "system",
-        "rule": rule,
+        "rule": firing.rule,
         "occurred_at": None,
     }
     case._on_rule_fired(
-        rule=rule, trigger=trigger, trigger_version=trigger_version, context=case.stamp(base)
+        rule=firing.rule,
+        trigger=firing.trigger,
+        trigger_version=firing.trigger_version,
+        context=case.stamp(base),
     )
     caused = {**base, "causation_id": event_id_for(case.id, case.version)}
-    for action in actions:
+    for action in firing.actions:
         try:
-            _ACTIONS[action.kind](case, definition, action, caused, now, lookup, children)
+            _ACTIONS[action.kind](run, action, caused)
         except BudgetExceeded:
             raise
         except DomainError:
@@ -160,10 +155,11 @@ def run_actions(
             continue
 
 
-def _assign(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
-    outputs: Mapping[str, Any] = a.params
-    if a.decision is not None:
-        outputs = a.decision.decide(facts(case))
+def _assign(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    case = run.case
+    outputs: Mapping[str, Any] = action.params
+    if action.decision is not None:
+        outputs = action.decision.decide(facts(case))
     if outputs.get("queue"):
         case.route(str(outputs["queue"]), ctx)
     if outputs.get("user"):
@@ -172,29 +168,29 @@ def _assign(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) 
         case.set_priority(str(outputs["priority"]), ctx)
 
 
-def _set_field(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
-    case.update_fields(d, {a.params["field"]: a.params["value"]}, ctx, view=None)
+def _set_field(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    changes = {action.params["field"]: action.params["value"]}
+    run.case.update_fields(run.definition, changes, ctx, view=None)
 
 
-def _set_priority(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
-    case.set_priority(a.params["value"], ctx)
+def _set_priority(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    run.case.set_priority(action.params["value"], ctx)
 
 
-def _transition(
-    case: Case, d: Definition, a: Action, ctx: dict[str, Any], now: datetime, *_: Any
-) -> None:
-    name = a.params["transition"]
-    case.transition(d, name, f"rule {ctx['rule']}", ctx, now, facts(case))
+def _transition(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    case, name = run.case, action.params["transition"]
+    case.transition(run.definition, name, f"rule {ctx['rule']}", ctx, run.now, facts(case))
 
 
-def _escalate(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
-    case.escalate(a.params["reason"], ctx)
-    if a.params.get("queue"):
-        case.route(a.params["queue"], ctx)
+def _escalate(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    run.case.escalate(action.params["reason"], ctx)
+    if action.params.get("queue"):
+        run.case.route(action.params["queue"], ctx)
 
 
-def _notify(case: Case, d: Definition, a: Action, ctx: dict[str, Any], *_: Any) -> None:
-    notification = d.notifications[a.params["notification"]]
+def _notify(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    case = run.case
+    notification = run.definition.notifications[action.params["notification"]]
     known = facts(case)
     recipients = [r for r in (recipient(case, to) for to in notification.to) if r]
     if notification.channel == "email" and not recipients:
@@ -222,37 +218,29 @@ def recipient(case: Case, to: Recipient) -> str | None:
     return to.value
 
 
-def _open_child(
-    case: Case,
-    d: Definition,
-    a: Action,
-    ctx: dict[str, Any],
-    now: datetime,
-    lookup: DefinitionLookup,
-    children: list[Case],
-) -> None:
+def _open_child(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     generation = int(ctx.get("generation", 0)) + 1
     if generation > MAX_DEPTH:
         return  # a chain of rules opening children of children stops here
-    if len(children) >= MAX_CHILDREN:
+    if len(run.children) >= MAX_CHILDREN:
         raise BudgetExceeded(
             f"rule {ctx.get('rule')!r} would open more than {MAX_CHILDREN} child cases in one "
             "command",
             hint="open fewer child cases per rule, or open them from separate commands",
         )
-    child_type = lookup(a.params["case_type"])
-    title = a.params["title"]
+    case, params = run.case, action.params
+    child_type = run.case_types(params["case_type"])
+    title = params["title"]
     rendered = title.render(facts(case)) if hasattr(title, "render") else str(title)
     child_ctx = {**ctx, "parent_case_id": str(case.id), "generation": generation}
-    child = Case.open(
-        child_type, rendered, dict(a.params.get("fields") or {}), case.party_id, child_ctx, now
-    )
-    children.append(child)
-    children.extend(react(child, child_type, 0, child_ctx, now, lookup).children)
+    fields = dict(params.get("fields") or {})
+    child = Case.open(child_type, rendered, fields, case.party_id, child_ctx, run.now)
+    run.children.append(child)
+    react(replace(run, case=child, definition=child_type, context=child_ctx))
     case.record_child(child.id, child_type.name, ctx)
 
 
-_ACTIONS: dict[str, Callable[..., None]] = {
+_ACTIONS: dict[str, Callable[[RuleRun, Action, dict[str, Any]], None]] = {
     "assign": _assign,
     "set_field": _set_field,
     "set_priority": _set_priority,

@@ -3,26 +3,37 @@ type's rules react, and save every new event (and any child case) in one atomic 
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
 
 from domain.case import Case
 from domain.context import CommandContext
 from domain.definition import Definition
-from domain.rules import facts, react, run_actions
+from domain.rules import Firing, RuleRun, facts, react, run_actions
 from domain.sla import sla_named
 from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
+from services.retry import Retry
 
-RETRIES_WITHOUT_EXPECTED_VERSION = 30
-Command = Callable[[Case, Definition, datetime], None]
+#: A command that loses a race without ``expected_version`` runs again on the fresh case.
+RETRY_WITHOUT_EXPECTED_VERSION = Retry(attempts=30, pause_s=0.002)
+R = TypeVar("R")
+Command = Callable[[RuleRun], R]
+"""A command: changes ``run.case`` (pinned to ``run.definition``) and answers a value."""
+
+
+@dataclass(frozen=True)
+class CommandResult(Generic[R]):
+    """A command's outcome: the case as saved (unchanged when nothing was to be recorded)
+    and what the command answered."""
+
+    case: Case
+    value: R
 
 
 class Definitions(Protocol):
@@ -69,15 +80,17 @@ class CaseLedger(Application[UUID]):
             now, ctx = self.clock(), context.as_dict()
             view = definition.view_for(context.actor_role)
             case = Case.open(definition, title, fields, party_id, ctx, now, view)
-            reaction = react(case, definition, 0, ctx, now, self.definitions.current)
-            self.save(case, *reaction.children)
+            run = RuleRun(case, definition, ctx, now, self.definitions.current)
+            self.save(case, *react(run).children)
             return case
 
     def assign(
         self, case_id: UUID, assignee: str | None, context: CommandContext, expected: int | None
     ) -> Case:
-        ctx = context.as_dict()
-        return self.run_command(case_id, expected, context, lambda c, d, n: c.assign(assignee, ctx))
+        def command(run: RuleRun) -> None:
+            run.case.assign(assignee, run.context)
+
+        return self.run_command(case_id, expected, context, command).case
 
     def transition(
         self,
@@ -89,16 +102,16 @@ class CaseLedger(Application[UUID]):
         expected: int | None,
     ) -> Case:
         """Take the named transition, first setting ``fields`` (e.g. those it requires)."""
-        ctx = context.as_dict()
 
-        def command(case: Case, definition: Definition, now: datetime) -> None:
+        def command(run: RuleRun) -> None:
+            case, definition, ctx = run.case, run.definition, run.context
             if fields:
                 view = definition.view_for(context.actor_role)
                 case.update_fields(definition, fields, ctx, view)
             actor = {"id": context.actor_id, "role": context.actor_role}
-            case.transition(definition, name, reason, ctx, now, facts(case, None, actor))
+            case.transition(definition, name, reason, ctx, run.now, facts(case, None, actor))
 
-        return self.run_command(case_id, expected, context, command)
+        return self.run_command(case_id, expected, context, command).case
 
     def update_fields(
         self,
@@ -108,64 +121,57 @@ class CaseLedger(Application[UUID]):
         expected: int | None,
     ) -> Case:
         """Change field values, as the caller's role view allows."""
-        ctx = context.as_dict()
 
-        def command(case: Case, definition: Definition, now: datetime) -> None:
-            case.update_fields(definition, changes, ctx, definition.view_for(context.actor_role))
+        def command(run: RuleRun) -> None:
+            view = run.definition.view_for(context.actor_role)
+            run.case.update_fields(run.definition, changes, run.context, view)
 
-        return self.run_command(case_id, expected, context, command)
+        return self.run_command(case_id, expected, context, command).case
 
     def add_note(
         self, case_id: UUID, text: str, context: CommandContext, expected: int | None
     ) -> Case:
-        ctx = context.as_dict()
-        return self.run_command(case_id, expected, context, lambda c, d, n: c.add_note(text, ctx))
+        def command(run: RuleRun) -> None:
+            run.case.add_note(text, run.context)
+
+        return self.run_command(case_id, expected, context, command).case
 
     def close_case(
         self, case_id: UUID, reason: str, context: CommandContext, expected: int | None
     ) -> Case:
-        ctx = context.as_dict()
-        return self.run_command(
-            case_id, expected, context, lambda c, d, n: c.close(d, reason, ctx, n)
-        )
+        def command(run: RuleRun) -> None:
+            run.case.close(run.definition, reason, run.context, run.now)
+
+        return self.run_command(case_id, expected, context, command).case
 
     def reopen_case(
         self, case_id: UUID, reason: str, context: CommandContext, expected: int | None
     ) -> Case:
-        ctx = context.as_dict()
-        return self.run_command(
-            case_id, expected, context, lambda c, d, n: c.reopen(d, reason, ctx, n)
-        )
+        def command(run: RuleRun) -> None:
+            run.case.reopen(run.definition, reason, run.context, run.now)
+
+        return self.run_command(case_id, expected, context, command).case
 
     def reach_sla_milestone(
-        self, case_id: UUID, sla: str, run: int, milestone: str, context: CommandContext
+        self, case_id: UUID, sla: str, sla_run: int, milestone: str, context: CommandContext
     ) -> bool:
         """Record an SLA milestone (warning or breach) and run its actions, at most once;
         ``False`` when there was nothing to record (already fired, clock moved on, not due)."""
-        ctx = context.as_dict()
-        recorded: list[bool] = []
 
-        def command(case: Case, definition: Definition, now: datetime) -> None:
-            recorded[:] = [case.reach_milestone(sla, run, milestone, ctx, now)]
-            spec = sla_named(definition, sla)
-            if recorded[0] and spec is not None:
-                actions = spec.on_breach if milestone == "deadline" else spec.on_warning
-                if actions:
-                    run_actions(
-                        case,
-                        definition,
-                        f"sla:{sla}",
-                        f"sla:{milestone}",
-                        case.version,
-                        actions,
-                        ctx,
-                        now,
-                        self.definitions.current,
-                        [],
-                    )
+        def command(run: RuleRun) -> bool:
+            case = run.case
+            if not case.reach_milestone(sla, sla_run, milestone, run.context, run.now):
+                return False
+            spec = sla_named(run.definition, sla)
+            if spec is None:
+                return True
+            actions = spec.on_breach if milestone == "deadline" else spec.on_warning
+            if actions:
+                firing = Firing(f"sla:{sla}", f"sla:{milestone}", case.version, actions)
+                run_actions(run, firing)
+            return True
 
-        self.run_command(case_id, None, context, command)
-        return recorded[0]
+        return self.run_command(case_id, None, context, command).value
 
     def record_delivery(
         self,
@@ -176,14 +182,11 @@ class CaseLedger(Application[UUID]):
         context: CommandContext,
     ) -> bool:
         """Record whether a notification was delivered, once per notification."""
-        ctx = context.as_dict()
-        recorded: list[bool] = []
 
-        def command(case: Case, definition: Definition, now: datetime) -> None:
-            recorded[:] = [case.record_delivery(notification_id, error, detail, ctx)]
+        def command(run: RuleRun) -> bool:
+            return run.case.record_delivery(notification_id, error, detail, run.context)
 
-        self.run_command(case_id, None, context, command)
-        return recorded[0]
+        return self.run_command(case_id, None, context, command).value
 
     def get_case(self, case_id: UUID) -> Case:
         """The case as its events make it now."""
@@ -213,44 +216,38 @@ class CaseLedger(Application[UUID]):
         case_id: UUID,
         expected: int | None,
         context: CommandContext,
-        command: Command,
+        command: Command[R],
         rules_of: Definition | None = None,
-    ) -> Case:
+    ) -> CommandResult[R]:
         """Load the case, run ``command`` on it with its pinned definition, let the rules of
         ``rules_of`` (default: that same definition) react, and save atomically, all within
-        the ledger's deadline."""
+        the ledger's deadline. Without ``expected_version`` a command that loses a race runs
+        again on the fresh case; with it, it fails with :class:`VersionConflict`."""
+        retry = RETRY_WITHOUT_EXPECTED_VERSION if expected is None else Retry(attempts=1)
         with deadline_in(self.deadline_s):
-            return self._run_command(case_id, expected, context, command, rules_of)
+            return retry.run(
+                lambda: self._run_once(case_id, expected, context, command, rules_of),
+                gave_up=lambda: _conflict(case_id, None, expected),
+            )
 
-    def _run_command(
+    def _run_once(
         self,
         case_id: UUID,
         expected: int | None,
         context: CommandContext,
-        command: Command,
+        command: Command[R],
         rules_of: Definition | None,
-    ) -> Case:
-        attempts = 1 if expected is not None else RETRIES_WITHOUT_EXPECTED_VERSION
-        for attempt in range(attempts):
-            case = self.get_case(case_id)
-            if expected is not None and case.version != expected:
-                raise _conflict(case_id, case.version, expected)
-            definition, now = self.definition_of(case), self.clock()
-            command(case, definition, now)
-            if not case.pending_events:
-                return case
-            reaction = react(
-                case, rules_of or definition, 0, context.as_dict(), now, self.definitions.current
-            )
-            try:
-                self.save(case, *reaction.children)
-            except IntegrityError:
-                if attempt + 1 == attempts:
-                    raise _conflict(case_id, None, expected) from None
-                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # spread out the racers
-                continue
-            return case
-        raise AssertionError("unreachable")  # pragma: no cover
+    ) -> CommandResult[R]:
+        case = self.get_case(case_id)
+        if expected is not None and case.version != expected:
+            raise _conflict(case_id, case.version, expected)
+        definition = self.definition_of(case)
+        run = RuleRun(case, definition, context.as_dict(), self.clock(), self.definitions.current)
+        value = command(run)
+        if case.pending_events:
+            react(replace(run, definition=rules_of or definition))
+            self.save(case, *run.children)
+        return CommandResult(case, value)
 
 
 def _conflict(case_id: UUID, actual: int | None, expected: int | None) -> VersionConflict:

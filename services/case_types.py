@@ -7,10 +7,8 @@ events, so publishing configuration never shows up on the ``case-events`` topic.
 
 from __future__ import annotations
 
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,7 +17,7 @@ from uuid import UUID
 import jsonpatch
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain.case_type import CaseType, VersionRecord, case_type_id
 from domain.context import CommandContext
@@ -28,8 +26,10 @@ from domain.errors import InvalidCommand, UnknownCaseType
 from services.case_type_document import InvalidDocument, compile_definition, problems_in
 from services.errors import CaseTypeNotFound, VersionConflict
 from services.notification_targets import NotificationPolicy, credentials_in
+from services.retry import Retry
 
-RETRIES = 10
+#: An administrator's command that loses a race runs again on the fresh case type.
+RETRY = Retry(attempts=10, pause_s=0.005)
 T = TypeVar("T")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
@@ -124,7 +124,8 @@ class CaseTypeRegistry(Application[UUID]):
     ) -> T:
         """Run ``command`` on the case type and save; an administrator who saved at the same
         moment wins the race and the command runs again on the fresh case type."""
-        for _ in range(RETRIES):
+
+        def attempt() -> T:
             try:
                 case_type: CaseType = self.repository.get(case_type_id(name))
             except AggregateNotFoundError:
@@ -133,15 +134,15 @@ class CaseTypeRegistry(Application[UUID]):
                     raise
                 case_type = CaseType(name=name, context=create_with.as_dict())
             result = command(case_type)
-            try:
-                self.save(case_type)
-            except IntegrityError:
-                time.sleep(random.uniform(0, 0.01))
-                continue
+            self.save(case_type)
             return result
-        raise VersionConflict(
-            f"case type {name!r} kept changing while this command ran",
-            hint="another administrator is editing it; try again",
+
+        return RETRY.run(
+            attempt,
+            gave_up=lambda: VersionConflict(
+                f"case type {name!r} kept changing while this command ran",
+                hint="another administrator is editing it; try again",
+            ),
         )
 
     def install(self, document: dict[str, Any], reason: str, context: CommandContext) -> int:
@@ -266,12 +267,8 @@ class CaseTypeRegistry(Application[UUID]):
             listing.labels.pop(event.version, None)
 
 
-def _topic(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
 _LISTED = tuple(
-    _topic(kind)
+    get_topic(kind)
     for kind in (
         CaseType.Created,
         CaseType.DraftSaved,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from uuid import UUID
 
 from domain.case import Case
 from domain.context import CommandContext
 from domain.definition import CLOSED, Definition
 from domain.errors import DomainError, InvalidCommand
+from domain.rules import RuleRun
 from services.application import CaseLedger
 
 
@@ -95,15 +95,12 @@ def _migrate(
     state_map: Mapping[str, str],
     context: CommandContext,
 ) -> CaseMigration:
-    ctx = context.as_dict()
-    planned: list[CaseMigration] = []
 
-    def command(case: Case, old: Definition, now: datetime) -> None:
-        report = plan(case, new, state_map)
-        planned[:] = [report]
+    def command(run: RuleRun) -> CaseMigration:
+        report = plan(run.case, new, state_map)
         if report.to_status is not None and report.outcome == "would migrate":
-            case.migrate(old, new, report.to_status, ctx, now)
+            run.case.migrate(run.definition, new, report.to_status, run.context, run.now)
             report.outcome = "migrated"
+        return report
 
-    ledger.run_command(case_id, None, context, command, rules_of=new)
-    return planned[0]
+    return ledger.run_command(case_id, None, context, command, rules_of=new).value

@@ -7,11 +7,9 @@ event is now set aside with its error and passed over; everything else is applie
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID, uuid4
 
-from domain.case import Case
-from domain.definition import Definition
+from domain.rules import RuleRun
 from infra.bootstrap import Container, build_projector
 from services.queries import CaseFilter
 from tests.integration.helpers import CTX, open_cases, running, wait_until
@@ -21,7 +19,8 @@ def _poisoned_notification(container: Container, case_id: UUID) -> None:
     """Store a notification whose body PostgreSQL's jsonb cannot hold, as the domain did
     before templates' output was checked."""
 
-    def command(case: Case, definition: Definition, now: datetime) -> None:
+    def command(run: RuleRun) -> None:
+        case = run.case
         case._on_notification_requested(
             notification_id=str(uuid4()),
             notification="poisoned",

@@ -12,7 +12,7 @@ from domain.case import Case
 from domain.context import CommandContext
 from domain.definition import Definition
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
-from domain.rules import facts, react
+from domain.rules import RuleRun, facts, react
 from tests.case_types import REPAIR, from_yaml, shipped
 
 CTX = CommandContext("ann", "handler", correlation_id="c-1").as_dict()
@@ -156,7 +156,7 @@ def test_a_transition_checks_role_required_fields_and_guard() -> None:
 
 def test_rules_fire_on_events_and_name_themselves_in_every_action() -> None:
     case = new_case(REPAIRS, {"urgent": True, "contact": "jo@example.com"})
-    reaction = react(case, REPAIRS, 0, CTX, T0, no_lookup)
+    reaction = react(RuleRun(case, REPAIRS, CTX, T0, no_lookup))
     events = case.collect_events()
     kinds = [type(e).__name__ for e in events]
     assert kinds[-4:] == ["RuleFired", "PriorityChanged", "RoutedToQueue", "NotificationRequested"]
@@ -178,7 +178,7 @@ def test_rules_fire_on_events_and_name_themselves_in_every_action() -> None:
 def test_a_rule_whose_condition_does_not_hold_records_nothing() -> None:
     case = new_case(REPAIRS, {"urgent": False})
     case.collect_events()
-    assert react(case, REPAIRS, 0, CTX, T0, no_lookup).fired == 0
+    assert react(RuleRun(case, REPAIRS, CTX, T0, no_lookup)).fired == 0
 
 
 def test_rules_that_trigger_each_other_stop_after_a_few_links() -> None:
@@ -201,7 +201,7 @@ rules:
     case = Case.open(ping_pong, "x", {"n": 0}, None, CTX, T0)
     start = len(case.pending_events)
     case.update_fields(ping_pong, {"n": 2}, CTX, None)
-    reaction = react(case, ping_pong, start, CTX, T0, no_lookup)
+    reaction = react(RuleRun(case, ping_pong, CTX, T0, no_lookup), start)
     # each update fires both rules (the second sees the first's change): 2 + 4 + 8 + 16
     assert reaction.fired == 30
     assert case.version < 100

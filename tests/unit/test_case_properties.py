@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.case import Case
 from domain.definition import CLOSED, Definition
 from domain.errors import DomainError
-from domain.rules import facts, react
+from domain.rules import RuleRun, facts, react
 from tests.case_types import REPAIR, from_yaml, shipped
 
 DEFINITIONS = {
@@ -81,7 +81,7 @@ def run_step(
         case.close(definition, "closing", ctx, now)
     else:
         case.reopen(definition, "reopening", ctx, now)
-    react(case, definition, 0, ctx, now, lookup)
+    react(RuleRun(case, definition, ctx, now, lookup))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -92,7 +92,7 @@ def test_random_commands_never_leave_the_declared_states_and_transitions(
     definition = DEFINITIONS[name]
     ctx = {"actor_id": "prop", "actor_role": "handler", "correlation_id": "p"}
     case = Case.open(definition, "prop", dict(OPENING[name]), None, ctx, T0)
-    react(case, definition, 0, ctx, T0, lookup)
+    react(RuleRun(case, definition, ctx, T0, lookup))
     history = list(case.collect_events())
     now = T0
     for step in steps:

@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.definition import CLOSED, PRIORITIES, Definition, View
 from domain.envelope import event_id_for
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
+from domain.event_names import event_type
 from domain.sla import Clock, clock_changes, due_times, sla_named, worked_until
 from domain.values import check_field_values, check_storable_text
 
@@ -205,6 +206,22 @@ class Case(Aggregate):
         from_status: str
         to_status: str
         context: dict[str, Any]
+
+    @classmethod
+    def event_classes(cls) -> tuple[type[Case.Event], ...]:
+        """The event classes declared above, in declared order (without the library's bases)."""
+        return tuple(
+            kind
+            for kind in vars(cls).values()
+            if isinstance(kind, type)
+            and issubclass(kind, cls.Event)
+            and kind not in (cls.Event, cls.Created)
+        )
+
+    @classmethod
+    def event_types(cls) -> tuple[str, ...]:
+        """The public names of the case's events (``CaseOpened``, ...), as published."""
+        return tuple(event_type(kind) for kind in cls.event_classes())
 
     @event(Opened)
     def __init__(
@@ -677,6 +694,30 @@ class Case(Aggregate):
     ) -> None:
         self.case_type_version = to_version
         self.status = to_status
+
+
+RULE_TRIGGERS: tuple[type[Case.Event], ...] = (
+    Case.Opened,
+    Case.Assigned,
+    Case.StatusChanged,
+    Case.FieldsUpdated,
+    Case.NoteAdded,
+    Case.Closed,
+    Case.Reopened,
+    Case.PriorityChanged,
+    Case.RoutedToQueue,
+    Case.Escalated,
+    Case.SlaWarned,
+    Case.SlaBreached,
+    Case.Migrated,
+)
+"""The events a case type's rules may react to (``on:``). The others are the bookkeeping of
+rules, SLA clocks, notifications and child cases, which follow from these."""
+
+
+def rule_trigger_types() -> tuple[str, ...]:
+    """The names of :data:`RULE_TRIGGERS`, as a case-type document writes them."""
+    return tuple(event_type(kind) for kind in RULE_TRIGGERS)
 
 
 def stamp(context: dict[str, Any], case_type: str, version: int) -> dict[str, Any]:

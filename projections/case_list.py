@@ -7,7 +7,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from domain.case import Case
 from domain.envelope import EventEnvelope
+from domain.event_names import event_type
+
+OPENED = event_type(Case.Opened)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class CaseRow:
 def apply(row: CaseRow | None, event: EventEnvelope) -> CaseRow:
     """The row after ``event``; ``row`` is the row at version ``event.case_version - 1``."""
     if row is None:
-        if event.type != "CaseOpened":
+        if event.type != OPENED:
             raise ValueError(f"case {event.case_id} has no row, but got {event.type}")
         data = event.data
         return CaseRow(
@@ -66,15 +70,16 @@ def _changed(row: CaseRow, event: EventEnvelope) -> CaseRow:
     return change(row, event.data) if change else row
 
 
-_CHANGES: dict[str, Callable[[CaseRow, dict[str, Any]], CaseRow]] = {
-    "CaseAssigned": lambda row, data: replace(row, assignee=data["assignee"]),
-    "CaseStatusChanged": lambda row, data: replace(row, status=data["to_status"]),
-    "CaseMigrated": lambda row, data: replace(row, status=data["to_status"]),
-    "CaseClosed": lambda row, data: replace(row, status="closed"),
-    "CaseReopened": lambda row, data: replace(row, status=data["status"]),
-    "CaseFieldsUpdated": lambda row, data: replace(row, fields={**row.fields, **data["changes"]}),
-    "CasePriorityChanged": lambda row, data: replace(row, priority=data["priority"]),
-    "CaseRoutedToQueue": lambda row, data: replace(row, queue=data["queue"]),
-    "CaseEscalated": lambda row, data: replace(row, escalations=data["level"]),
-    "CaseSlaBreached": lambda row, data: replace(row, sla_breaches=row.sla_breaches + 1),
+_BY_CLASS: dict[type[Case.Event], Callable[[CaseRow, dict[str, Any]], CaseRow]] = {
+    Case.Assigned: lambda row, data: replace(row, assignee=data["assignee"]),
+    Case.StatusChanged: lambda row, data: replace(row, status=data["to_status"]),
+    Case.Migrated: lambda row, data: replace(row, status=data["to_status"]),
+    Case.Closed: lambda row, data: replace(row, status="closed"),
+    Case.Reopened: lambda row, data: replace(row, status=data["status"]),
+    Case.FieldsUpdated: lambda row, data: replace(row, fields={**row.fields, **data["changes"]}),
+    Case.PriorityChanged: lambda row, data: replace(row, priority=data["priority"]),
+    Case.RoutedToQueue: lambda row, data: replace(row, queue=data["queue"]),
+    Case.Escalated: lambda row, data: replace(row, escalations=data["level"]),
+    Case.SlaBreached: lambda row, data: replace(row, sla_breaches=row.sla_breaches + 1),
 }
+_CHANGES = {event_type(kind): change for kind, change in _BY_CLASS.items()}

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.case import Case
 from domain.envelope import EventEnvelope
+from domain.event_names import event_type
+
+_CLOCK_RUNS = (event_type(Case.SlaStarted), event_type(Case.SlaResumed))
+_CLOCK_HALTS = (event_type(Case.SlaPaused), event_type(Case.SlaStopped))
+_WARNED, _BREACHED = event_type(Case.SlaWarned), event_type(Case.SlaBreached)
+_REQUESTED = event_type(Case.NotificationRequested)
+_DELIVERED = (event_type(Case.NotificationSent), event_type(Case.NotificationFailed))
 
 
 @dataclass(frozen=True)
@@ -34,14 +42,14 @@ class OutboxChange:
 def timer_change(event: EventEnvelope) -> TimerChange | None:
     """How ``event`` changes the SLA timers, if it does."""
     data, case = event.data, event.case_id
-    if event.type in ("CaseSlaStarted", "CaseSlaResumed"):
+    if event.type in _CLOCK_RUNS:
         due = tuple((m, datetime.fromisoformat(at)) for m, at in data["due"].items())
         return TimerChange(case, data["sla"], data["run"], due)
-    if event.type in ("CaseSlaPaused", "CaseSlaStopped"):
+    if event.type in _CLOCK_HALTS:
         return TimerChange(case, data["sla"])
-    if event.type == "CaseSlaWarned":
+    if event.type == _WARNED:
         return TimerChange(case, data["sla"], data["run"], milestone=data["milestone"])
-    if event.type == "CaseSlaBreached":
+    if event.type == _BREACHED:
         return TimerChange(case, data["sla"], data["run"], milestone="deadline")
     return None
 
@@ -49,10 +57,10 @@ def timer_change(event: EventEnvelope) -> TimerChange | None:
 def outbox_change(event: EventEnvelope) -> OutboxChange | None:
     """How ``event`` changes the notification outbox, if it does."""
     data = event.data
-    if event.type == "CaseNotificationRequested":
+    if event.type == _REQUESTED:
         message = {k: data[k] for k in ("notification", "channel", "recipients", "subject", "body")}
         message.update(target=data["target"], case_type=event.case_type)
         return OutboxChange(data["notification_id"], event.case_id, message)
-    if event.type in ("CaseNotificationSent", "CaseNotificationFailed"):
+    if event.type in _DELIVERED:
         return OutboxChange(data["notification_id"], event.case_id)
     return None

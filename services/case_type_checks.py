@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from domain.case import rule_trigger_types
 from domain.definition import (
     ACTION_KINDS,
     CHANNELS,
@@ -53,11 +54,7 @@ CASE_FACTS = (
     "id", "case_type", "case_type_version", "title", "status", "priority", "assignee",
     "queue", "version", "party_id", "escalations",
 )  # fmt: skip
-EVENT_TYPES = (
-    "CaseOpened", "CaseAssigned", "CaseStatusChanged", "CaseFieldsUpdated", "CaseNoteAdded",
-    "CaseClosed", "CaseReopened", "CasePriorityChanged", "CaseRoutedToQueue", "CaseEscalated",
-    "CaseSlaWarned", "CaseSlaBreached", "CaseMigrated",
-)  # fmt: skip
+EVENT_TYPES = rule_trigger_types()
 _SECTIONS = {
     "transition": "transitions",
     "notification": "notifications",

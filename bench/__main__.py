@@ -1,7 +1,7 @@
 """Run every benchmark in sequence and print a summary table of figures and ratios.
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
-with NAME among writes, relay, projection, latency, rules (all of them by
+with NAME among writes, relay, projection, latency, rules, http (all of them by
 default). ``BENCH_QUICK=1``
 acts as ``--quick``. Exits 1 when a benchmark failed (the others still run).
 """
@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 
-from bench import case_rules, latency, projection, relay, writes
+from bench import case_rules, http, latency, projection, relay, writes
 from bench.common import CONSOLE, Figure, Scale, configure_logging, quick_from_env, summary_table
 
 Benchmark = Callable[[Scale], list[Figure]]
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     projection.NAME: projection.run,
     latency.NAME: latency.run,
     case_rules.NAME: case_rules.run,
+    http.NAME: http.run,
 }
 
 

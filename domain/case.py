@@ -7,6 +7,7 @@ where time matters (SLA clocks), ``now``; the domain never reads a clock itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,9 @@ from domain.sla import Clock, clock_changes, due_times, sla_named, worked_until
 from domain.values import check_field_values, check_storable_text
 
 MAX_TITLE = 500
+#: Attributes whose entries are never changed once added: a copy shares the entries.
+_APPEND_ONLY = frozenset({"notes", "children"})
+_IMMUTABLE = (str, int, float, bool, type(None), datetime, timedelta, UUID)
 MAX_NOTE = 20_000
 
 
@@ -222,6 +226,21 @@ class Case(Aggregate):
     def event_types(cls) -> tuple[str, ...]:
         """The public names of the case's events (``CaseOpened``, ...), as published."""
         return tuple(event_type(kind) for kind in cls.event_classes())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Case:
+        """A copy to run one command on (the ledger copies cached cases): its cost does not
+        grow with the case's history, because notes and child ids, which are never changed
+        once added, are shared with the original, in lists of the copy's own."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            if name in _APPEND_ONLY:
+                copied.__dict__[name] = list(value)
+            elif isinstance(value, _IMMUTABLE):
+                copied.__dict__[name] = value
+            else:
+                copied.__dict__[name] = deepcopy(value, memo)
+        return copied
 
     @event(Opened)
     def __init__(

@@ -214,13 +214,17 @@ def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:
         conn.execute(SCHEMA)  # a constant, not user input
 
 
-def eventsourcing_env(dsn: str, pool_size: int, write_timeout_s: int = 5) -> dict[str, str]:
+def eventsourcing_env(
+    dsn: str, pool_size: int, write_timeout_s: int = 5, case_cache_size: int = 1000
+) -> dict[str, str]:
     """The eventsourcing library's settings for the database behind ``dsn``.
 
     Writes go through :class:`infra.recorder.BoundedApplicationRecorder`; ``write_timeout_s``
     bounds how long a write waits for the event table's lock and runs, and how long one of the
     library's sessions may sit idle inside a transaction (the server then ends it, releasing
-    any lock it held).
+    any lock it held). Each process keeps up to ``case_cache_size`` recently used cases in
+    memory, brought up to date from the store before each use (the library's aggregate cache
+    with fast-forward; a command works on a copy, so a refused one leaves the cache alone).
     """
     parts = conninfo_to_dict(dsn)
     return {
@@ -237,6 +241,9 @@ def eventsourcing_env(dsn: str, pool_size: int, write_timeout_s: int = 5) -> dic
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(write_timeout_s),
         "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": "infra.recorder:BoundedApplicationRecorder",
+        "AGGREGATE_CACHE_MAXSIZE": str(case_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
     }
 
 

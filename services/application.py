@@ -3,25 +3,34 @@ type's rules react, and save every new event (and any child case) in one atomic 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProjectorFunction,
+    project_aggregate,
+)
+from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.case import Case
 from domain.context import CommandContext
 from domain.definition import Definition
 from domain.rules import Firing, RuleRun, facts, react, run_actions
-from domain.sla import sla_named
+from domain.sla import Clock, sla_named
 from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
 from services.retry import Retry
 
 #: A command that loses a race without ``expected_version`` runs again on the fresh case.
 RETRY_WITHOUT_EXPECTED_VERSION = Retry(attempts=30, pause_s=0.002)
+SNAPSHOT_EVERY = 100
+log = logging.getLogger(__name__)
 R = TypeVar("R")
 Command = Callable[[RuleRun], R]
 """A command: changes ``run.case`` (pinned to ``run.definition``) and answers a value."""
@@ -49,9 +58,16 @@ class CaseLedger(Application[UUID]):
 
     A command given ``expected_version`` fails with :class:`VersionConflict` when the case
     has moved on; without it, a command that loses a race is retried on the fresh case.
+
+    Loading a case costs the same however long its history: every :data:`SNAPSHOT_EVERY`
+    versions a snapshot is stored, and a load reads the latest snapshot and the events after
+    it. Recently used cases are also kept in memory (``AGGREGATE_CACHE_MAXSIZE``, set by
+    ``infra.db``) and brought up to date with the events stored since, by any process,
+    before every command and read.
     """
 
     name = "caseledger"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Case: SNAPSHOT_EVERY}
 
     def __init__(
         self,
@@ -188,11 +204,30 @@ class CaseLedger(Application[UUID]):
 
         return self.run_command(case_id, None, context, command).value
 
-    def get_case(self, case_id: UUID) -> Case:
-        """The case as its events make it now."""
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """The library's transcodings, and those of the case's state (for snapshots)."""
+        super().register_transcodings(transcoder)
+        transcoder.register(TimedeltaAsSeconds())
+        transcoder.register(ClockAsDict())
+
+    def take_snapshot(
+        self,
+        aggregate_id: UUID,
+        version: int | None = None,
+        projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+    ) -> None:
+        """Store a snapshot; the command that reached ``version`` is stored already, so a
+        snapshot that fails is logged, not raised (the next one will be taken)."""
+        try:
+            super().take_snapshot(aggregate_id, version, projector_func)
+        except Exception:
+            log.exception("could not snapshot case %s at version %s", aggregate_id, version)
+
+    def get_case(self, case_id: UUID, version: int | None = None) -> Case:
+        """The case as its events make it now, or as it was at ``version``."""
         try:
             with deadline_in(self.deadline_s):
-                case: Case = self.repository.get(case_id)
+                case: Case = self.repository.get(case_id, version=version)
         except AggregateNotFoundError:
             raise CaseNotFound(
                 f"no case has id {case_id}", hint="check the id, or list cases with GET /cases"
@@ -257,3 +292,27 @@ def _conflict(case_id: UUID, actual: int | None, expected: int | None) -> Versio
         f"case {case_id}: {wanted}{now}",
         hint="read the case again (GET /cases/{id}) and retry with its current version",
     )
+
+
+class TimedeltaAsSeconds(Transcoding):
+    type = timedelta
+    name = "timedelta_s"
+
+    def encode(self, obj: timedelta) -> float:
+        return obj.total_seconds()
+
+    def decode(self, data: float) -> timedelta:
+        return timedelta(seconds=data)
+
+
+class ClockAsDict(Transcoding):
+    """An SLA clock in a snapshot of its case."""
+
+    type = Clock
+    name = "sla_clock"
+
+    def encode(self, obj: Clock) -> dict[str, Any]:
+        return {**asdict(obj), "worked": obj.worked}  # asdict would copy, not transcode, it
+
+    def decode(self, data: dict[str, Any]) -> Clock:
+        return Clock(**data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -315,3 +316,16 @@ def test_sla_deadlines_count_working_hours_across_weekends_holidays_and_pauses()
         "warning:50": "2026-12-24T15:30:00+00:00",  # passed while paused, never fired: due now
         "deadline": "2026-12-28T08:30:00+00:00",
     }
+
+
+def test_a_copy_for_a_command_shares_only_what_never_changes() -> None:
+    case = new_case()
+    case.add_note("first", CTX)
+    case.collect_events()
+    copied = deepcopy(case)
+    copied.add_note("second", CTX)
+    copied.update_fields(GENERIC, {"amount": 5}, CTX, None)
+    assert [n["text"] for n in case.notes] == ["first"]
+    assert case.fields["amount"] == 120 and case.version == 2
+    assert copied.notes[0] is case.notes[0]  # a note is never changed once added
+    assert not case.pending_events and len(copied.collect_events()) == 2

@@ -1,20 +1,26 @@
 """Run every benchmark in sequence and print a summary table of figures and ratios.
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
-with NAME among writes, relay, projection, latency, rules, http (all of them by
-default). ``BENCH_QUICK=1``
-acts as ``--quick``. Exits 1 when a benchmark failed (the others still run).
+with NAME among writes, relay, projection, latency, rules, http, loading (all of them by
+default). ``BENCH_QUICK=1`` acts as ``--quick``. Exits 1 when a benchmark failed (the others
+still run). Every run also writes its figures to ``bench-results/`` as JSON (one file per run
+and ``latest.json``), so that runs can be compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
 
-from bench import case_rules, http, latency, projection, relay, writes
+from bench import case_rules, http, latency, loading, projection, relay, writes
 from bench.common import CONSOLE, Figure, Scale, configure_logging, quick_from_env, summary_table
 
 Benchmark = Callable[[Scale], list[Figure]]
@@ -25,7 +31,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     latency.NAME: latency.run,
     case_rules.NAME: case_rules.run,
     http.NAME: http.run,
+    loading.NAME: loading.run,
 }
+RESULTS = Path("bench-results")
 
 
 def parse(argv: Sequence[str] | None) -> tuple[Scale, list[str]]:
@@ -68,11 +76,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures.extend(result)
     CONSOLE.print()
     CONSOLE.print(summary_table(figures))
+    saved = save_results(figures, scale, failed)
+    CONSOLE.print(f"figures saved to {saved}")
     CONSOLE.print(f"total time {time.perf_counter() - started:,.0f} s")
     if failed:
         CONSOLE.print(f"[red]failed: {', '.join(failed)}[/]")
         return 1
     return 0
+
+
+def save_results(figures: Sequence[Figure], scale: Scale, failed: Sequence[str]) -> Path:
+    """Write the run's figures as JSON beside earlier runs; returns the file written."""
+    RESULTS.mkdir(exist_ok=True)
+    when = datetime.now(UTC)
+    document = {
+        "run_at": when.isoformat(timespec="seconds"),
+        "quick": scale.quick,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "failed": list(failed),
+        "figures": [{**asdict(f), "ratio": f.ratio} for f in figures],
+    }
+    text = json.dumps(document, indent=2)
+    path = RESULTS / f"{when:%Y%m%dT%H%M%SZ}.json"
+    path.write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    return path
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -206,9 +207,10 @@ class CaseListStore:
         ).fetchone()
         return int(state["store_watermark"]) if state else 0
 
-    def lag(self) -> int:
-        """How many stored case events the view does not reflect yet."""
-        with self.pool.connection() as conn:
+    def lag(self, on: Connection[DictRow] | None = None) -> int:
+        """How many stored case events the view does not reflect yet (read on ``on`` when
+        given, as every figure of ``infra.pipeline_figures`` is)."""
+        with self._connection(on) as conn:
             after = self._watermark(conn)
             row = conn.execute(
                 self.reader.sql(f"SELECT count(*) AS n FROM ({_MISSING}) missing"),
@@ -216,8 +218,8 @@ class CaseListStore:
             ).fetchone()
         return int(row["n"]) if row else 0
 
-    def state(self) -> dict[str, int]:
-        with self.pool.connection() as conn:
+    def state(self, on: Connection[DictRow] | None = None) -> dict[str, int]:
+        with self._connection(on) as conn:
             row = conn.execute(
                 "SELECT applied_events, max_position, store_watermark FROM projection_state"
                 " WHERE projection = %s",
@@ -269,10 +271,10 @@ class CaseListStore:
                 (now, limit),
             ).fetchall()
 
-    def work_waiting(self) -> dict[str, int]:
+    def work_waiting(self, on: Connection[DictRow] | None = None) -> dict[str, int]:
         """SLA milestones overdue and notifications undelivered, for ``caseledger status``:
         both should stay near zero while the SLA watcher and the notifier run."""
-        with self.pool.connection() as conn:
+        with self._connection(on) as conn:
             row = conn.execute(
                 "SELECT (SELECT count(*) FROM sla_timers WHERE due_at <= now()) AS sla_overdue,"
                 " (SELECT count(*) FROM sla_timers) AS sla_timers,"
@@ -282,6 +284,11 @@ class CaseListStore:
                 " (SELECT count(*) FROM projection_dead_letters) AS events_set_aside"
             ).fetchone()
         return {k: int(v) for k, v in (row or {}).items()}
+
+    def _connection(
+        self, on: Connection[DictRow] | None
+    ) -> AbstractContextManager[Connection[DictRow]]:
+        return nullcontext(on) if on is not None else self.pool.connection()
 
     def _locked_row(self, conn: Connection[DictRow], case_id: str) -> CaseRow | None:
         row = conn.execute(

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import case_types, cases, documents, keys, secrets
+from services.api import case_types, cases, documents, keys, monitoring, secrets
 from services.api.deadline import RequestDeadline
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
@@ -41,6 +41,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(secrets.router)
     app.include_router(keys.router)
     app.include_router(documents.router)
+    app.include_router(monitoring.router)
     mount_dashboard(app)
     mount_docs(app)
 
@@ -73,5 +74,6 @@ def create_app(deps: ApiDependencies) -> FastAPI:
         max_bytes=deps.max_body_bytes,
         larger={documents.UPLOAD_PATH: deps.max_document_bytes},
     )
+    app.add_middleware(monitoring.RequestTimer)  # times what the client waits for
     app.add_middleware(SecurityHeaders)  # outermost: also on the answers of the others
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -23,6 +23,7 @@ from services.case_views import CaseViews
 from services.content import ContentStore
 from services.deadline import deadline_in
 from services.idempotency import IdempotencyStore
+from services.metrics import MetricsPage
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
 
@@ -44,6 +45,8 @@ class ApiDependencies:
     max_document_bytes: int = 16 * 1_048_576
     #: How long one request may take, all its waits together (None: no deadline).
     deadline_s: float | None = None
+    #: What GET /metrics answers (without the pipeline's figures unless given them).
+    metrics: MetricsPage = field(default_factory=lambda: MetricsPage(None))
 
 
 def _deps(request: Request) -> ApiDependencies:

@@ -161,6 +161,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ("POST", "/keys"): ("admin", lambda c: Call("/keys", {"role": "auditor", "label": "new"})),
     ("DELETE", "/keys/{key_id}"): ("admin", lambda c: Call(f"/keys/{_key_id(c)}")),
     ("GET", "/health"): (PUBLIC, lambda c: Call("/health")),
+    ("GET", "/metrics"): (PUBLIC, lambda c: Call("/metrics")),
     ("GET", "/"): (PUBLIC, lambda c: Call("/")),
     ("GET", "/secrets"): ("admin", lambda c: Call("/secrets")),
     ("PUT", "/secrets/{name}"): (

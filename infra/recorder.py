@@ -42,6 +42,7 @@ from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
 from infra.db import RECONNECT_GIVE_UP_S, ping_when_idle, wait_within_deadline
 from infra.group_commit import GroupCommitter, Pending
 from infra.idempotency import CLAIMED, insert_claim, insert_claims
+from infra.idempotency import CONSTRAINT as CLAIMS_CONSTRAINT
 from services.deadline import remaining
 from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
 from services.idempotency import Claim, current_claim
@@ -56,6 +57,9 @@ _READ_ATTEMPTS = 10
 _RETRY_WAIT_S = 0.2
 _LEAST_S = 0.05  # a write is not started with less time than this left
 _T = TypeVar("_T")
+#: A save up to this size goes out in one round trip (pipeline mode); a larger one without.
+_PIPELINED_MAX_BYTES = 64 * 1024
+_TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 _STORED_VERSIONS = """
 SELECT originator_id, originator_version FROM {schema}.{table}
 WHERE (originator_id, originator_version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
@@ -90,6 +94,13 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
             channel=Identifier(self.channel_name),
+        )
+        self._lock_and_notify_statements = (
+            SQL("LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE").format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+            ),
+            SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name)),
         )
         self._stored_versions = SQL(_STORED_VERSIONS).format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
@@ -208,8 +219,11 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         ids: Sequence[int] | None = None
         if not stored_events:
             return None
+        budget_ms = budget_ms or self._budget_ms()
+        if not kwargs and sum(len(e.state) for e in stored_events) <= _PIPELINED_MAX_BYTES:
+            return self._write_pipelined(stored_events, claim, budget_ms)
         try:
-            with self._transaction(budget_ms or self._budget_ms()) as curs:
+            with self._transaction(budget_ms) as curs:
                 self._insert_events(curs, stored_events, **kwargs)  # the library's hook
                 if claim is not None:
                     _insert_claim(curs, claim, stored_events)
@@ -220,6 +234,51 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             if ids is not None:  # every statement ran: only the COMMIT's answer is missing
                 raise _CommitUnanswered(ids, stored_events[0]) from error
             raise
+
+    def _write_pipelined(
+        self, stored_events: Sequence[StoredEvent], claim: Claim | None, budget_ms: int
+    ) -> Sequence[int]:
+        """A small save in one round trip: BEGIN, the timeouts, the lock, the NOTIFY, the
+        claim, the insert and COMMIT go out together in psycopg's pipeline mode and their
+        answers come back together, so the table's lock is held for no network round trip.
+        (Pipeline mode stalls on a query larger than the socket's send buffer, see the
+        module's docstring, hence :data:`_PIPELINED_MAX_BYTES`.)"""
+        ids: list[int] = []
+        sent = failed = False
+        with self.datastore.get_connection() as conn:
+            error: BaseException | None = None
+            with conn.pipeline() as pipeline:
+                try:
+                    with conn.cursor() as curs:
+                        curs.execute("BEGIN")
+                        curs.execute(_TIMEOUTS, (f"{budget_ms}ms", f"{budget_ms}ms"))
+                        curs.execute(self._lock_and_notify_statements[0])
+                        curs.execute(self._lock_and_notify_statements[1])
+                        if claim is not None:
+                            case_id, version = _claimed_version(stored_events)
+                            insert_claim(curs, claim, case_id, version)
+                    with conn.cursor() as insert:
+                        insert.execute(self.insert_events_statement, (self._rows(stored_events),))
+                        conn.execute("COMMIT")
+                        sent = True
+                        pipeline.sync()
+                        ids = [row["notification_id"] for row in insert.fetchall()]
+                except Exception as caught:  # noqa: BLE001 - raised once the pipeline is left
+                    error, failed = caught, True
+            if failed:
+                if sent and conn.broken:  # COMMIT may have run: look before anyone retries
+                    raise _CommitUnanswered(None, stored_events[0]) from error
+                with suppress(Exception):
+                    conn.rollback()
+                if (
+                    isinstance(error, errors.UniqueViolation)
+                    and claim is not None
+                    and error.diag.constraint_name == CLAIMS_CONSTRAINT
+                ):
+                    raise _replayed(claim) from None
+                assert error is not None
+                raise error
+        return ids
 
     @contextmanager
     def _transaction(self, budget_ms: int) -> Iterator[Cursor[Any]]:
@@ -318,11 +377,27 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 hint="retry with the same Idempotency-Key: it is stored exactly once",
             ) from error
         if found:
-            return unanswered.result
+            return unanswered.result if unanswered.result is not None else self._ids_of(first)
         raise StoreUnavailable(
             "the database went away while the command was being committed; it was not stored",
             hint="retry in a moment",
         )
+
+    def _ids_of(self, first: StoredEvent) -> list[int]:
+        """The notification ids of the save whose first event is ``first`` (a save stores
+        its events in version order, with consecutive ids)."""
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                SQL(
+                    "SELECT notification_id FROM {schema}.{table} WHERE originator_id = %s"
+                    " AND originator_version >= %s ORDER BY originator_version"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.events_table_name),
+                ),
+                (first.originator_id, first.originator_version),
+            ).fetchall()
+        return [row["notification_id"] for row in rows]
 
     def _select_one(self, originator_id: UUID | str, version: int) -> bool:
         with self.datastore.get_connection() as conn:
@@ -346,22 +421,25 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
 
 
 def _insert_claim(curs: Any, claim: Claim, stored_events: Sequence[StoredEvent]) -> None:
-    """Write the request's idempotency claim with the events: the first event is the case the
-    command ran on (child cases opened by rules follow it)."""
-    case_id = stored_events[0].originator_id
-    version = max(e.originator_version for e in stored_events if e.originator_id == case_id)
+    """Write the request's idempotency claim with the events."""
     try:
-        insert_claim(curs, claim, case_id, version)
+        insert_claim(curs, claim, *_claimed_version(stored_events))
     except errors.UniqueViolation:
         raise _replayed(claim) from None
+
+
+def _claimed_version(stored_events: Sequence[StoredEvent]) -> tuple[UUID | str, int]:
+    """The case a command ran on (its first event's; child cases opened by rules follow)
+    and the version the command brought it to: what its idempotency claim records."""
+    case_id = stored_events[0].originator_id
+    version = max(e.originator_version for e in stored_events if e.originator_id == case_id)
+    return case_id, version
 
 
 def _claim_row(write: _Write) -> tuple[Claim, UUID | str, int]:
     """The claim of a save, with the case it stored and that case's new version."""
     assert write.claim is not None
-    case_id = write.events[0].originator_id
-    version = max(e.originator_version for e in write.events if e.originator_id == case_id)
-    return write.claim, case_id, version
+    return (write.claim, *_claimed_version(write.events))
 
 
 def _hand_out(ids: Sequence[int], winners: Sequence[_Write], outcomes: list[Any]) -> None:

@@ -4,6 +4,7 @@ type's rules react, and save every new event (and any child case) in one atomic 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     ProjectorFunction,
+    Repository,
     project_aggregate,
 )
 from eventsourcing.persistence import JSONTranscoder, Transcoding
@@ -204,6 +206,18 @@ class CaseLedger(Application[UUID]):
 
         return self.run_command(case_id, None, context, command).value
 
+    def construct_repository(self) -> Repository[UUID]:
+        """The library's repository, with its cache and fast-forward as ``infra.db`` sets
+        them, copying a cached case only while no other thread brings it up to date."""
+        size = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return _CaseRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(size) if size else None,
+            fastforward=True,
+            deepcopy_from_cache=True,
+        )
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """The library's transcodings, and those of the case's state (for snapshots)."""
         super().register_transcodings(transcoder)
@@ -292,6 +306,25 @@ def _conflict(case_id: UUID, actual: int | None, expected: int | None) -> Versio
         f"case {case_id}: {wanted}{now}",
         hint="read the case again (GET /cases/{id}) and retry with its current version",
     )
+
+
+class _CaseRepository(Repository[UUID]):
+    """The library's repository brings a cached case up to date under a lock, but copies it
+    for the caller after releasing that lock, so a thread could copy a case that another
+    thread is half-way through updating. Here the catch-up and the copy of one case happen
+    under one lock (one of :data:`_STRIPES`, chosen by the case's id)."""
+
+    _STRIPES = 256
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stripes = [threading.Lock() for _ in range(self._STRIPES)]
+
+    def get(self, aggregate_id: UUID, **kwargs: Any) -> Any:
+        if kwargs.get("version") is not None or not self.cache:
+            return super().get(aggregate_id, **kwargs)
+        with self._stripes[hash(aggregate_id) % self._STRIPES]:
+            return super().get(aggregate_id, **kwargs)
 
 
 class TimedeltaAsSeconds(Transcoding):

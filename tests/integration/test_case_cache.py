@@ -3,6 +3,7 @@ several processes write the same case (each has its own cache)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -94,3 +95,30 @@ def test_snapshots_bound_a_load_and_give_the_same_case_now_and_in_the_past(
             assert state(past) == state(replayed(container, case_id, version))
     finally:
         fresh.close()
+
+
+def test_readers_never_see_a_cached_case_half_brought_up_to_date(
+    container: Container, other: Container
+) -> None:
+    [case_id] = [UUID(c) for c in open_cases(container, 1)]
+    done = threading.Event()
+    torn: list[tuple[int, int]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            case = container.ledger.get_case(case_id)
+            if len(case.notes) != case.version - 1:  # every event after opening is a note
+                torn.append((case.version, len(case.notes)))
+
+    readers = [threading.Thread(target=read) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    try:
+        for i in range(60):  # written by another ledger: this one catches up on every read
+            other.ledger.add_note(case_id, f"note {i}", CTX, None)
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join(30)
+    assert not torn
+    assert container.ledger.get_case(case_id).version == 61

@@ -46,6 +46,7 @@ from infra.idempotency import CONSTRAINT as CLAIMS_CONSTRAINT
 from services.deadline import remaining
 from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
 from services.idempotency import Claim, current_claim
+from services.metrics import observe_commit
 
 #: Failures worth another attempt: the connection broke before the transaction committed
 #: (the library's datastore wraps psycopg's errors in its own classes). A lock or statement
@@ -133,7 +134,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     def _write_batch(self, batch: Sequence[Pending[_Write, Sequence[int]]]) -> list[_Outcome]:
         """The committer's writer: one transaction for the batch, each write's own outcome.
         A write whose caller ran out of time while it queued is left out."""
-        now = time.monotonic()
+        started, now = time.perf_counter(), time.monotonic()
         outcomes: list[_Outcome | None] = [None] * len(batch)
         live: list[int] = []
         for i, pending in enumerate(batch):
@@ -151,6 +152,9 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 results = self._with_retries(lambda: self._write_together(writes, budget_ms))
             for i, result in zip(live, results, strict=True):
                 outcomes[i] = result
+        stored = [o for o in outcomes if o is not None and not isinstance(o, BaseException)]
+        if stored:
+            observe_commit(len(stored), sum(map(len, stored)), time.perf_counter() - started)
         return [o for o in outcomes if o is not None]
 
     def _alone(self, write: _Write, budget_ms: int) -> _Outcome:

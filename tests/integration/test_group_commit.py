@@ -22,6 +22,7 @@ from infra.recorder import BoundedApplicationRecorder, _Write
 from infra.settings import Settings
 from services.errors import RequestReplayed, VersionConflict
 from services.idempotency import Claim, claiming
+from services.metrics import OBSERVED
 from tests.conftest import settings_env
 from tests.integration.helpers import CTX, open_cases
 
@@ -35,6 +36,10 @@ def recorder_of(container: Container) -> BoundedApplicationRecorder:
     return recorder
 
 
+def metric(name: str) -> float:
+    return OBSERVED.get_sample_value(name) or 0.0
+
+
 def history(container: Container, case_id: str) -> list[tuple[int, str]]:
     events = container.ledger.history(UUID(case_id))
     return [(e.originator_version, type(e).__name__) for e in events]
@@ -46,6 +51,7 @@ def test_sixteen_writers_with_expected_versions_get_one_winner_per_version(
     cases = open_cases(container, 4)
     recorder = recorder_of(container)
     batches, items = recorder.committer.batches, recorder.committer.items
+    committed = metric("caseledger_commit_commands_sum")
     for _ in range(3):
         versions = {c: container.ledger.get_case(UUID(c)).version for c in cases}
         barrier = threading.Barrier(WRITERS)
@@ -71,6 +77,7 @@ def test_sixteen_writers_with_expected_versions_get_one_winner_per_version(
         assert [v for v, _ in history(container, case_id)] == [1, 2, 3, 4]
     saves = recorder.committer.items - items  # a writer that loads a newer case saves nothing
     assert recorder.committer.batches - batches < saves  # some saves shared a commit
+    assert metric("caseledger_commit_commands_sum") - committed == 3 * len(cases)  # /metrics
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["shared cases", "distinct cases"])

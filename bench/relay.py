@@ -27,22 +27,22 @@ from bench.common import (
     run_alone,
     seed_events,
 )
+from infra.event_store import Message
 from infra.kafka import ensure_topic, new_producer
 from infra.relay import Relay
 
 NAME = "relay"
-Message = tuple[bytes, bytes]  # key, value
 
 
 def stored_messages(env: BenchEnv) -> list[Message]:
-    """Every stored event as the relay would send it: case id and envelope JSON."""
+    """Every stored event as the relay sends it: case id and envelope JSON."""
     messages: list[Message] = []
     after = 0
     while True:
-        envelopes, last = env.container.reader.read_log(after, 5_000)
+        read, last = env.container.reader.read_messages(after, 5_000)
         if last == after:
             return messages
-        messages.extend((e.case_id.encode(), e.to_json()) for e in envelopes)
+        messages.extend(read)
         after = last
 
 

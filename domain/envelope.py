@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime
+from hashlib import sha1
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import CanMutateAggregate
 
+from domain.event_names import event_data, event_type
+
 SCHEMA_VERSION = 1
 _EVENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:caseledger:event")
-_NOT_DATA = {"originator_id", "originator_version", "originator_topic", "timestamp", "context"}
+_NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,44 @@ class EventEnvelope:
 
 
 def event_id_for(case_id: UUID | str, case_version: int) -> str:
-    """The stable id of version ``case_version`` of case ``case_id``."""
-    return str(uuid5(_EVENT_NAMESPACE, f"{case_id}/{case_version}"))
+    """The stable id of version ``case_version`` of case ``case_id``: the UUIDv5 (RFC 9562)
+    of that name in caseledger's namespace, as ``uuid.uuid5`` makes it, three times faster
+    (the relay makes one per event)."""
+    name = _NAMESPACE_BYTES + f"{case_id}/{case_version}".encode()
+    digest = bytearray(sha1(name, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = digest[:16].hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+def envelope_body(event: CanMutateAggregate[UUID], global_position: int) -> dict[str, Any]:
+    """The envelope of a stored case event as the JSON object ``to_json`` writes for
+    ``envelope_for(event, global_position)``: the relay encodes it straight away."""
+    context: dict[str, Any] = getattr(event, "context", None) or {}
+    case_id = str(event.originator_id)
+    recorded = event.timestamp.isoformat()
+    occurred = context.get("occurred_at")
+    source_system = context.get("source_system")
+    return {
+        "event_id": event_id_for(case_id, event.originator_version),
+        "type": event_type(type(event)),
+        "case_id": case_id,
+        "case_type": context.get("case_type", ""),
+        "case_type_version": int(context.get("case_type_version", 0)),
+        "case_version": event.originator_version,
+        "global_position": global_position,
+        "occurred_at": datetime.fromisoformat(occurred).isoformat() if occurred else recorded,
+        "recorded_at": recorded,
+        "actor": {"id": context.get("actor_id", "unknown"), "role": context.get("actor_role", "")},
+        "correlation_id": context.get("correlation_id", ""),
+        "causation_id": context.get("causation_id"),
+        "source": {"system": source_system, "record_id": context.get("source_record_id")}
+        if source_system
+        else None,
+        "schema_version": SCHEMA_VERSION,
+        "data": event_data(event),
+    }
 
 
 def envelope_for(event: CanMutateAggregate[UUID], global_position: int) -> EventEnvelope:
@@ -129,10 +168,9 @@ def envelope_for(event: CanMutateAggregate[UUID], global_position: int) -> Event
     context: dict[str, Any] = dict(getattr(event, "context", {}))
     occurred = context.get("occurred_at")
     source_system = context.get("source_system")
-    data = {k: v for k, v in event.__dict__.items() if k not in _NOT_DATA}
     return EventEnvelope(
         event_id=event_id_for(event.originator_id, event.originator_version),
-        type=f"Case{type(event).__name__}",
+        type=event_type(type(event)),
         case_id=str(event.originator_id),
         case_type=context.get("case_type", ""),
         case_type_version=int(context.get("case_type_version", 0)),
@@ -147,5 +185,5 @@ def envelope_for(event: CanMutateAggregate[UUID], global_position: int) -> Event
         if source_system
         else None,
         schema_version=SCHEMA_VERSION,
-        data=data,
+        data=event_data(event),
     )

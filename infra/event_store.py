@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from psycopg import Connection
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.case import Case
-from domain.envelope import EventEnvelope, envelope_for
+from domain.envelope import EventEnvelope, envelope_body, envelope_for
 from services.application import CaseLedger
 
-CASE_TOPIC_PREFIX = "domain.case:Case."
+CASE_TOPIC_PREFIX = f"{get_topic(Case)}."  # the topics of Case's nested event classes
+
+Message = tuple[bytes, bytes]
+"""A case event as the relay publishes it: the case id (the key), the envelope's JSON."""
+
+_LOG = """
+SELECT notification_id, originator_id, originator_version, topic, state
+FROM {events} WHERE notification_id > %s ORDER BY notification_id LIMIT %s
+"""
+#: Dates and dataclasses go through ``default=str`` as in ``EventEnvelope.to_json``.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 _CASE_EVENTS = """
 SELECT notification_id, originator_id, originator_version, topic, state
@@ -35,6 +49,7 @@ class EventStoreReader:
         self.table = Identifier(table)
         self.channel = Identifier(table.replace(".", "_"))
         self._case_events = SQL(_CASE_EVENTS).format(events=self.table)
+        self._log = SQL(_LOG).format(events=self.table)
 
     def sql(self, statement: str) -> Composed:
         """``statement`` with ``{events}`` naming the event store's table."""
@@ -54,6 +69,25 @@ class EventStoreReader:
             self._envelope(n, n.id) for n in notifications if n.topic.startswith(CASE_TOPIC_PREFIX)
         ]
         return envelopes, notifications[-1].id if notifications else after
+
+    def read_messages(self, after: int, limit: int) -> tuple[list[Message], int]:
+        """What :meth:`read_log` reads, as the relay publishes it: case id and envelope JSON,
+        encoded from each decoded event without building an :class:`EventEnvelope`."""
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(self._log, (after, limit), prepare=True).fetchall()
+        messages = [
+            self._message(StoredEvent(case_id, version, topic, bytes(state)), at)
+            for at, case_id, version, topic, state in rows
+            if topic.startswith(CASE_TOPIC_PREFIX)
+        ]
+        return messages, rows[-1][0] if rows else after
+
+    def _message(self, stored: StoredEvent, position: int) -> Message:
+        event = self.ledger.mapper.to_domain_event(stored)
+        assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
+        body = envelope_body(event, position)
+        return body["case_id"].encode(), envelope_json(body)
 
     def case_events(
         self, conn: Connection[DictRow], case_id: UUID, after: int, upto: int
@@ -77,3 +111,14 @@ class EventStoreReader:
         event = self.ledger.mapper.to_domain_event(stored)
         assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
         return envelope_for(event, position)
+
+
+def envelope_json(body: dict[str, Any]) -> bytes:
+    """The envelope's JSON as ``EventEnvelope.to_json`` writes it, equal once parsed (not in
+    bytes: text is UTF-8 here, ``\\u`` escapes there), about ten times faster. What orjson
+    cannot encode (integers beyond 64 bits, keys that are not text) goes the standard way.
+    NaN, which orjson would write as null, never gets this far: ``domain.values`` refuses it."""
+    try:
+        return orjson.dumps(body, default=str, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":"), default=str, allow_nan=False).encode()

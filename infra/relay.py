@@ -24,7 +24,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
-from infra.event_store import EventStoreReader
+from infra.event_store import EventStoreReader, Message
 from infra.kafka import SEND_TIMEOUT_S, ensure_topic, new_producer
 from infra.outage import Liveness
 from infra.settings import Settings
@@ -36,7 +36,6 @@ _LEADER_LOCK = 7_110_002
 #: store's read with the broker's answer; more only queue in the producer (measured in
 #: ``bench/relay.py``).
 IN_FLIGHT_BATCHES = 2
-Message = tuple[bytes, bytes]  # key (the case id), value (the envelope's JSON)
 
 
 class Acknowledgement(Protocol):
@@ -131,7 +130,7 @@ class Relay:
         batches = 0
         while not (stop is not None and stop.is_set()) and batches != max_batches:
             self.liveness.beat()
-            messages, last = self._read(read_up_to)
+            messages, last = self.reader.read_messages(read_up_to, self.settings.relay_batch_size)
             if last == read_up_to:
                 break
             in_flight.add(last, self._send(messages))
@@ -141,10 +140,6 @@ class Relay:
             self._producer.flush(timeout=SEND_TIMEOUT_S)  # the last need not wait out linger_ms
         in_flight.settle()
         return in_flight.saved - start
-
-    def _read(self, after: int) -> tuple[list[Message], int]:
-        envelopes, last = self.reader.read_log(after, self.settings.relay_batch_size)
-        return [(e.case_id.encode(), e.to_json()) for e in envelopes], last
 
     def _send(self, messages: list[Message]) -> list[Acknowledgement]:
         producer = self._ensure_producer()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
 from fastapi import FastAPI
 from psycopg import Connection
 from psycopg.rows import DictRow
@@ -28,6 +28,7 @@ from infra.idempotency import PostgresIdempotencyStore
 from infra.kafka import BrokerProbe, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
 from infra.notifier import Notifier
+from infra.pipeline_figures import STATUS_BUDGET_S, read_pipeline_figures, status_figures
 from infra.projector import ProjectionWorker
 from infra.relay import Relay
 from infra.secrets import SecretStore
@@ -39,11 +40,16 @@ from services.application import CaseLedger
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
+from services.errors import VersionConflict
+from services.metrics import FIGURES_BUDGET_S, MetricsPage, PipelineCollector
+from services.retry import Retry
 
 CASE_TYPES_DIR = Path(__file__).resolve().parent.parent / "casetypes"
 BUILT_IN_CASE_TYPES = ("generic.yaml",)
 SAMPLE_CASE_TYPES = ("insurance_claim.yaml", "patient_care.yaml", "customer_complaint.yaml")
 INSTALLER = CommandContext(actor_id="caseledger", actor_role="admin")
+SCRAPE_S = 0.9 * FIGURES_BUDGET_S  # the read gives up before the scrape stops waiting for it
+INSTALL_RETRY = Retry(attempts=3, lost=(VersionConflict,))
 
 
 @dataclass
@@ -84,7 +90,9 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         )
         ledger = CaseLedger(
             case_types,
-            env=eventsourcing_env(settings.dsn, settings.db_pool_size, timeout),
+            env=eventsourcing_env(
+                settings.dsn, settings.db_pool_size, timeout, settings.case_cache_size
+            ),
             deadline_s=settings.command_deadline_s,
         )
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
@@ -109,15 +117,11 @@ def install_case_types(registry: CaseTypeRegistry, files: tuple[str, ...]) -> di
     for name in files:
         path = CASE_TYPES_DIR / name
         document = read_document(path.read_bytes(), "application/yaml")
-        for attempt in range(3):
-            try:
-                installed[document["name"]] = registry.install(
-                    document, f"shipped with caseledger ({name})", INSTALLER
-                )
-                break
-            except IntegrityError:  # another process installed it at the same moment
-                if attempt == 2:
-                    raise
+        reason = f"shipped with caseledger ({name})"
+        # Another process installing it at the same moment: the next attempt finds it current.
+        installed[document["name"]] = INSTALL_RETRY.run(
+            partial(registry.install, document, reason, INSTALLER)
+        )
     return installed
 
 
@@ -144,8 +148,16 @@ def build_api(container: Container) -> FastAPI:
         max_body_bytes=container.settings.max_body_bytes,
         max_document_bytes=container.settings.max_document_bytes,
         deadline_s=container.settings.command_deadline_s,
+        metrics=metrics_page(container),
     )
     return create_app(deps)
+
+
+def metrics_page(container: Container) -> MetricsPage:
+    """What GET /metrics answers, with the pipeline's figures read at each scrape."""
+    page = MetricsPage(PipelineCollector(lambda: read_pipeline_figures(container, SCRAPE_S)))
+    container.on_close.append(page.close)
+    return page
 
 
 def _refuse_development_keys(keys: PostgresKeyStore) -> None:
@@ -175,16 +187,10 @@ def build_notifier(container: Container) -> Notifier:
 
 
 def status_report(container: Container) -> dict[str, Any]:
-    """Where the relay and each projection stand, against the event store's head."""
+    """Where the relay and each projection stand, against the event store's head: the
+    figures ``GET /metrics`` shows too (``infra.pipeline_figures``)."""
     settings = container.settings
-    head = container.reader.head()
-    relay_position = container.relay.position()
-    with container.pool.connection() as conn:
-        row = conn.execute(
-            container.reader.sql("SELECT count(*) AS n FROM {events} WHERE notification_id > %s"),
-            (relay_position,),
-        ).fetchone()
-    relay_lag = int(row["n"]) if row else 0
+    figures = read_pipeline_figures(container, STATUS_BUDGET_S)
     return {
         "database_url": redact(settings.dsn),
         "kafka": {
@@ -192,10 +198,5 @@ def status_report(container: Container) -> dict[str, Any]:
             "topic": settings.kafka_topic,
             **topic_state(settings),
         },
-        "event_store": {"head_position": head},
-        "relay": {"position": relay_position, "lag": relay_lag},
-        "projections": {
-            "case_list": {**container.case_list.state(), "lag": container.case_list.lag()}
-        },
-        "work": container.case_list.work_waiting(),
+        **status_figures(figures),
     }

@@ -101,6 +101,9 @@ def serve(
     CASELEDGER_API_WORKERS processes on one port; a worker that dies is replaced."""
     import uvicorn
 
+    from infra.metrics_dir import prepare_metrics_dir
+
+    prepare_metrics_dir()  # first: its workers share their metrics there (infra.metrics_dir)
     from infra.bootstrap import bootstrap, build_api
 
     settings = _settings()
@@ -121,8 +124,8 @@ API_APP = "infra.cli:api_app"
 
 def server_options(settings: Settings, port: int) -> dict[str, Any]:
     """How uvicorn serves the API (bench/http.py serves its baseline the same way): built by
-    a factory in each of ``api_workers`` processes, on uvloop with the httptools parser (the
-    pure-Python h11 on asyncio did a no-op POST several times slower)."""
+    a factory in each of ``api_workers`` processes, on uvloop with the httptools parser (on
+    the pure-Python h11 and asyncio, bench/http.py's no-op POST is 1.6-3x slower)."""
     return {
         "factory": True,
         "workers": settings.api_workers,

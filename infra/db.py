@@ -215,7 +215,7 @@ def migrate(pool: ConnectionPool[Connection[DictRow]]) -> None:
 
 
 def eventsourcing_env(
-    dsn: str, pool_size: int, write_timeout_s: int = 5, case_cache_size: int = 1000
+    dsn: str, pool_size: int, write_timeout_s: int = 5, case_cache_size: int = 0
 ) -> dict[str, str]:
     """The eventsourcing library's settings for the database behind ``dsn``.
 
@@ -241,7 +241,8 @@ def eventsourcing_env(
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(write_timeout_s),
         "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": "infra.recorder:BoundedApplicationRecorder",
-        "AGGREGATE_CACHE_MAXSIZE": str(case_cache_size),
+        # the library reads 0 as "no limit": no cache is "" (its default)
+        "AGGREGATE_CACHE_MAXSIZE": str(case_cache_size) if case_cache_size else "",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
     }

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     )
     broker_port: int = 9092
     db_pool_size: int = Field(default=8, ge=1)
+    case_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="how many recently used cases each process keeps in memory, brought up "
+        "to date from the store before every use (0: none; a case of 10,000 notes takes a few MB)",
+    )
     db_write_timeout_s: int = Field(
         default=5,
         ge=1,

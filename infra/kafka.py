@@ -10,6 +10,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
 from infra.settings import Settings
 
@@ -91,6 +92,12 @@ def new_producer(settings: Settings) -> KafkaProducer:
         allow_auto_create_topics=False,  # a broker back empty must not get a default topic
         client_id="caseledger-relay",
     )
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed message (the Java client's
+    and kafka-python's: positive murmur2 of the key, modulo the partition count)."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def new_consumer(settings: Settings, group: str) -> KafkaConsumer:

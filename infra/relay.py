@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Protocol
 
 from kafka import KafkaProducer
@@ -25,7 +26,7 @@ from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from infra.event_store import EventStoreReader, Message
-from infra.kafka import SEND_TIMEOUT_S, ensure_topic, new_producer
+from infra.kafka import SEND_TIMEOUT_S, ensure_topic, new_producer, partition_for
 from infra.outage import Liveness
 from infra.settings import Settings
 
@@ -142,9 +143,18 @@ class Relay:
         return in_flight.saved - start
 
     def _send(self, messages: list[Message]) -> list[Acknowledgement]:
+        """Send a batch partition by partition, each partition's messages in their order:
+        the topic gets what sending in store order gives (per-partition order is all Kafka
+        keeps), in partition batches about three times fuller, so the producer wakes its
+        sender and makes requests less often (measured in ``bench/relay.py``)."""
         producer = self._ensure_producer()
         topic = self.settings.kafka_topic
-        return [producer.send(topic, key=key, value=value) for key, value in messages]
+        count = len(producer.partitions_for(topic))
+        placed = sorted(
+            ((partition_for(key, count), key, value) for key, value in messages),
+            key=itemgetter(0),  # a stable sort: each partition keeps the store's order
+        )
+        return [producer.send(topic, key=k, value=v, partition=p) for p, k, v in placed]
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; wakes on the store's NOTIFY or every idle wait."""

@@ -11,6 +11,7 @@ import jsonschema_rs
 
 from domain.envelope import EventEnvelope, event_id_for
 from infra.bootstrap import Container
+from infra.kafka import new_producer
 from infra.settings import Settings
 from services.contract import envelope_json_schema
 from tests.integration.helpers import (
@@ -75,6 +76,27 @@ def test_the_message_key_is_the_case_id(container: Container, settings: Settings
     assert len(records) == 6
     for record in records:
         assert record.key.decode() == EventEnvelope.from_json(record.value).case_id
+
+
+def test_each_case_lands_in_the_partition_kafkas_default_partitioner_picks_for_its_key(
+    container: Container, settings: Settings
+) -> None:
+    """The relay sends partition by partition; a plain producer must agree on the place."""
+    open_cases(container, 12, notes=1)
+    with running(container.relay.run):
+        wait_until(lambda: container.relay.position() >= container.reader.head(), 30, "relay")
+    partitions: dict[bytes, set[int]] = defaultdict(set)
+    for record in raw_records(settings, 24):
+        partitions[record.key].add(record.partition)
+    assert len(partitions) == 12
+    assert len(set.union(*partitions.values())) > 1  # the cases spread over the partitions
+    probe = new_producer(settings)  # kafka-python's own partitioner, nothing given
+    try:
+        for key, found in partitions.items():
+            sent = probe.send(settings.kafka_topic, key=key, value=b"{}").get(timeout=10)
+            assert found == {sent.partition}
+    finally:
+        probe.close()
 
 
 def test_relay_killed_mid_stream_loses_nothing_and_keeps_per_case_order(

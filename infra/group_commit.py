@@ -4,8 +4,9 @@ A writer hands its item to :meth:`GroupCommitter.submit` and waits there for its
 The first writer that finds no batch being written becomes the leader: it takes what is
 queued (oldest first, within the batch budget), writes it with one call of the function the
 committer was built with, gives every writer of the batch its own outcome (a result, or the
-exception that is raised in that writer's thread), and wakes the others; one of those still
-waiting leads the next batch, which holds everything that queued meanwhile. So the batch grows
+exception that is raised in that writer's thread) and wakes each of them, then hands the lead
+to the oldest writer still waiting, whose batch holds everything that queued meanwhile. Only
+those threads wake: a batch does not stir every waiting writer. So the batch grows
 with the load by itself: a lone writer commits at once, sixteen writers share a commit.
 
 There is no thread of its own that could die or hang: the committer is its writers. A writer
@@ -20,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -48,6 +49,7 @@ class Pending(Generic[T, R]):
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 #: Writes one batch: one outcome per item, in order (the result, or the exception to raise in
@@ -67,7 +69,7 @@ class GroupCommitter(Generic[T, R]):
         self._write = write
         self._expired = expired
         self.budget = budget or BatchBudget()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: deque[Pending[T, R]] = deque()
         self._leading = False
         #: Batches written and items in them, since start (for tests and ``/metrics``).
@@ -78,27 +80,39 @@ class GroupCommitter(Generic[T, R]):
         """Write ``item`` with whatever else is waiting; returns its result once its batch
         is written, or raises its error."""
         pending: Pending[T, R] = Pending(item, events, size, deadline)
-        with self._cond:
+        with self._lock:
             self._queue.append(pending)
-        while (batch := self._wait_for_turn(pending)) is not None:
+            leading = not self._leading
+            self._leading = True
+        if not leading:
+            leading = self._wait(pending)
+        while leading:
+            with self._lock:
+                batch = self._take()
             self._lead(batch)
+            leading = not pending.done and self._wait(pending)
         if pending.error is not None:
             raise pending.error
         return pending.result  # type: ignore[return-value]  # R may be None itself
 
-    def _wait_for_turn(self, pending: Pending[T, R]) -> list[Pending[T, R]] | None:
-        """None once ``pending`` is done; else the batch this thread is now to write."""
-        with self._cond:
-            while not pending.done:
-                if not self._leading:
-                    self._leading = True
-                    return self._take()
-                left = None if pending.deadline is None else pending.deadline - time.monotonic()
-                if left is not None and left <= 0 and not pending.taken:
+    def _wait(self, pending: Pending[T, R]) -> bool:
+        """Wait until ``pending`` is written (False) or this writer is to lead (True). Only
+        its own writer is woken: by the leader that wrote it, or handing over the lead."""
+        while not pending.wake.wait(self._left(pending)):
+            with self._lock:  # out of time: leave, unless a leader has taken it or handed over
+                if not pending.wake.is_set() and not pending.taken:
                     self._queue.remove(pending)
                     raise self._expired()
-                self._cond.wait(None if pending.taken else left)
+        if pending.done:
+            return False
+        pending.wake.clear()  # the lead: nobody else can take it now, or wake it before
+        return True
+
+    @staticmethod
+    def _left(pending: Pending[T, R]) -> float | None:
+        if pending.taken or pending.deadline is None:
             return None
+        return max(0.0, pending.deadline - time.monotonic())
 
     def _take(self) -> list[Pending[T, R]]:
         """The oldest waiting items that fit in one batch (at least one)."""
@@ -133,8 +147,11 @@ class GroupCommitter(Generic[T, R]):
             else:
                 pending.result = outcome
             pending.done = True
-        with self._cond:
+            pending.wake.set()
+        with self._lock:
             self.batches += 1
             self.items += len(batch)
-            self._leading = False
-            self._cond.notify_all()
+            if self._queue:  # the oldest waiter leads the next batch
+                self._queue[0].wake.set()
+            else:
+                self._leading = False

@@ -33,9 +33,9 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 RELAY = "kafka"
 _LEADER_LOCK = 7_110_002
-#: Batches sent but not yet acknowledged while the next one is read. Two already overlap the
-#: store's read with the broker's answer; more only queue in the producer (measured in
-#: ``bench/relay.py``).
+#: Batches sent but not yet acknowledged while the next one is read: two overlap the store's
+#: read with the broker's answer; three or four measured no faster (they only queue in the
+#: producer).
 IN_FLIGHT_BATCHES = 2
 
 
@@ -145,8 +145,8 @@ class Relay:
     def _send(self, messages: list[Message]) -> list[Acknowledgement]:
         """Send a batch partition by partition, each partition's messages in their order:
         the topic gets what sending in store order gives (per-partition order is all Kafka
-        keeps), in partition batches about three times fuller, so the producer wakes its
-        sender and makes requests less often (measured in ``bench/relay.py``)."""
+        keeps), in partition batches about three times fuller (31 KB against 9 KB, measured
+        with batches of 500), so the producer wakes its sender and makes requests less often."""
         producer = self._ensure_producer()
         topic = self.settings.kafka_topic
         count = len(producer.partitions_for(topic))

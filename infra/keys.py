@@ -101,6 +101,10 @@ class PostgresKeyStore:
         self._cache = {k: v for k, v in self._cache.items() if v[1].key_id != key_id}
         return _holder(row)
 
+    def cached_holder(self, key: str) -> KeyHolder | None:
+        cached = self._cache.get(key)
+        return cached[1] if cached and cached[0] > time.monotonic() else None
+
     def holder_of(self, key: str) -> KeyHolder | None:
         now = time.monotonic()
         cached = self._cache.get(key)

@@ -90,6 +90,10 @@ class KeyStore(Protocol):
         """The key's holder (also when revoked or expired), or ``None`` for an unknown key."""
         ...
 
+    def cached_holder(self, key: str) -> KeyHolder | None:
+        """:meth:`holder_of` if it is known without asking the database, else ``None``."""
+        ...
+
     def issue(
         self, role: Role, label: str = "", expires_in: timedelta | None = None
     ) -> tuple[str, KeyHolder]:

@@ -56,7 +56,7 @@ router = APIRouter(
 Correlation = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(

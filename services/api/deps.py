@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -49,7 +50,12 @@ class ApiDependencies:
     metrics: MetricsPage = field(default_factory=lambda: MetricsPage(None))
 
 
-def _deps(request: Request) -> ApiDependencies:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its
+# thread pool, one hop per dependency per request, which cost a command over HTTP more than
+# the command's own work. Those that may wait on the database stay plain functions.
+
+
+async def _deps(request: Request) -> ApiDependencies:
     deps: ApiDependencies = request.app.state.deps
     return deps
 
@@ -72,7 +78,7 @@ class Caller:
         return CommandContext(self.actor_id, self.role.value)
 
 
-def authenticated(
+async def authenticated(
     deps: Deps,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -84,7 +90,9 @@ def authenticated(
             "(create a key with `caseledger keys create --role ROLE`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    holder = deps.keys.holder_of(credentials.credentials)
+    holder = deps.keys.cached_holder(credentials.credentials) or await run_in_threadpool(
+        deps.keys.holder_of, credentials.credentials
+    )
     if holder is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -140,7 +148,7 @@ def _declared_query(dependant: Dependant) -> dict[str, bool]:
     return names
 
 
-def known_query_only(request: Request) -> None:
+async def known_query_only(request: Request) -> None:
     """Refuse query parameters the route does not declare, as bodies refuse unknown fields,
     and single values given twice: a misspelt filter (``?stauts=open``) or a repeated one
     (``?status=open&status=waiting``, of which FastAPI would keep the last) must not
@@ -167,10 +175,10 @@ def _query_error(kind: str, name: str, message: str, values: list[str]) -> dict[
     return {"type": kind, "loc": ("query", name), "msg": message, "input": values}
 
 
-def require(allowed: frozenset[Role], action: str) -> Callable[[Caller], Caller]:
+def require(allowed: frozenset[Role], action: str) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that lets through only callers whose role is in ``allowed``."""
 
-    def check(caller: CurrentCaller) -> Caller:
+    async def check(caller: CurrentCaller) -> Caller:
         if caller.role not in allowed:
             roles = ", ".join(sorted(r.value for r in allowed))
             raise HTTPException(

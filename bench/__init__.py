@@ -8,5 +8,10 @@ Run them all from the project root with ``make bench`` or ``.venv/bin/python -m 
 - ``bench.relay``: relay events/s vs a raw producer sending the same bytes;
 - ``bench.projection``: projection events/s vs a raw consumer that only decodes;
 - ``bench.latency``: command-to-projection latency vs a raw produce-to-consume round trip;
-- ``bench.case_rules``: commands/s with a case type of 20 rules vs the same type with none.
+- ``bench.case_rules``: commands/s with a case type of 20 rules vs the same type with none;
+- ``bench.http``: commands over HTTP with wrk (whole stack running) vs a no-op FastAPI POST;
+- ``bench.loading``: loading a case of 10,000 events (cold, cached, as of a past version) vs a
+  raw SELECT of its rows.
+
+Each run also writes its figures to ``bench-results/`` as JSON, to compare runs.
 """

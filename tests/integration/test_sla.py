@@ -285,6 +285,7 @@ def test_a_watcher_killed_before_the_deadline_and_restarted_after_records_it_onc
     assert_fired_once(container, case_id)
 
 
+@pytest.mark.slow  # ~35 s of random kills; the single-kill proofs above run in make test
 def test_watchers_killed_and_restarted_again_and_again_record_each_deadline_once(
     container: Container, stack: Stack
 ) -> None:

@@ -62,7 +62,7 @@ _T = TypeVar("_T")
 _PIPELINED_MAX_BYTES = 64 * 1024
 _TIMEOUTS = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 _STORED_VERSIONS = """
-SELECT originator_id, originator_version FROM {schema}.{table}
+SELECT originator_id, originator_version{more} FROM {schema}.{table}
 WHERE (originator_id, originator_version) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))
 """
 
@@ -103,8 +103,13 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             ),
             SQL("NOTIFY {channel}").format(channel=Identifier(self.channel_name)),
         )
-        self._stored_versions = SQL(_STORED_VERSIONS).format(
-            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        table = {
+            "schema": Identifier(self.datastore.schema),
+            "table": Identifier(self.events_table_name),
+        }
+        self._stored_versions = SQL(_STORED_VERSIONS).format(more=SQL(""), **table)
+        self._stored_versions_and_state = SQL(_STORED_VERSIONS).format(
+            more=SQL(", notification_id, state"), **table
         )
         #: Saves that arrive together share a transaction (``infra.group_commit``); set its
         #: ``budget.commands`` to 1 to write every save alone.
@@ -236,7 +241,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             return ids
         except _RETRIED as error:
             if ids is not None:  # every statement ran: only the COMMIT's answer is missing
-                raise _CommitUnanswered(ids, stored_events[0]) from error
+                raise _CommitUnanswered(ids, stored_events) from error
             raise
 
     def _write_pipelined(
@@ -271,7 +276,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                     error, failed = caught, True
             if failed:
                 if sent and conn.broken:  # COMMIT may have run: look before anyone retries
-                    raise _CommitUnanswered(None, stored_events[0]) from error
+                    raise _CommitUnanswered(None, stored_events) from error
                 with suppress(Exception):
                     conn.rollback()
                 if (
@@ -324,7 +329,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             return [self._alone(w, budget_ms) for w in writes]
         except _RETRIED as error:
             if winners and all(o is not None for o in outcomes):  # only COMMIT's answer is lost
-                raise _CommitUnanswered(outcomes, winners[0].events[0]) from error
+                raise _CommitUnanswered(outcomes, winners[0].events) from error
             raise
         return [o if o is not None else [] for o in outcomes]
 
@@ -371,51 +376,35 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     def _after_unanswered_commit(self, unanswered: _CommitUnanswered) -> Any:
         """The connection broke during COMMIT: look whether the events are there (a batch
         is one transaction: its first event tells for all of it)."""
-        first = unanswered.first
         try:
-            found = self._select_one(first.originator_id, first.originator_version)
+            ids = self._ids_of(unanswered.events)
         except _RETRIED as error:
             raise StoreUnavailable(
                 "the database went away while the command was being committed, and is not "
                 f"back to say whether it was stored ({describe_error(error)})",
                 hint="retry with the same Idempotency-Key: it is stored exactly once",
             ) from error
-        if found:
-            return unanswered.result if unanswered.result is not None else self._ids_of(first)
+        if ids:
+            return unanswered.result if unanswered.result is not None else ids
         raise StoreUnavailable(
             "the database went away while the command was being committed; it was not stored",
             hint="retry in a moment",
         )
 
-    def _ids_of(self, first: StoredEvent) -> list[int]:
-        """The notification ids of the save whose first event is ``first`` (a save stores
-        its events in version order, with consecutive ids)."""
+    def _ids_of(self, events: Sequence[StoredEvent]) -> list[int]:
+        """The notification ids of a save's ``events`` if that save is stored; none when
+        its first event's version is not stored, or stored by another command (other bytes)."""
+        first = events[0]
         with self.datastore.get_connection() as conn:
             rows = conn.execute(
-                SQL(
-                    "SELECT notification_id FROM {schema}.{table} WHERE originator_id = %s"
-                    " AND originator_version >= %s ORDER BY originator_version"
-                ).format(
-                    schema=Identifier(self.datastore.schema),
-                    table=Identifier(self.events_table_name),
-                ),
-                (first.originator_id, first.originator_version),
+                self._stored_versions_and_state,
+                ([e.originator_id for e in events], [e.originator_version for e in events]),
             ).fetchall()
-        return [row["notification_id"] for row in rows]
-
-    def _select_one(self, originator_id: UUID | str, version: int) -> bool:
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                SQL(
-                    "SELECT 1 FROM {schema}.{table}"
-                    " WHERE originator_id = %s AND originator_version = %s"
-                ).format(
-                    schema=Identifier(self.datastore.schema),
-                    table=Identifier(self.events_table_name),
-                ),
-                (originator_id, version),
-            ).fetchone()
-        return row is not None
+        mine = {(str(r["originator_id"]), r["originator_version"]): r for r in rows}
+        head = mine.get((str(first.originator_id), first.originator_version))
+        if head is None or bytes(head["state"]) != first.state or len(mine) != len(events):
+            return []
+        return sorted(r["notification_id"] for r in mine.values())
 
     def _rows(self, stored_events: Sequence[StoredEvent]) -> list[Any]:
         return [
@@ -472,13 +461,13 @@ def _no_time_left() -> StoreBusy:
 
 
 class _CommitUnanswered(Exception):
-    """Every statement ran; the answer to COMMIT was lost. ``first`` is an event that is
-    stored if, and only if, the transaction committed; ``result`` what the write answers then."""
+    """The answer to COMMIT was lost. ``events`` (of one save) are stored if, and only if,
+    the transaction committed; ``result`` is what the write answers then (None: their ids)."""
 
-    def __init__(self, result: Any, first: StoredEvent) -> None:
+    def __init__(self, result: Any, events: Sequence[StoredEvent]) -> None:
         super().__init__("no answer to COMMIT")
         self.result = result
-        self.first = first
+        self.events = events
 
 
 def _out_of_time() -> bool:

@@ -18,9 +18,9 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from infra.bootstrap import Container
-from infra.recorder import BoundedApplicationRecorder, _Write
+from infra.recorder import BoundedApplicationRecorder, _CommitUnanswered, _Write
 from infra.settings import Settings
-from services.errors import RequestReplayed, VersionConflict
+from services.errors import RequestReplayed, StoreUnavailable, VersionConflict
 from services.idempotency import Claim, claiming
 from services.metrics import OBSERVED
 from tests.conftest import settings_env
@@ -213,3 +213,18 @@ def test_a_writer_killed_in_the_middle_of_batches_stores_whole_saves_only(
     stored = {row["id"]: row["versions"] for row in rows}
     assert all(versions == [1, 2, 3] for versions in stored.values())  # no half save
     assert set(acknowledged) <= set(stored)  # every acknowledged save is there
+
+
+def test_a_save_whose_commit_went_unanswered_is_looked_up_not_guessed(
+    container: Container,
+) -> None:
+    recorder = recorder_of(container)
+    case, child = uuid4(), uuid4()
+    save = [stored_event(case, 1), stored_event(case, 2), stored_event(child, 1)]
+    ids = recorder.insert_events(save)
+    assert recorder._ids_of(save) == sorted(ids or [])  # the whole save, children too
+    other = StoredEvent(case, 1, "bench:Event", b'{"another": "command"}')
+    assert recorder._ids_of([other]) == []  # that version holds another command's event
+    assert recorder._ids_of([stored_event(uuid4(), 1)]) == []  # not stored at all
+    with pytest.raises(StoreUnavailable, match="it was not stored"):
+        recorder._after_unanswered_commit(_CommitUnanswered(None, [other]))

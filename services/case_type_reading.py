@@ -11,7 +11,10 @@ import re
 from typing import Any, ClassVar
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.cyaml import CParser  # type: ignore[attr-defined]
+from yaml.resolver import Resolver
 
 from domain.errors import InvalidCommand
 
@@ -39,28 +42,25 @@ class InvalidDocument(InvalidCommand):
         )
 
 
-class _Loader(yaml.SafeLoader):
+class _PlainData:
     """YAML restricted to plain data: the YAML 1.2 core scalars (only true/false are booleans,
     so ``on:`` stays a key, and dates stay text), no anchors or aliases (no "billion laughs"),
     no merge keys, no explicit tags, text keys only, no duplicate keys."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registries,
-    yaml_constructors: ClassVar[dict[Any, Any]] = {}  # emptied to allow only what we add
-
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()  # type: ignore[attr-defined]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise yaml.MarkedYAMLError(
                 problem="anchors and aliases (&name, *name) are not allowed; repeat the text",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)
+        return super().compose_node(parent, index)  # type: ignore[misc]
 
     def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)  # type: ignore[misc]
         seen: set[str] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             if not isinstance(key, str) or key in seen:
                 why = "appears twice" if key in seen else "must be text"
                 raise ConstructorError(
@@ -68,6 +68,30 @@ class _Loader(yaml.SafeLoader):
                 )
             seen.add(key)
         return mapping
+
+
+class _Loader(_PlainData, yaml.SafeLoader):
+    """:class:`_PlainData` with PyYAML's pure-Python reader: its refusals say the most."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}  # noqa: RUF012 - PyYAML's class registries,
+    yaml_constructors: ClassVar[dict[Any, Any]] = {}  # emptied to allow only what we add
+
+
+class _FastLoader(_PlainData, Composer, CParser, SafeConstructor, Resolver):
+    """:class:`_PlainData` with libyaml (PyYAML's C parser) scanning and parsing: the
+    pure-Python parser took seconds for a 256 KiB document, most of a request's deadline.
+    Nodes are still composed and constructed in Python, with the checks above. A document it
+    cannot read is read again by :class:`_Loader`, whose refusals say more."""
+
+    yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers  # the same registries
+    yaml_constructors = _Loader.yaml_constructors
+    get_single_node = Composer.get_single_node  # not CParser's, which composes in C
+
+    def __init__(self, stream: Any) -> None:
+        CParser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
 
 
 for _tag, _pattern, _first in (
@@ -123,7 +147,7 @@ def read_document(body: bytes, content_type: str) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise InvalidDocument([f"document: not UTF-8 text (byte {error.start})"]) from None
     try:
-        document = _json(text) if media in JSON_TYPES else yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        document = _json(text) if media in JSON_TYPES else _yaml(text)
     except yaml.MarkedYAMLError as error:
         raise InvalidDocument([_yaml_problem(error)]) from None
     except json.JSONDecodeError as error:
@@ -140,6 +164,16 @@ def read_document(body: bytes, content_type: str) -> dict[str, Any]:
     if problems := unstorable_text(document):
         raise InvalidDocument(problems)
     return document
+
+
+def _yaml(text: str) -> Any:
+    """The YAML document in ``text``, read fast when it is plain, else read again slowly so
+    that a refusal says exactly what is wrong and where (or a lone surrogate is reported)."""
+    try:
+        return yaml.load(text, Loader=_FastLoader)  # type: ignore[arg-type]  # noqa: S506
+    except Exception:  # noqa: BLE001, S110 - the slow reader below explains the refusal
+        pass
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def unstorable_text(document: dict[str, Any]) -> list[str]:

@@ -44,7 +44,13 @@ from infra.group_commit import GroupCommitter, Pending
 from infra.idempotency import CLAIMED, insert_claim, insert_claims
 from infra.idempotency import CONSTRAINT as CLAIMS_CONSTRAINT
 from services.deadline import remaining
-from services.errors import RequestReplayed, SaveTooLarge, StoreBusy, StoreUnavailable
+from services.errors import (
+    OutcomeUnknown,
+    RequestReplayed,
+    SaveTooLarge,
+    StoreBusy,
+    StoreUnavailable,
+)
 from services.idempotency import Claim, current_claim
 from services.metrics import observe_commit
 
@@ -275,8 +281,8 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                 except Exception as caught:  # noqa: BLE001 - raised once the pipeline is left
                     error, failed = caught, True
             if failed:
-                if sent and conn.broken:  # COMMIT may have run: look before anyone retries
-                    raise _CommitUnanswered(None, stored_events) from error
+                if sent and _may_have_committed(error, broken=conn.broken):
+                    raise _CommitUnanswered(None, stored_events) from error  # look, not retry
                 with suppress(Exception):
                     conn.rollback()
                 if (
@@ -375,15 +381,22 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
 
     def _after_unanswered_commit(self, unanswered: _CommitUnanswered) -> Any:
         """The connection broke during COMMIT: look whether the events are there (a batch
-        is one transaction: its first event tells for all of it)."""
-        try:
-            ids = self._ids_of(unanswered.events)
-        except _RETRIED as error:
-            raise StoreUnavailable(
-                "the database went away while the command was being committed, and is not "
-                f"back to say whether it was stored ({describe_error(error)})",
-                hint="retry with the same Idempotency-Key: it is stored exactly once",
-            ) from error
+        is one transaction: its first event tells for all of it), again and again while the
+        caller has time. Never guessed: 503 means "not stored", so an outcome still unknown
+        at the deadline is answered as unknown (504)."""
+        while True:
+            try:
+                ids = self._ids_of(unanswered.events)
+                break
+            except _RETRIED as error:
+                if _out_of_time() or remaining() is None:
+                    raise OutcomeUnknown(
+                        "the database went away while the command was being committed, and "
+                        f"is not back to say whether it was stored ({describe_error(error)})",
+                        hint="send it again with the same Idempotency-Key: if it was stored, "
+                        "that answers its outcome; if not, it is stored then, once",
+                    ) from error
+                time.sleep(_RETRY_WAIT_S)
         if ids:
             return unanswered.result if unanswered.result is not None else ids
         raise StoreUnavailable(
@@ -468,6 +481,21 @@ class _CommitUnanswered(Exception):
         super().__init__("no answer to COMMIT")
         self.result = result
         self.events = events
+
+
+def _may_have_committed(error: BaseException | None, *, broken: bool) -> bool:
+    """Whether a pipelined save whose COMMIT was sent may be stored although it failed: the
+    connection broke, or the server ended the session (an operator's fast shutdown ends it
+    with "terminating connection", which can come after the commit record was flushed and
+    before COMMIT's answer, while psycopg does not yet see the connection as broken). A
+    statement that failed (a timeout, a unique violation) aborted the transaction: not stored.
+    """
+    if broken:
+        return True
+    if not isinstance(error, _RETRIED) or isinstance(error, _OUT_OF_TIME):
+        return False
+    state = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
 
 
 def _out_of_time() -> bool:

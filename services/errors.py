@@ -41,6 +41,14 @@ class StoreBusy(StoreUnavailable):
     code = "store_busy"
 
 
+class OutcomeUnknown(DomainError):
+    """The database went away during COMMIT and did not come back in time to say whether
+    the command was stored; answered 504. Unlike 503, the command may be stored: a retry
+    with the same Idempotency-Key answers its outcome and never stores it twice."""
+
+    code = "outcome_unknown"
+
+
 class RequestReplayed(DomainError):
     """A request with the same Idempotency-Key was stored by a concurrent request."""
 

@@ -44,7 +44,7 @@ from services.idempotency import HEADER, MAX_KEY_LENGTH
 from services.queries import CaseFilter, PageCursor
 
 _errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503, 504)
 }
 # Authentication first (401), then unknown query parameters (422), then the route's own checks.
 router = APIRouter(

@@ -21,6 +21,7 @@ from services.auth import KeyNotFound
 from services.errors import (
     CaseNotFound,
     CaseTypeNotFound,
+    OutcomeUnknown,
     RequestReplayed,
     SaveTooLarge,
     StoreUnavailable,
@@ -37,6 +38,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (UnknownVersion, 404),
     (SaveTooLarge, 413),
     (StoreUnavailable, 503),
+    (OutcomeUnknown, 504),
     (VersionConflict, 409),
     (RequestReplayed, 409),
     (InvalidTransition, 409),
@@ -62,7 +64,7 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
     problems = getattr(error, "problems", None)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if status in (503, 504) else None
     return error_response(
         status, error.message, error.code, error.hint, headers=headers, problems=problems
     )

@@ -15,12 +15,13 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from infra.bootstrap import Container
 from infra.recorder import BoundedApplicationRecorder, _CommitUnanswered, _Write
 from infra.settings import Settings
-from services.errors import RequestReplayed, StoreUnavailable, VersionConflict
+from services.deadline import deadline_in
+from services.errors import OutcomeUnknown, RequestReplayed, StoreUnavailable, VersionConflict
 from services.idempotency import Claim, claiming
 from services.metrics import OBSERVED
 from tests.conftest import settings_env
@@ -228,3 +229,33 @@ def test_a_save_whose_commit_went_unanswered_is_looked_up_not_guessed(
     assert recorder._ids_of([stored_event(uuid4(), 1)]) == []  # not stored at all
     with pytest.raises(StoreUnavailable, match="it was not stored"):
         recorder._after_unanswered_commit(_CommitUnanswered(None, [other]))
+
+
+def test_an_unanswered_commit_is_looked_up_until_the_deadline_then_answered_unknown(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the database is away the lookup is tried again; if it never answers in time,
+    the outcome is "unknown" (504), never "not stored" (503): it may be stored."""
+    recorder = recorder_of(container)
+    save = [stored_event(uuid4(), 1)]
+    ids = recorder.insert_events(save)
+    lookup, tries = recorder._ids_of, []
+
+    def away_then_back(events: list[StoredEvent]) -> list[int]:
+        tries.append(1)
+        if len(tries) < 3:
+            raise OperationalError("the database is away")
+        return lookup(events)
+
+    monkeypatch.setattr(recorder, "_ids_of", away_then_back)
+    with deadline_in(5.0):
+        assert recorder._after_unanswered_commit(_CommitUnanswered(None, save)) == ids
+    assert len(tries) == 3
+
+    monkeypatch.setattr(
+        recorder, "_ids_of", lambda _: (_ for _ in ()).throw(OperationalError("away"))
+    )
+    started = time.monotonic()
+    with deadline_in(0.5), pytest.raises(OutcomeUnknown, match="whether it was stored"):
+        recorder._after_unanswered_commit(_CommitUnanswered(None, save))
+    assert time.monotonic() - started < 1.0

@@ -6,7 +6,8 @@ each with an Idempotency-Key and a client timeout, while the database goes away:
 - the API answers 503 (never 500), and /health answers within a second naming the database;
 - every worker resumes by itself, and the view converges on the store;
 - no note answered 503 is in the store, every acknowledged note is, and a note whose
-  answer timed out, retried with its key after the outage, is stored exactly once.
+  answer timed out or was "outcome unknown" (504: the database went away during its
+  COMMIT), retried with its key after the outage, is stored exactly once.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def _send(client: httpx.Client, key: str, case_id: str, text: str) -> str:
         return "timeout"
     except httpx.TransportError:
         return "unreachable"
-    return {200: "ok", 503: "503"}.get(answer.status_code, f"http {answer.status_code}")
+    return {200: "ok", 503: "503", 504: "unknown"}.get(
+        answer.status_code, f"http {answer.status_code}"
+    )
 
 
 def _spawn(verb: str, settings: Settings, logs: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -219,9 +222,10 @@ def _outage(stack: Stack, seconds: float) -> dict[str, float]:
         load.outcomes.values()
     )
     with httpx.Client(base_url=stack.base, timeout=10) as client:
-        for text in load.texts("timeout") + load.texts("unreachable"):
-            case = cases[int(text.split("-")[1]) % len(cases)]
-            assert _send(client, stack.key, case, text) == "ok", text
+        for outcome in ("timeout", "unreachable", "unknown"):  # retried with their keys
+            for text in load.texts(outcome):
+                case = cases[int(text.split("-")[1]) % len(cases)]
+                assert _send(client, stack.key, case, text) == "ok", text
     container = stack.container()
     try:
         wait_until(
@@ -234,8 +238,9 @@ def _outage(stack: Stack, seconds: float) -> dict[str, float]:
     converged = time.monotonic() - restarted
     assert stack.all_alive(), {v: p.poll() for v, p in stack.processes.items()}
     stored = _notes_in_store(stack)
-    for text in load.texts("ok") + load.texts("timeout") + load.texts("unreachable"):
-        assert stored[text] == 1, f"{text} ({load.outcomes[text]}) stored {stored[text]} times"
+    for outcome in ("ok", "timeout", "unreachable", "unknown"):
+        for text in load.texts(outcome):
+            assert stored[text] == 1, f"{text} ({outcome}) stored {stored[text]} times"
     for text in load.texts("503"):
         assert stored[text] == 0, f"{text} was answered 503 but is in the store"
     print(

@@ -23,10 +23,14 @@ class CommandContext:
     source_system: str | None = None
     source_record_id: str | None = None
     occurred_at: datetime | None = None
+    lineage: Lineage | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        del data["lineage"]
+        if self.lineage is not None:  # only on ingested facts: other events stay small
+            data.update(self.lineage.as_dict())
         return data
 
     @classmethod
@@ -40,4 +44,40 @@ class CommandContext:
             source_system=data.get("source_system"),
             source_record_id=data.get("source_record_id"),
             occurred_at=datetime.fromisoformat(occurred) if occurred else None,
+            lineage=Lineage.from_dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where an ingested fact came from, besides its silo and record id: the connector and
+    the version of it that mapped the record, the record's position in its source (a row's
+    transaction and key, a file and line, a topic offset, a queue delivery), the batch it was
+    read in, and when it was read."""
+
+    connector: str
+    connector_version: int
+    source_position: str | None
+    batch_id: str | None
+    read_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "connector_version": self.connector_version,
+            "source_position": self.source_position,
+            "batch_id": self.batch_id,
+            "read_at": self.read_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lineage | None:
+        if not data.get("connector"):
+            return None
+        return cls(
+            connector=data["connector"],
+            connector_version=int(data["connector_version"]),
+            source_position=data.get("source_position"),
+            batch_id=data.get("batch_id"),
+            read_at=datetime.fromisoformat(data["read_at"]),
         )

@@ -44,6 +44,16 @@ class SourceLineage:
     """The silo's name."""
     record_id: str | None
     """The record's id in that silo."""
+    connector: str | None = None
+    """The connector that ingested it (absent for facts sent over HTTP with a source)."""
+    connector_version: int | None = None
+    """The version of that connector whose mapping made this event."""
+    position: str | None = None
+    """Where the record was read: a row's transaction and key, a file and line, an offset."""
+    batch_id: str | None = None
+    """The batch (poll, file, request) the record was read in."""
+    read_at: str | None = None
+    """When the connector read the record (ISO 8601)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class EventEnvelope:
         body = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict deep-copies
         body["actor"] = {"id": self.actor.id, "role": self.actor.role}
         if self.source is not None:
-            body["source"] = {"system": self.source.system, "record_id": self.source.record_id}
+            body["source"] = {f.name: getattr(self.source, f.name) for f in fields(self.source)}
         body["occurred_at"] = self.occurred_at.isoformat()
         body["recorded_at"] = self.recorded_at.isoformat()
         return json.dumps(body, separators=(",", ":"), default=str, allow_nan=False).encode()
@@ -155,9 +165,7 @@ def envelope_body(event: CanMutateAggregate[UUID], global_position: int) -> dict
         "actor": {"id": context.get("actor_id", "unknown"), "role": context.get("actor_role", "")},
         "correlation_id": context.get("correlation_id", ""),
         "causation_id": context.get("causation_id"),
-        "source": {"system": source_system, "record_id": context.get("source_record_id")}
-        if source_system
-        else None,
+        "source": _source(context) if source_system else None,
         "schema_version": SCHEMA_VERSION,
         "data": event_data(event),
     }
@@ -181,9 +189,20 @@ def envelope_for(event: CanMutateAggregate[UUID], global_position: int) -> Event
         actor=Actor(id=context.get("actor_id", "unknown"), role=context.get("actor_role", "")),
         correlation_id=context.get("correlation_id", ""),
         causation_id=context.get("causation_id"),
-        source=SourceLineage(source_system, context.get("source_record_id"))
-        if source_system
-        else None,
+        source=SourceLineage(**_source(context)) if source_system else None,
         schema_version=SCHEMA_VERSION,
         data=event_data(event),
     )
+
+
+def _source(context: dict[str, Any]) -> dict[str, Any]:
+    """The ``source`` of an ingested fact's envelope, from its event's context."""
+    return {
+        "system": context["source_system"],
+        "record_id": context.get("source_record_id"),
+        "connector": context.get("connector"),
+        "connector_version": context.get("connector_version"),
+        "position": context.get("source_position"),
+        "batch_id": context.get("batch_id"),
+        "read_at": context.get("read_at"),
+    }

@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS kept boolean NOT NULL DEFAULT false;
 CREATE TABLE IF NOT EXISTS projection_state (
     projection      text PRIMARY KEY,
     applied_events  bigint NOT NULL DEFAULT 0,

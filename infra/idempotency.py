@@ -1,7 +1,7 @@
 """The ``idempotency_keys`` table: the one module that writes it.
 
 A stored command's claim is inserted by the event store's writer in the events' transaction
-(:func:`insert_claim`); a refusal is recorded after the answer (:meth:`record_refusal`).
+(:func:`insert_claims`); a refusal is recorded after the answer (:meth:`record_refusal`).
 Rows older than the retention are ignored and purged.
 """
 
@@ -27,27 +27,20 @@ WHERE (scope, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 _PURGE_EVERY_S = 60.0
 
 
-def insert_claim(curs: Cursor[Any], claim: Claim, case_id: Any, version: int) -> None:
-    """Record that ``claim`` stored the command that brought ``case_id`` to ``version``; a
-    unique violation on :data:`CONSTRAINT` means the same key was stored first by another."""
-    curs.execute(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (claim.scope, claim.key, claim.request_hash, str(case_id), version),
-    )
-
-
 def insert_claims(curs: Cursor[Any], claims: Sequence[tuple[Claim, Any, int]]) -> None:
-    """:func:`insert_claim` for several stored commands at once (a group commit)."""
+    """Record that each claim stored the command that brought its case to its version; a
+    unique violation on :data:`CONSTRAINT` means a key was stored first by another."""
     curs.execute(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[])",
+        "INSERT INTO idempotency_keys (scope, key, request_hash, case_id, version, kept)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[],"
+        " %s::bool[])",
         (
             [c.scope for c, _, _ in claims],
             [c.key for c, _, _ in claims],
             [c.request_hash for c, _, _ in claims],
             [str(case_id) for _, case_id, _ in claims],
             [version for _, _, version in claims],
+            [c.kept for c, _, _ in claims],
         ),
     )
 
@@ -65,7 +58,7 @@ class PostgresIdempotencyStore:
         with self.pool.connection() as conn:
             conn.execute(  # an expired key is free again
                 "DELETE FROM idempotency_keys WHERE scope = %s AND key = %s"
-                " AND created_at <= now() - make_interval(secs => %s)",
+                " AND created_at <= now() - make_interval(secs => %s) AND NOT kept",
                 (scope, key, self.keep_s),
             )
             row = conn.execute(
@@ -90,6 +83,6 @@ class PostgresIdempotencyStore:
         with self.pool.connection() as conn:
             conn.execute(
                 "DELETE FROM idempotency_keys"
-                " WHERE created_at <= now() - make_interval(secs => %s)",
+                " WHERE created_at <= now() - make_interval(secs => %s) AND NOT kept",
                 (self.keep_s,),
             )

@@ -41,7 +41,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 from domain.values import MAX_EVENT_BYTES, MAX_SAVE_BYTES, MAX_SAVE_EVENTS
 from infra.db import RECONNECT_GIVE_UP_S, ping_when_idle, wait_within_deadline
 from infra.group_commit import GroupCommitter, Pending
-from infra.idempotency import CLAIMED, insert_claim, insert_claims
+from infra.idempotency import CLAIMED, insert_claims
 from infra.idempotency import CONSTRAINT as CLAIMS_CONSTRAINT
 from services.deadline import remaining
 from services.errors import (
@@ -51,7 +51,7 @@ from services.errors import (
     StoreBusy,
     StoreUnavailable,
 )
-from services.idempotency import Claim, current_claim
+from services.idempotency import Claim, current_claims
 from services.metrics import observe_commit
 
 #: Failures worth another attempt: the connection broke before the transaction committed
@@ -75,10 +75,11 @@ WHERE (originator_id, originator_version) IN (SELECT * FROM unnest(%s::uuid[], %
 
 @dataclass(frozen=True)
 class _Write:
-    """One save waiting for the group commit: its events and its idempotency claim."""
+    """One save waiting for the group commit: its events and its claims (idempotency keys,
+    ingested records' dedup keys, external ids), written with them or not at all."""
 
     events: Sequence[StoredEvent]
-    claim: Claim | None
+    claims: tuple[Claim, ...]
 
 
 #: What one save of a batch gets: its notification ids, or the error its caller raises.
@@ -129,12 +130,12 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         check_save_budget(stored_events)
         alone = any(v is not None for v in kwargs.values())  # e.g. a process's tracking
         if alone or not stored_events or self.committer.budget.commands <= 1:
-            claim = current_claim()
-            return self._with_retries(lambda: self._write_alone(stored_events, claim, **kwargs))
+            claims = current_claims()
+            return self._with_retries(lambda: self._write_alone(stored_events, claims, **kwargs))
         left = remaining()
         if left is not None and left <= _LEAST_S:
             raise _no_time_left()
-        write = _Write(stored_events, current_claim())
+        write = _Write(stored_events, current_claims())
         return self.committer.submit(
             write,
             events=len(stored_events),
@@ -172,7 +173,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         """One save of a batch in a transaction of its own, as its outcome."""
         try:
             result = self._with_retries(
-                lambda: self._write_alone(write.events, write.claim, budget_ms=budget_ms)
+                lambda: self._write_alone(write.events, write.claims, budget_ms=budget_ms)
             )
         except Exception as error:  # noqa: BLE001 - the save's own outcome, raised by its caller
             return error
@@ -225,7 +226,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     def _write_alone(
         self,
         stored_events: Sequence[StoredEvent],
-        claim: Claim | None,
+        claims: tuple[Claim, ...],
         budget_ms: int | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
@@ -236,12 +237,12 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             return None
         budget_ms = budget_ms or self._budget_ms()
         if not kwargs and sum(len(e.state) for e in stored_events) <= _PIPELINED_MAX_BYTES:
-            return self._write_pipelined(stored_events, claim, budget_ms)
+            return self._write_pipelined(stored_events, claims, budget_ms)
         try:
             with self._transaction(budget_ms) as curs:
                 self._insert_events(curs, stored_events, **kwargs)  # the library's hook
-                if claim is not None:
-                    _insert_claim(curs, claim, stored_events)
+                if claims:
+                    _insert_claims(curs, claims, stored_events)
                 curs.execute(self.insert_events_statement, (self._rows(stored_events),))
                 ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
             return ids
@@ -251,7 +252,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             raise
 
     def _write_pipelined(
-        self, stored_events: Sequence[StoredEvent], claim: Claim | None, budget_ms: int
+        self, stored_events: Sequence[StoredEvent], claims: tuple[Claim, ...], budget_ms: int
     ) -> Sequence[int]:
         """A small save in one round trip: BEGIN, the timeouts, the lock, the NOTIFY, the
         claim, the insert and COMMIT go out together in psycopg's pipeline mode and their
@@ -269,9 +270,8 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                         curs.execute(_TIMEOUTS, (f"{budget_ms}ms", f"{budget_ms}ms"))
                         curs.execute(self._lock_and_notify_statements[0])
                         curs.execute(self._lock_and_notify_statements[1])
-                        if claim is not None:
-                            case_id, version = _claimed_version(stored_events)
-                            insert_claim(curs, claim, case_id, version)
+                        if claims:
+                            insert_claims(curs, _claim_rows(claims, stored_events))
                     with conn.cursor() as insert:
                         insert.execute(self.insert_events_statement, (self._rows(stored_events),))
                         conn.execute("COMMIT")
@@ -287,10 +287,10 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
                     conn.rollback()
                 if (
                     isinstance(error, errors.UniqueViolation)
-                    and claim is not None
+                    and claims
                     and error.diag.constraint_name == CLAIMS_CONSTRAINT
                 ):
-                    raise _replayed(claim) from None
+                    raise _replayed(claims) from None
                 assert error is not None
                 raise error
         return ids
@@ -324,9 +324,9 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
             with self._transaction(budget_ms) as curs:
                 outcomes, winners = self._sort_out(curs, writes)
                 if winners:
-                    claims = [_claim_row(w) for w in winners if w.claim is not None]
-                    if claims:
-                        insert_claims(curs, claims)
+                    rows = [row for w in winners for row in _claim_rows(w.claims, w.events)]
+                    if rows:
+                        insert_claims(curs, rows)
                     events = [e for w in winners for e in w.events]
                     curs.execute(self.insert_events_statement, (self._rows(events),))
                     ids = list(self._fetch_ids_after_insert_events(curs, events) or [])
@@ -344,7 +344,7 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
     ) -> tuple[list[_Outcome | None], list[_Write]]:
         """Which saves of the batch conflict (their error) and which go ahead (None)."""
         pairs = {(str(e.originator_id), e.originator_version) for w in writes for e in w.events}
-        keys = {(w.claim.scope, w.claim.key) for w in writes if w.claim is not None}
+        keys = {(c.scope, c.key) for w in writes for c in w.claims}
         claimed: set[tuple[str, str]] = set()
         ids, versions = zip(*pairs, strict=True)
         rows = curs.execute(self._stored_versions, (list(ids), list(versions))).fetchall()
@@ -357,20 +357,19 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         winners: list[_Write] = []
         for write in writes:
             mine = {(str(e.originator_id), e.originator_version) for e in write.events}
-            key = (write.claim.scope, write.claim.key) if write.claim is not None else None
+            wanted = {(c.scope, c.key) for c in write.claims}
             if mine & stored:
                 taken = min(mine & stored, key=lambda p: p[1])
                 outcomes.append(
                     IntegrityError(f"version {taken[1]} of {taken[0]} is stored already")
                 )
-            elif key is not None and write.claim is not None and key in claimed:
-                outcomes.append(_replayed(write.claim))
+            elif wanted & claimed:
+                outcomes.append(_replayed(write.claims, wanted & claimed))
             else:
                 outcomes.append(None)
                 winners.append(write)
                 stored |= mine
-                if key is not None:
-                    claimed.add(key)
+                claimed |= wanted
         return outcomes, winners
 
     def _lock_statement(self, budget_ms: int) -> Composed:
@@ -426,12 +425,14 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         ]
 
 
-def _insert_claim(curs: Any, claim: Claim, stored_events: Sequence[StoredEvent]) -> None:
-    """Write the request's idempotency claim with the events."""
+def _insert_claims(
+    curs: Any, claims: tuple[Claim, ...], stored_events: Sequence[StoredEvent]
+) -> None:
+    """Write the save's claims with its events."""
     try:
-        insert_claim(curs, claim, *_claimed_version(stored_events))
+        insert_claims(curs, _claim_rows(claims, stored_events))
     except errors.UniqueViolation:
-        raise _replayed(claim) from None
+        raise _replayed(claims) from None
 
 
 def _claimed_version(stored_events: Sequence[StoredEvent]) -> tuple[UUID | str, int]:
@@ -442,10 +443,18 @@ def _claimed_version(stored_events: Sequence[StoredEvent]) -> tuple[UUID | str, 
     return case_id, version
 
 
-def _claim_row(write: _Write) -> tuple[Claim, UUID | str, int]:
-    """The claim of a save, with the case it stored and that case's new version."""
-    assert write.claim is not None
-    return (write.claim, *_claimed_version(write.events))
+def _claim_rows(
+    claims: tuple[Claim, ...], stored_events: Sequence[StoredEvent]
+) -> list[tuple[Claim, UUID | str, int]]:
+    """Each claim of a save, with the case it names and that case's new version (its own,
+    or the save's first case's)."""
+    first = _claimed_version(stored_events)
+    return [
+        (c, c.case_id, c.version)
+        if c.case_id is not None and c.version is not None
+        else (c, *first)
+        for c in claims
+    ]
 
 
 def _hand_out(ids: Sequence[int], winners: Sequence[_Write], outcomes: list[Any]) -> None:
@@ -458,9 +467,19 @@ def _hand_out(ids: Sequence[int], winners: Sequence[_Write], outcomes: list[Any]
         start += len(write.events)
 
 
-def _replayed(claim: Claim) -> RequestReplayed:
+def _replayed(
+    claims: tuple[Claim, ...], taken: set[tuple[str, str]] | None = None
+) -> RequestReplayed:
+    """The refusal of a save one of whose claims another save stored meanwhile."""
+    lost = [c for c in claims if taken is None or (c.scope, c.key) in taken] or list(claims)
+    request = next((c for c in lost if not c.kept), None)
+    if request is None:
+        return RequestReplayed(
+            f"{lost[0].key!r} was stored by another save that ran at the same time",
+            hint="send it again: it is found and not stored twice",
+        )
     return RequestReplayed(
-        f"the request with Idempotency-Key {claim.key!r} was stored by another request "
+        f"the request with Idempotency-Key {request.key!r} was stored by another request "
         "that ran at the same time",
         hint="send it again to get its outcome",
     )

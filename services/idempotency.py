@@ -32,6 +32,12 @@ class Claim:
     scope: str
     key: str
     request_hash: str
+    kept: bool = False
+    """Kept for good (an ingested record's dedup key, a case's external id), not purged."""
+    case_id: str | None = None
+    """The case the claim names, when a save stores several (default: its first event's)."""
+    version: int | None = None
+    """That case's version after the save (with ``case_id``)."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,19 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-_claim: ContextVar[Claim | None] = ContextVar("caseledger_idempotency_claim", default=None)
+_claims: ContextVar[tuple[Claim, ...]] = ContextVar("caseledger_claims", default=())
 
 
 @contextmanager
-def claiming(claim: Claim) -> Iterator[None]:
-    """Within the block, the event store writes ``claim`` with the events it stores."""
-    token = _claim.set(claim)
+def claiming(*claims: Claim) -> Iterator[None]:
+    """Within the block, the event store writes ``claims`` with the events it stores (in
+    the same transaction), and refuses the save if one of them is taken."""
+    token = _claims.set(claims)
     try:
         yield
     finally:
-        _claim.reset(token)
+        _claims.reset(token)
 
 
-def current_claim() -> Claim | None:
-    return _claim.get()
+def current_claims() -> tuple[Claim, ...]:
+    return _claims.get()

@@ -113,10 +113,10 @@ def test_a_conflict_in_a_batch_fails_only_its_own_save(container: Container) -> 
     taken, free, twice = uuid4(), uuid4(), uuid4()
     recorder.insert_events([stored_event(taken, 1)])
     writes = [
-        _Write([stored_event(free, 1), stored_event(free, 2)], None),
-        _Write([stored_event(taken, 1)], None),  # stored already
-        _Write([stored_event(twice, 1)], None),
-        _Write([stored_event(twice, 1)], None),  # wants the version its batch-mate takes
+        _Write([stored_event(free, 1), stored_event(free, 2)], ()),
+        _Write([stored_event(taken, 1)], ()),  # stored already
+        _Write([stored_event(twice, 1)], ()),
+        _Write([stored_event(twice, 1)], ()),  # wants the version its batch-mate takes
     ]
     outcomes = recorder._write_together(writes, 5_000)
     assert isinstance(outcomes[1], IntegrityError) and isinstance(outcomes[3], IntegrityError)
@@ -134,7 +134,7 @@ def test_two_saves_with_one_idempotency_key_in_one_batch_store_once(
     claim = Claim("tester", f"key-{uuid4()}", "hash")
     a, b = uuid4(), uuid4()
     outcomes = recorder._write_together(
-        [_Write([stored_event(a, 1)], claim), _Write([stored_event(b, 1)], claim)], 5_000
+        [_Write([stored_event(a, 1)], (claim,)), _Write([stored_event(b, 1)], (claim,))], 5_000
     )
     assert isinstance(outcomes[1], RequestReplayed)
     assert recorder.select_events(a) and not recorder.select_events(b)

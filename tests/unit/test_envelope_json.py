@@ -12,14 +12,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.case import Case
-from domain.context import CommandContext
+from domain.context import CommandContext, Lineage
 from domain.envelope import _EVENT_NAMESPACE, envelope_body, envelope_for, event_id_for
 from infra.event_store import envelope_json
 from tests.case_types import shipped
 
 WHEN = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+READ = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 INGESTED = CommandContext(
-    "silo-sync", "integrator", source_system="legacy-crm", source_record_id="R-9", occurred_at=WHEN
+    "silo-sync",
+    "integrator",
+    source_system="legacy-crm",
+    source_record_id="R-9",
+    occurred_at=WHEN,
+    lineage=Lineage("crm_export", 3, "export.csv:12", "batch-1", READ),
 ).as_dict()
 TYPED = CommandContext("zoë", "handler").as_dict()
 
@@ -53,7 +59,15 @@ def test_the_fast_json_parses_equal_to_the_envelopes_own_for_every_kind_of_event
 
 def test_lineage_and_effective_time_reach_the_fast_json() -> None:
     opened = json.loads(envelope_json(envelope_body(stored_and_decoded()[0], 7)))
-    assert opened["source"] == {"system": "legacy-crm", "record_id": "R-9"}
+    assert opened["source"] == {
+        "system": "legacy-crm",
+        "record_id": "R-9",
+        "connector": "crm_export",
+        "connector_version": 3,
+        "position": "export.csv:12",
+        "batch_id": "batch-1",
+        "read_at": READ.isoformat(),
+    }
     assert opened["occurred_at"] == WHEN.isoformat()
     assert opened["data"]["fields"]["n"] == 2**70  # beyond 64 bits: the standard encoder's
 

@@ -6,6 +6,7 @@ reads the environment.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,30 +18,37 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
+from adapters.channels import Channel
+from adapters.channels.email import EmailChannel
+from adapters.channels.kafka_topic import KafkaTopicChannel
+from adapters.channels.webhook import TargetRefused, WebhookChannel
 from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
+from infra.connector_store import ConnectorStore
 from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
-from infra.egress import EgressPolicy, NotificationRules
+from infra.egress import EgressPolicy, EgressRefused, IPAddress, NotificationRules, Target
 from infra.event_store import EventStoreReader
 from infra.health import HealthChecks, broker_check, database_check
 from infra.idempotency import PostgresIdempotencyStore
-from infra.kafka import BrokerProbe, topic_state
+from infra.kafka import BrokerProbe, ensure_topic, new_producer, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
-from infra.notifier import Notifier
+from infra.notifier import Notifier, PostgresOutbox, RetryPolicy
 from infra.pipeline_figures import STATUS_BUDGET_S, read_pipeline_figures, status_figures
 from infra.projector import ProjectionWorker
+from infra.quarantine_store import QuarantineStore
 from infra.relay import Relay
 from infra.secrets import SecretStore
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
 from services.api.app import create_app
 from services.api.deps import ApiDependencies
-from services.application import CaseLedger
+from services.application import CaseLedger, Definitions
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
 from services.errors import VersionConflict
+from services.ingestion import Ingestor
 from services.metrics import FIGURES_BUDGET_S, MetricsPage, PipelineCollector
 from services.retry import Retry
 
@@ -65,6 +73,9 @@ class Container:
     keys: PostgresKeyStore
     relay: Relay
     secrets: SecretStore
+    connectors: ConnectorStore
+    quarantine: QuarantineStore
+    ingestor: Ingestor
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -97,6 +108,8 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         )
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
+    quarantine = QuarantineStore(pool)
+    claims = PostgresIdempotencyStore(pool, settings.idempotency_keep_s)
     return Container(
         settings=settings,
         pool=pool,
@@ -107,6 +120,9 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         keys=PostgresKeyStore(pool),
         relay=Relay(settings, pool, reader),
         secrets=secrets,
+        connectors=ConnectorStore(pool, case_types.current),
+        quarantine=quarantine,
+        ingestor=Ingestor(ledger, claims, quarantine),
     )
 
 
@@ -178,12 +194,56 @@ def build_sla_watcher(container: Container) -> SlaWatcher:
     return SlaWatcher(container.ledger, container.case_list, container.settings.sla_poll_s)
 
 
-def build_notifier(container: Container) -> Notifier:
+def build_notifier(container: Container, settings: Settings | None = None) -> Notifier:
+    """The notifier, sending through the channels of :func:`notification_channels`;
+    ``settings`` replaces the container's for it (another mail relay, fewer attempts)."""
+    settings = settings or container.settings
+    channels = notification_channels(settings, container.ledger.definitions, container.secrets)
     notifier = Notifier(
-        container.settings, container.pool, container.ledger, secrets=container.secrets
+        PostgresOutbox(container.pool),
+        container.ledger,
+        channels,
+        retry=RetryPolicy(settings.notify_max_attempts),
+        poll_s=settings.notify_poll_s,
     )
     container.on_close.append(notifier.close)
     return notifier
+
+
+def notification_channels(
+    settings: Settings, definitions: Definitions, secrets: SecretStore
+) -> dict[str, Channel]:
+    """The channels notifications leave by, under the names case types give them; webhooks
+    and topics are checked against the egress policy IT sets."""
+    egress = EgressPolicy.from_settings(settings)
+    return {
+        "email": EmailChannel(
+            settings.smtp_url, settings.mail_from, json.loads(settings.notify_role_addresses)
+        ),
+        "webhook": WebhookChannel(CheckedEgress(egress), definitions, secrets),
+        "kafka": KafkaTopicChannel(
+            topic_problem=egress.topic_problem,
+            ensure_topic=partial(_ensure_notification_topic, settings),
+            new_producer=partial(new_producer, settings),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class CheckedEgress:
+    """The egress policy as the webhook channel asks it (a refusal is its TargetRefused)."""
+
+    policy: EgressPolicy
+
+    def resolve(self, url: str) -> tuple[Target, IPAddress]:
+        try:
+            return self.policy.resolve(url)
+        except EgressRefused as refused:
+            raise TargetRefused(str(refused)) from None
+
+
+def _ensure_notification_topic(settings: Settings, topic: str) -> None:
+    ensure_topic(settings.model_copy(update={"kafka_topic": topic}))
 
 
 def status_report(container: Container) -> dict[str, Any]:

@@ -112,6 +112,54 @@ CREATE TABLE IF NOT EXISTS projection_state (
     store_watermark bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS connectors (
+    name      text NOT NULL,
+    version   integer NOT NULL,
+    kind      text NOT NULL,
+    document  jsonb NOT NULL,
+    loaded_by text NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS connector_positions (
+    connector  text PRIMARY KEY,
+    position   jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS connector_runs (
+    run_id            uuid PRIMARY KEY,
+    connector         text NOT NULL,
+    connector_version integer NOT NULL,
+    started_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    finished_at       timestamptz,
+    seen              bigint NOT NULL DEFAULT 0,
+    ingested          bigint NOT NULL DEFAULT 0,
+    duplicates        bigint NOT NULL DEFAULT 0,
+    quarantined       bigint NOT NULL DEFAULT 0,
+    replayed          bigint NOT NULL DEFAULT 0,
+    last_error        text
+);
+CREATE INDEX IF NOT EXISTS connector_runs_latest ON connector_runs (connector, started_at DESC);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id                bigserial PRIMARY KEY,
+    connector         text NOT NULL,
+    connector_version integer NOT NULL,
+    record_id         text,
+    external_id       text,
+    record            jsonb,
+    raw               text,
+    reason            text NOT NULL,
+    held              boolean NOT NULL DEFAULT false,
+    position          text,
+    batch_id          text NOT NULL,
+    run_id            uuid,
+    status            text NOT NULL DEFAULT 'waiting',
+    quarantined_at    timestamptz NOT NULL DEFAULT now(),
+    replayed_at       timestamptz
+);
+CREATE INDEX IF NOT EXISTS quarantine_waiting ON quarantine (connector, external_id)
+    WHERE status = 'waiting';
 CREATE TABLE IF NOT EXISTS secrets (
     name       text PRIMARY KEY,
     value      text NOT NULL,

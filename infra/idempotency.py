@@ -68,6 +68,23 @@ class PostgresIdempotencyStore:
             ).fetchone()
         return Outcome(**row) if row else None
 
+    def claimed(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Outcome]:
+        """The stored claims among ``pairs`` of (scope, key), in one query (an ingested
+        batch's dedup keys and external ids)."""
+        if not pairs:
+            return {}
+        scopes, keys = zip(*pairs, strict=True)
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT scope, key, request_hash, case_id, version FROM idempotency_keys"
+                " WHERE (scope, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                (list(scopes), list(keys)),
+            ).fetchall()
+        return {
+            (r["scope"], r["key"]): Outcome(r["request_hash"], r["case_id"], r["version"])
+            for r in rows
+        }
+
     def record_refusal(self, claim: Claim, status: int, body: dict[str, Any]) -> None:
         with self.pool.connection() as conn:
             conn.execute(

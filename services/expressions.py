@@ -164,6 +164,57 @@ class CelCondition:
         return f"CelCondition({self.source!r})"
 
 
+class CelValue:
+    """A CEL expression that computes a value, as connector mappings use them:
+    ``record.claim_no``, ``double(record.amount) * 1.2``, ``{"A": "open"}[record.state]``.
+
+    Unlike a condition, a value that cannot be computed is an error the caller reports
+    (:class:`MappingError`, naming the expression and why): a record is quarantined with it,
+    never ingested with a silently missing value. Comprehensions run in the sandbox pool.
+    """
+
+    def __init__(self, source: str, where: str = "the expression") -> None:
+        self.source, self.where = source, where
+        problem = cel_problem(source)
+        if problem is not None:
+            raise ValueError(f"{_short(source)!r} is too costly: {problem}")
+        try:
+            self._program = cel.compile(source)
+        except ValueError as error:
+            raise ValueError(
+                _cel_message(source, str(error)).replace("valid condition", "valid expression")
+            ) from None
+        self._reads = tuple(self._program.variables())
+        self._inline = not uses(source, CEL_COMPREHENSION)
+
+    def value(self, facts: Mapping[str, Any]) -> Any:
+        known = {n: plain(facts[n], native=_CEL_NATIVE) for n in self._reads if n in facts}
+        if self._inline:
+            answer = _cel_value(self._program, known)
+        else:
+            answer = _within(self.where, lambda: shared_pool().run("cel_value", self.source, known))
+        if "error" in answer:
+            raise MappingError(f"{self.where} ({_short(self.source)!r}): {answer['error']}")
+        return answer["value"]
+
+    def __repr__(self) -> str:
+        return f"CelValue({self.source!r})"
+
+
+class MappingError(ValueError):
+    """A mapping expression could not compute its value from a record."""
+
+
+def _cel_value(program: cel.Program, known: dict[str, Any]) -> dict[str, Any]:
+    """``{"value": ...}`` (JSON values, timestamps as ISO texts) or ``{"error": why}``."""
+    try:
+        return {"value": plain(program.execute(known))}
+    except KeyError as error:
+        return {"error": f"the record has no {error.args[0]!r}"}
+    except _CEL_RUNTIME_ERRORS as error:
+        return {"error": str(error) or type(error).__name__}
+
+
 def _cel_holds(program: cel.Program, known: dict[str, Any]) -> bool:
     try:
         return program.execute(known) is True
@@ -387,6 +438,9 @@ def _compiled(kind: str, spec: Any) -> Callable[[dict[str, Any]], Any]:
     if kind == "cel":
         program = cel.compile(spec)
         return lambda known: _cel_holds(program, known)
+    if kind == "cel_value":
+        program = cel.compile(spec)
+        return lambda known: _cel_value(program, known)
     if kind == "zen":
         name, jdm = spec
         engine = _zen_engine(name, jdm)

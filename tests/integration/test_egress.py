@@ -21,9 +21,8 @@ from kafka import KafkaConsumer
 
 from domain.case import Case
 from domain.context import CommandContext
-from infra.bootstrap import Container, bootstrap
+from infra.bootstrap import Container, bootstrap, build_notifier
 from infra.embedded import MailSink, free_port
-from infra.notifier import Notifier
 from infra.settings import Settings
 from services.auth import Role
 from tests.conftest import auth
@@ -113,8 +112,7 @@ def deliver(container: Container, settings: Settings, title: str = "Leak") -> UU
     """Open a case of the published type and run one notifier pass (one attempt each)."""
     case = container.ledger.open_case("egress", title, {"email": "jo@example.com"}, None, CTX)
     container.case_list.catch_up_from_store(container.reader.head(), 1_000)
-    notifier = Notifier(settings.model_copy(update={"notify_max_attempts": 1}), container.pool,
-                        container.ledger)  # fmt: skip
+    notifier = build_notifier(container, settings.model_copy(update={"notify_max_attempts": 1}))
     try:
         notifier.run_once()
     finally:
@@ -295,10 +293,8 @@ def test_a_field_holding_several_addresses_and_a_title_with_line_breaks_still_se
             "egress", "Leak\r\nBcc: all@example.com", {"email": "a@x.com, b@y.com"}, None, CTX
         )
         container.case_list.catch_up_from_store(container.reader.head(), 1_000)
-        notifier = Notifier(
-            settings.model_copy(update={"smtp_url": sink.url, "notify_max_attempts": 1}),
-            container.pool,
-            container.ledger,
+        notifier = build_notifier(
+            container, settings.model_copy(update={"smtp_url": sink.url, "notify_max_attempts": 1})
         )
         notifier.run_once()
         notifier.close()

@@ -30,9 +30,8 @@ from kafka import KafkaConsumer
 
 from domain.case import Case
 from domain.context import CommandContext
-from infra.bootstrap import Container, build_projector
+from infra.bootstrap import Container, build_notifier, build_projector
 from infra.embedded import free_port
-from infra.notifier import Notifier
 from infra.settings import Settings
 from tests.integration.helpers import CTX, running, spawn, stop_process, wait_until
 
@@ -341,7 +340,7 @@ def test_unreachable_channels_are_retried_then_recorded_as_failed_with_how_to_fi
     configured = settings.model_copy(
         update={"smtp_url": f"smtp://127.0.0.1:{nobody}", "notify_max_attempts": 3}
     )
-    notifier = Notifier(configured, container.pool, container.ledger)
+    notifier = build_notifier(container, configured)
     case_id = open_case(container, "Leak")
     ids = {name: e.notification_id for name, e in requested(container, case_id).items()}
     sync_view(container)
@@ -463,7 +462,7 @@ def test_two_notifiers_at_once_send_each_message_once(
     configured = settings.model_copy(update={"notify_poll_s": 0.02})
     cases = [open_case(container, f"case {i}") for i in range(20)]
     sync_view(container)
-    pair = [Notifier(configured, container.pool, container.ledger) for _ in range(2)]
+    pair = [build_notifier(container, configured) for _ in range(2)]
     with running(pair[0].run), running(pair[1].run):
         wait_until(lambda: all(sent_count(container, c) == 1 for c in cases), 60, "deliveries")
     sent = Counter(hook.notification_header for hook in receiver.hooks)

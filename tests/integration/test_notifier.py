@@ -4,10 +4,8 @@ delivery (or its failure, after the last attempt) is recorded once on the case."
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from uuid import UUID
 
@@ -17,12 +15,13 @@ from kafka import KafkaConsumer
 
 from domain.case import Case
 from domain.context import CommandContext
-from infra.bootstrap import Container
+from infra.bootstrap import Container, build_notifier
 from infra.embedded import free_port
 from infra.notifier import Notifier
 from infra.settings import Settings
 from services.case_type_document import read_document
 from tests.integration.helpers import CTX
+from tests.integration.receivers import WebhookReceiver, webhook_receiver
 
 NOTIFYING = """
 name: notifying
@@ -73,25 +72,9 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[list[dict[str, Any]], int]]:
-    received: list[dict[str, Any]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(
-                {**json.loads(body), "header": self.headers["X-Caseledger-Notification"]}
-            )
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", free_port()), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield received, server.server_port
-    server.shutdown()
+def webhook() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -127,18 +110,17 @@ def test_each_channel_delivers_and_the_case_records_it_once(
     container: Container,
     settings: Settings,
     inbox: tuple[Inbox, int],
-    webhook: tuple[list[dict[str, Any]], int],
+    webhook: WebhookReceiver,
 ) -> None:
     mailbox, smtp_port = inbox
-    hooked, hook_port = webhook
-    topic = install(container, settings, hook_port)
+    topic = install(container, settings, webhook.port)
     configured = settings.model_copy(
         update={
             "smtp_url": f"smtp://127.0.0.1:{smtp_port}",
             "notify_role_addresses": json.dumps({"manager": ["boss@example.com"]}),
         }
     )
-    notifier = Notifier(configured, container.pool, container.ledger)
+    notifier = build_notifier(container, configured)
     case = container.ledger.open_case("notifying", "Leak", {"email": "jo@example.com"}, None, CTX)
     deliver(container, notifier)
     deliver(container, notifier)  # nothing is sent twice once recorded
@@ -154,8 +136,8 @@ def test_each_channel_delivers_and_the_case_records_it_once(
     assert mail["To"] == "jo@example.com, boss@example.com"
     assert mail["Message-ID"] == f"<{requested['mail']}@caseledger>"
     assert str(mail.get_payload()).strip() == "Hello, case Leak is open."
-    [hook] = hooked
-    assert (hook["body"], hook["header"]) == ("opened Leak", requested["hook"])
+    [hook] = webhook.posts
+    assert (hook.json()["body"], hook.notification_id) == ("opened Leak", requested["hook"])
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_servers,
@@ -178,7 +160,7 @@ def test_an_unreachable_channel_is_retried_then_recorded_as_failed_with_a_way_fo
 ) -> None:
     install(container, settings, free_port())  # nothing listens on the webhook's port
     configured = settings.model_copy(update={"notify_max_attempts": 3})
-    notifier = Notifier(configured, container.pool, container.ledger)
+    notifier = build_notifier(container, configured)
     case = container.ledger.open_case("notifying", "Leak", {"email": "jo@example.com"}, None, CTX)
     for _ in range(3):
         deliver(container, notifier)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -15,38 +13,21 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from domain.case import Case
-from infra.bootstrap import Container, bootstrap, build_api
+from infra.bootstrap import Container, bootstrap, build_api, build_notifier
 from infra.cli import app as cli
-from infra.embedded import free_port
-from infra.notifier import Notifier
 from infra.settings import Settings
 from services.auth import Role
 from tests.conftest import auth
 from tests.integration.helpers import CTX
+from tests.integration.receivers import WebhookReceiver, webhook_receiver
 
 VALUE = "Bearer s3cr3t-token-value"
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[list[tuple[dict[str, str], bytes]], int]]:
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(
-                (dict(self.headers), self.rfile.read(int(self.headers["Content-Length"])))
-            )
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", free_port()), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield received, server.server_port
-    server.shutdown()
-    server.server_close()
+def webhook() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -117,15 +98,14 @@ def test_a_url_with_credentials_is_refused_at_draft_and_nothing_is_stored(
 
 def test_a_named_secret_must_exist_to_publish_and_is_sent_only_as_the_authorization_header(
     allowing: tuple[Container, Settings, TestClient],
-    webhook: tuple[list[tuple[dict[str, str], bytes]], int],
+    webhook: WebhookReceiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     container, settings, client = allowing
-    received, port = webhook
     admin = auth(container.keys.create(Role.ADMIN))
     drafted = client.post(
         "/case-types",
-        json=hooked(f"http://127.0.0.1:{port}/h", secret="claims_webhook"),
+        json=hooked(webhook.url("/h"), secret="claims_webhook"),
         headers=admin,
     )
     assert drafted.status_code == 201
@@ -142,12 +122,12 @@ def test_a_named_secret_must_exist_to_publish_and_is_sent_only_as_the_authorizat
     with caplog.at_level(logging.DEBUG):
         case = container.ledger.open_case("hooked", "Leak", {}, None, CTX)
         container.case_list.catch_up_from_store(container.reader.head(), 1_000)
-        notifier = Notifier(settings, container.pool, container.ledger)
+        notifier = build_notifier(container, settings)
         notifier.run_once()
         notifier.close()
-    [(headers, body)] = received
-    assert headers["Authorization"] == VALUE
-    assert "s3cr3t" not in body.decode()
+    [post] = webhook.posts
+    assert post.headers["Authorization"] == VALUE
+    assert "s3cr3t" not in post.body.decode()
     history = container.ledger.history(case.id)
     assert [type(e).__name__ for e in history if isinstance(e, Case.NotificationSent)] == [
         "NotificationSent"

@@ -1,1 +1,2 @@
-"""Connectors to legacy silos (SQL, files, webhooks, Kafka, AMQP): not built yet."""
+"""Everything that talks to a system outside caseledger: connectors to legacy silos (inbound,
+``adapters.connectors``) and notification channels (outbound, ``adapters.channels``)."""

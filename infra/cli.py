@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from infra.connectors_cli import connectors_app
 from infra.settings import Settings
 from services.auth import Role
 
@@ -57,6 +58,7 @@ types_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(types_app, name="case-types")
+app.add_typer(connectors_app, name="connectors")
 
 
 def _settings() -> Settings:
@@ -445,14 +447,23 @@ def contracts(
     out: Annotated[Path, typer.Option(help="folder to write them to")] = Path("docs"),
 ) -> None:
     """Write the public contracts generated from the code: the event envelope's JSON Schema
-    (`case-event-envelope.schema.json`) and the HTTP API's OpenAPI document (`openapi.json`)."""
+    (`case-event-envelope.schema.json`), one JSON Schema per event type
+    (`events/<EventType>.schema.json`), the AsyncAPI document of the Kafka topics
+    (`asyncapi.yaml`) and the HTTP API's OpenAPI document (`openapi.json`). Event schemas of
+    event types that no longer exist are removed."""
     from services.api.openapi import openapi_text
-    from services.contract import envelope_json_schema_text
+    from services.contract import EVENTS_FOLDER, contract_files
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "case-event-envelope.schema.json").write_text(envelope_json_schema_text())
-    (out / "openapi.json").write_text(openapi_text())
-    typer.echo(f"wrote {out}/case-event-envelope.schema.json and {out}/openapi.json")
+    topic = Settings.model_fields["kafka_topic"].default  # the default the documents name
+    files = {**contract_files(topic), "openapi.json": openapi_text()}
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    for stale in (out / EVENTS_FOLDER).glob("*.schema.json"):
+        if f"{EVENTS_FOLDER}/{stale.name}" not in files:
+            stale.unlink()
+            typer.echo(f"removed {stale}")
+    typer.echo(f"wrote {len(files)} contracts to {out}/")
 
 
 @secrets_app.command("set")

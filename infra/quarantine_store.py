@@ -68,7 +68,8 @@ class QuarantineStore:
         self, connector: str | None = None, ids: Sequence[int] | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Records waiting for a replay, oldest first (of one connector, or with ``ids``)."""
-        where, params = ["status = 'waiting'"], []
+        where: list[str] = ["status = 'waiting'"]
+        params: list[Any] = []
         if connector is not None:
             where.append("connector = %s")
             params.append(connector)

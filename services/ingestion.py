@@ -149,12 +149,15 @@ class Ingestor:
         records: Sequence[SourceRecord],
         batch_id: str | None = None,
         report: RunReport | None = None,
+        releasing: frozenset[str] = frozenset(),
     ) -> list[RecordOutcome]:
         """Ingest ``records`` in order; one outcome per record. Raises only when the store
-        cannot be reached (then nothing of the unsaved part is stored: read it again)."""
+        cannot be reached (then nothing of the unsaved part is stored: read it again).
+        ``releasing``: cases whose quarantined records are being replayed (in order, in
+        ``records``), which are then not held."""
         batch = batch_id or str(uuid4())
         batch_run = _Batch(self, connector, batch, report.run_id if report else None)
-        outcomes = batch_run.run(records)
+        outcomes = batch_run.run(records, releasing)
         if report is not None:
             report.count(outcomes)
         return outcomes
@@ -171,8 +174,10 @@ class _Batch:
         self.outcomes: dict[int, RecordOutcome] = {}
         self.set_aside: list[tuple[int, QuarantineEntry]] = []
 
-    def run(self, records: Sequence[SourceRecord]) -> list[RecordOutcome]:
-        blocked = self.quarantine.blocked(self.connector.name)
+    def run(
+        self, records: Sequence[SourceRecord], releasing: frozenset[str]
+    ) -> list[RecordOutcome]:
+        blocked = self.quarantine.blocked(self.connector.name) - releasing
         planned = self._plan(records, blocked)
         groups: dict[str, list[_Planned]] = {}
         for item in planned:

@@ -10,6 +10,7 @@ import pytest
 
 from domain.context import CommandContext
 from infra.bootstrap import Container
+from infra.connector_runner import replay
 from services.case_type_document import read_document
 from services.connectors import Connector, compile_connector
 from services.ingestion import RunReport, SourceRecord
@@ -77,11 +78,12 @@ def test_records_open_and_update_cases_once_with_lineage_and_effective_time(
     case = case_of(container, first[0])
     assert case.fields["amount"] == {"amount": 100.5, "currency": "EUR"}
     assert case.fields["incident_date"] == "2024-02-03"
-    opened = container.ledger.history(case.id)[0]
-    assert opened.context["occurred_at"] == "2024-02-03T10:00:00+01:00"  # Brussels, back-dated
-    assert opened.context["connector"] == "claims_db" and opened.context["batch_id"] == "b1"
-    assert opened.context["source_record_id"] == "C-1"
-    assert opened.context["source_position"] == "row:C-1"
+    opened = vars(container.ledger.history(case.id)[0])
+    assert opened["context"]["occurred_at"] == "2024-02-03T10:00:00+01:00"  # Brussels, back-dated
+    assert opened["context"]["connector"] == "claims_db"
+    assert opened["context"]["batch_id"] == "b1"
+    assert opened["context"]["source_record_id"] == "C-1"
+    assert opened["context"]["source_position"] == "row:C-1"
 
     again = container.ingestor.ingest(connector, [row("C-1"), row("C-2")], "b2", report)
     assert [o.verdict for o in again] == ["duplicate", "duplicate"]  # redelivered: no event
@@ -128,3 +130,27 @@ def test_a_refused_transition_quarantines_the_record_and_keeps_the_ones_before(
     assert "no transition from 'open' to 'paid'" in (outcomes[1].reason or "")
     case = case_of(container, outcomes[0])
     assert case.status == "open" and case.version == outcomes[0].version
+
+
+def test_quarantined_records_are_replayed_in_order_after_the_mapping_is_fixed(
+    container: Container, connector: Connector
+) -> None:
+    store = container.connectors
+    store.load(CONNECTOR, "tester")
+    report = RunReport(connector.name, connector.version)
+    batch = [row("R-1"), row("R-1", "X"), row("R-1", "P"), row("R-2")]
+    container.ingestor.ingest(connector, batch, "b1", report)
+    assert (report.ingested, report.quarantined) == (2, 2) and report.adds_up
+
+    fixed = {**CONNECTOR, "mapping": {**CONNECTOR["mapping"], "status": {
+        "from": "record.state", "states": {"O": "open", "X": "approved", "P": "paid"}}}}  # fmt: skip
+    loaded, new = store.load(fixed, "tester")
+    assert new and loaded.version == 2
+
+    replayed, outcomes = replay(store, container.quarantine, container.ingestor, "claims_db")
+    assert [o.verdict for o in outcomes] == ["ingested", "ingested"]
+    assert replayed.replayed == 2
+    assert case_of(container, outcomes[1]).status == "paid"
+    assert container.quarantine.waiting("claims_db") == []
+    history = container.ledger.history(UUID(outcomes[1].case_id or ""))
+    assert vars(history[-1])["context"]["connector_version"] == 2  # mapped by the fixed version

@@ -142,8 +142,9 @@ def test_quarantined_records_are_replayed_in_order_after_the_mapping_is_fixed(
     container.ingestor.ingest(connector, batch, "b1", report)
     assert (report.ingested, report.quarantined) == (2, 2) and report.adds_up
 
-    fixed = {**CONNECTOR, "mapping": {**CONNECTOR["mapping"], "status": {
-        "from": "record.state", "states": {"O": "open", "X": "approved", "P": "paid"}}}}  # fmt: skip
+    states = {"O": "open", "X": "approved", "P": "paid"}
+    status = {"from": "record.state", "states": states}
+    fixed = {**CONNECTOR, "mapping": {**CONNECTOR["mapping"], "status": status}}
     loaded, new = store.load(fixed, "tester")
     assert new and loaded.version == 2
 

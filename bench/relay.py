@@ -4,8 +4,8 @@ Stores the events (untimed), lets one relay batch warm the producer up, then tim
 ``Relay.publish_available()``: it reads, encodes and sends until it has caught up, with
 batches in flight while it reads the next ones, and saves its position as they are
 acknowledged. The baseline is a producer built by ``infra.kafka.new_producer`` (same
-settings) sending the very same envelope bytes and keys to another topic of the same broker,
-timed two ways: flushing and checking every batch of ``relay_batch_size`` messages, and
+settings) sending the very same envelope bytes, keys and headers to another topic of the same
+broker, timed two ways: flushing and checking every batch of ``relay_batch_size`` messages, and
 sending everything before one flush; the faster of the two is the baseline.
 
 Run on its own: ``.venv/bin/python -m bench.relay [--quick]`` (from the project root).
@@ -35,7 +35,7 @@ NAME = "relay"
 
 
 def stored_messages(env: BenchEnv) -> list[Message]:
-    """Every stored event as the relay sends it: case id and envelope JSON."""
+    """Every stored event as the relay sends it: case id, envelope JSON and headers."""
     messages: list[Message] = []
     after = 0
     while True:
@@ -63,7 +63,9 @@ def time_raw_producer(env: BenchEnv, messages: list[Message], batch: int, flushe
 
     def send(count: int) -> int:
         chunk = messages[cursor[0] : cursor[0] + count]
-        futures = [producer.send(settings.kafka_topic, key=k, value=v) for k, v in chunk]
+        futures = [
+            producer.send(settings.kafka_topic, key=k, value=v, headers=h) for k, v, h in chunk
+        ]
         producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)
@@ -94,7 +96,7 @@ def run(scale: Scale) -> list[Figure]:
             flushed: (len(messages) - batch) / time_raw_producer(env, messages, batch, flushed)
             for flushed in (True, False)
         }
-        size = sum(len(v) for _, v in messages) / len(messages)
+        size = sum(len(v) for _, v, _ in messages) / len(messages)
         CONSOLE.print(f"  {published:,} events timed, envelopes of {size:,.0f} bytes on average")
         CONSOLE.print(
             f"  raw producer: {raw_rates[True]:,.0f} msgs/s flushing every {batch:,},"

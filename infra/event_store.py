@@ -16,11 +16,13 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.case import Case
 from domain.envelope import EventEnvelope, envelope_body, envelope_for
 from services.application import CaseLedger
+from services.contract import Headers, event_headers
 
 CASE_TOPIC_PREFIX = f"{get_topic(Case)}."  # the topics of Case's nested event classes
 
-Message = tuple[bytes, bytes]
-"""A case event as the relay publishes it: the case id (the key), the envelope's JSON."""
+Message = tuple[bytes, bytes, Headers]
+"""A case event as the relay publishes it: the case id (the key), the envelope's JSON, and
+the headers naming its type and schema version (``services.contract.event_headers``)."""
 
 _LOG = """
 SELECT notification_id, originator_id, originator_version, topic, state
@@ -71,8 +73,8 @@ class EventStoreReader:
         return envelopes, notifications[-1].id if notifications else after
 
     def read_messages(self, after: int, limit: int) -> tuple[list[Message], int]:
-        """What :meth:`read_log` reads, as the relay publishes it: case id and envelope JSON,
-        encoded from each decoded event without building an :class:`EventEnvelope`."""
+        """What :meth:`read_log` reads, as the relay publishes it: case id, envelope JSON and
+        headers, encoded from each decoded event without building an :class:`EventEnvelope`."""
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
         with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             rows = cursor.execute(self._log, (after, limit), prepare=True).fetchall()
@@ -87,7 +89,7 @@ class EventStoreReader:
         event = self.ledger.mapper.to_domain_event(stored)
         assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
         body = envelope_body(event, position)
-        return body["case_id"].encode(), envelope_json(body)
+        return body["case_id"].encode(), envelope_json(body), event_headers(body["type"])
 
     def case_events(
         self, conn: Connection[DictRow], case_id: UUID, after: int, upto: int

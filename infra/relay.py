@@ -1,10 +1,11 @@
 """The relay (transactional outbox): publishes every stored case event to Kafka, in order.
 
 It reads the event store's gap-free log after its saved position and sends each event keyed
-by case id. While the broker acknowledges one batch, the relay already reads and sends the
-next ones (at most ``IN_FLIGHT_BATCHES`` at a time); it saves a position only once the broker
-has acknowledged every message up to it. A crash re-sends what was not saved: delivery is
-at-least-once, and consumers skip what they already applied. Run it with ``caseledger relay``.
+by case id, with headers naming its type and schema version (``services.contract``). While
+the broker acknowledges one batch, the relay already reads and sends the next ones (at most
+``IN_FLIGHT_BATCHES`` at a time); it saves a position only once the broker has acknowledged
+every message up to it. A crash re-sends what was not saved: delivery is at-least-once, and
+consumers skip what they already applied. Run it with ``caseledger relay``.
 """
 
 from __future__ import annotations
@@ -151,10 +152,12 @@ class Relay:
         topic = self.settings.kafka_topic
         count = len(producer.partitions_for(topic))
         placed = sorted(
-            ((partition_for(key, count), key, value) for key, value in messages),
+            ((partition_for(key, count), key, value, headers) for key, value, headers in messages),
             key=itemgetter(0),  # a stable sort: each partition keeps the store's order
         )
-        return [producer.send(topic, key=k, value=v, partition=p) for p, k, v in placed]
+        return [
+            producer.send(topic, key=k, value=v, headers=h, partition=p) for p, k, v, h in placed
+        ]
 
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; wakes on the store's NOTIFY or every idle wait."""

@@ -1,6 +1,5 @@
 """Runs one connector: reads its source in batches, ingests them, then settles them and saves
-its position, in that order, so that nothing is acknowledged before it is stored; replays its
-quarantined records.
+its position, in that order, so that nothing is acknowledged before it is stored.
 
     caseledger connectors run claims_db            # until SIGINT / SIGTERM
     caseledger connectors run claims_db --once     # until the source has nothing new
@@ -15,16 +14,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from adapters.connectors import Access, Source, open_source
 from infra.connector_store import ConnectorStore
 from infra.outage import Outage
-from infra.quarantine_store import QuarantineStore
 from services.connectors import Connector
-from services.ingestion import Ingestor, RecordOutcome, RunReport, SourceRecord
+from services.ingestion import Ingestor, RunReport
 
 log = logging.getLogger("caseledger.connectors")
 BATCH = 1000
@@ -96,40 +93,3 @@ class ConnectorRunner:
         if self.progress is not None:
             self.progress(report)
         return True
-
-
-def replay(
-    connectors: ConnectorStore,
-    quarantine: QuarantineStore,
-    ingestor: Ingestor,
-    name: str,
-    entry_ids: Sequence[int] | None = None,
-) -> tuple[RunReport, list[RecordOutcome]]:
-    """Ingest quarantined records of connector ``name`` again, with its current version
-    (after the mapping or the case type was fixed): the chosen entries, each with every
-    entry waiting for the same case, in the order they arrived. An entry that fails again is
-    quarantined again (a new entry); the replayed ones are settled."""
-    connector = connectors.current(name)
-    chosen = quarantine.waiting(name, entry_ids)
-    keys = {e["external_id"] for e in chosen if e["external_id"] is not None}
-    entries = {e["id"]: e for e in chosen}
-    for entry in quarantine.waiting(name):
-        if entry["external_id"] in keys:
-            entries.setdefault(entry["id"], entry)
-    ordered = [entries[i] for i in sorted(entries)]
-    report = RunReport(connector.name, connector.version)
-    if not ordered:
-        return report, []
-    records = [_record(entry) for entry in ordered]
-    outcomes = ingestor.ingest(
-        connector, records, f"replay:{report.run_id}", report, releasing=frozenset(keys)
-    )
-    quarantine.settle([entry["id"] for entry in ordered])
-    report.replayed = sum(1 for o in outcomes if o.verdict in ("ingested", "duplicate"))
-    connectors.save_run(report, finished=True)
-    return report, outcomes
-
-
-def _record(entry: dict[str, Any]) -> SourceRecord:
-    problem = None if entry["record"] is not None else entry["reason"]
-    return SourceRecord(entry["record"], entry["position"], entry["raw"], problem)

@@ -13,17 +13,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from domain.definition import Definition
+from services.connector_admin import ConnectorNotFound
 from services.connectors import Connector, compile_connector
-from services.errors import CaseTypeNotFound
 from services.ingestion import RunReport
 
 Pool = ConnectionPool[Connection[DictRow]]
-
-
-class ConnectorNotFound(CaseTypeNotFound):
-    """No connector has that name (or that version)."""
-
-    code = "connector_not_found"
 
 
 class ConnectorStore:

@@ -59,14 +59,12 @@ def validate(
 ) -> None:
     """Check connector documents without loading them: every problem, by path (the case types
     they feed must be published)."""
-    from services.connectors import connector_problems  # noqa: PLC0415
-
     container = _container()
     failed = False
     try:
         for path in files:
             try:
-                problems = connector_problems(_read(path), container.case_types.current)
+                problems = container.connector_admin.problems(_read(path))
             except (OSError, ValueError) as error:
                 problems = [f"document: {error}"]
             failed |= bool(problems)
@@ -91,7 +89,7 @@ def load(
     try:
         for path in files:
             try:
-                connector, new = container.connectors.load(_read(path), "cli")
+                connector, new = container.connector_admin.load(_read(path), "cli")
                 state = "loaded as" if new else "is current as"
                 typer.echo(f"{path}: {connector.name} {state} v{connector.version}")
             except (OSError, DomainError) as error:
@@ -190,12 +188,15 @@ def status(
     records seen = ingested + duplicates + quarantined."""
     container = _container()
     try:
-        connector = container.connectors.current(name)
-        position = container.connectors.position(name)
-        recent = container.connectors.runs(name, runs)
-        waiting = len(container.quarantine.waiting(name))
+        found = container.connector_admin.status(name, runs)
     finally:
         container.close()
+    connector, position, recent, waiting = (
+        found.connector,
+        found.position,
+        found.runs,
+        found.waiting,
+    )
     if as_json:
         body = {"name": name, "version": connector.version, "kind": connector.kind,
                 "position": position, "quarantined_waiting": waiting, "runs": recent}  # fmt: skip
@@ -243,13 +244,9 @@ def replay_command(
 ) -> None:
     """Ingest quarantined records again with the connector's current version: all of them, or
     those given with --id (each with the records of its case held behind it, in order)."""
-    from infra.connector_runner import replay  # noqa: PLC0415
-
     container = _container()
     try:
-        report, outcomes = replay(
-            container.connectors, container.quarantine, container.ingestor, name, ids
-        )
+        report, outcomes = container.connector_admin.replay(name, ids)
     finally:
         container.close()
     again = [o for o in outcomes if o.verdict in ("quarantined", "held")]

@@ -10,7 +10,6 @@ import pytest
 
 from domain.context import CommandContext
 from infra.bootstrap import Container
-from infra.connector_runner import replay
 from services.case_type_document import read_document
 from services.connectors import Connector, compile_connector
 from services.ingestion import RunReport, SourceRecord
@@ -148,7 +147,7 @@ def test_quarantined_records_are_replayed_in_order_after_the_mapping_is_fixed(
     loaded, new = store.load(fixed, "tester")
     assert new and loaded.version == 2
 
-    replayed, outcomes = replay(store, container.quarantine, container.ingestor, "claims_db")
+    replayed, outcomes = container.connector_admin.replay("claims_db")
     assert [o.verdict for o in outcomes] == ["ingested", "ingested"]
     assert replayed.replayed == 2
     assert case_of(container, outcomes[1]).status == "paid"

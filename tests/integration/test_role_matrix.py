@@ -75,6 +75,24 @@ def _document_case(container: Container) -> str:
     return f"/cases/{case.id}/documents/{stored.ref}"
 
 
+YAML = {"Content-Type": "application/yaml"}
+CONNECTOR = {
+    "name": "matrix_files",
+    "kind": "file",
+    "source": {"folder": "/tmp/caseledger-matrix-drop"},
+    "mapping": {"case_type": "generic", "record_id": "record.id", "title": "record.title"},
+}
+
+
+def _connector_yaml(container: Container) -> bytes:
+    return yaml.safe_dump(CONNECTOR).encode()
+
+
+def _connector(container: Container) -> str:
+    container.connector_admin.load(CONNECTOR, "matrix")
+    return "matrix_files"
+
+
 def case_call(suffix: str, body: Any = None, closed: bool = False) -> Prepare:
     return lambda c: Call(f"/cases/{_case(c, closed)}{suffix}", body)
 
@@ -169,6 +187,27 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         lambda c: Call("/secrets/claims_webhook", {"value": "Bearer abc"}),
     ),
     ("DELETE", "/secrets/{name}"): ("admin", lambda c: Call(f"/secrets/{_secret(c)}")),
+    ("POST", "/connectors"): (
+        "admin integrator",
+        lambda c: Call("/connectors", content=_connector_yaml(c), headers=YAML),
+    ),
+    ("POST", "/connectors/validate"): (
+        "admin integrator",
+        lambda c: Call("/connectors/validate", content=_connector_yaml(c), headers=YAML),
+    ),
+    ("GET", "/connectors"): ("admin integrator auditor", lambda c: Call("/connectors")),
+    ("GET", "/connectors/{name}"): (
+        "admin integrator auditor",
+        lambda c: Call(f"/connectors/{_connector(c)}"),
+    ),
+    ("GET", "/connectors/{name}/quarantine"): (
+        "admin integrator auditor",
+        lambda c: Call(f"/connectors/{_connector(c)}/quarantine"),
+    ),
+    ("POST", "/connectors/{name}/replay"): (
+        "admin integrator",
+        lambda c: Call(f"/connectors/{_connector(c)}/replay", {}),
+    ),
     ("GET", "/docs"): (PUBLIC, lambda c: Call("/docs")),
     ("GET", "/docs/init.js"): (PUBLIC, lambda c: Call("/docs/init.js")),
     ("GET", "/openapi.json"): (PUBLIC, lambda c: Call("/openapi.json")),

@@ -42,7 +42,7 @@ from infra.secrets import SecretStore
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
 from services.api.app import create_app
-from services.api.deps import ApiDependencies
+from services.api.deps import ApiDependencies, WebhookIntake
 from services.application import CaseLedger, Definitions
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
@@ -165,6 +165,9 @@ def build_api(container: Container) -> FastAPI:
         max_document_bytes=container.settings.max_document_bytes,
         deadline_s=container.settings.command_deadline_s,
         metrics=metrics_page(container),
+        webhooks=WebhookIntake(
+            container.connectors.current, container.secrets.value, container.ingestor
+        ),
     )
     return create_app(deps)
 

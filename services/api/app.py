@@ -7,7 +7,15 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
-from services.api import case_types, cases, documents, keys, monitoring, secrets
+from services.api import (
+    case_types,
+    cases,
+    connector_webhooks,
+    documents,
+    keys,
+    monitoring,
+    secrets,
+)
 from services.api.deadline import RequestDeadline
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
 from services.api.errors import install_error_handlers
@@ -42,6 +50,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(documents.router)
     app.include_router(monitoring.router)
+    app.include_router(connector_webhooks.router)
     mount_dashboard(app)
     mount_docs(app)
 

@@ -21,12 +21,24 @@ from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
+from services.connectors import Connector
 from services.content import ContentStore
 from services.deadline import deadline_in
 from services.idempotency import IdempotencyStore
+from services.ingestion import Ingestor
 from services.metrics import MetricsPage
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
+
+
+@dataclass(frozen=True)
+class WebhookIntake:
+    """What ``POST /connectors/{name}/webhook`` needs: a connector's current version by name
+    (``ConnectorNotFound``, a 404, when none), a secret's value by name, and the ingestion."""
+
+    connector: Callable[[str], Connector]
+    secret: Callable[[str], str]
+    ingestor: Ingestor
 
 
 @dataclass
@@ -48,6 +60,8 @@ class ApiDependencies:
     deadline_s: float | None = None
     #: What GET /metrics answers (without the pipeline's figures unless given them).
     metrics: MetricsPage = field(default_factory=lambda: MetricsPage(None))
+    #: Signed webhooks of connectors (None: every webhook answers 404).
+    webhooks: WebhookIntake | None = None
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its

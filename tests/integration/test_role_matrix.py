@@ -8,11 +8,14 @@ checked for every role against a case type whose views hide fields.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import yaml
@@ -91,6 +94,27 @@ def _connector_yaml(container: Container) -> bytes:
 def _connector(container: Container) -> str:
     container.connector_admin.load(CONNECTOR, "matrix")
     return "matrix_files"
+
+
+def _signed_webhook(container: Container) -> Call:
+    """A delivery to a webhook connector, signed with its secret (public: no key)."""
+    container.secrets.set("matrix_hook", "whsec_" + base64.b64encode(b"k" * 24).decode())
+    document = {
+        "name": "matrix_hook",
+        "kind": "webhook",
+        "source": {"secret": "matrix_hook"},
+        "mapping": {"case_type": "generic", "record_id": "record.id"},
+    }
+    container.connectors.load(document, "matrix")
+    body = b'{"id": "m-1"}'
+    webhook_id, stamp = f"msg_{uuid4().hex}", str(int(time.time()))
+    digest = hmac.new(b"k" * 24, f"{webhook_id}.{stamp}.".encode() + body, "sha256").digest()
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
+    return Call("/connectors/matrix_hook/webhook", content=body, headers=headers)
 
 
 def case_call(suffix: str, body: Any = None, closed: bool = False) -> Prepare:
@@ -211,6 +235,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ("GET", "/docs"): (PUBLIC, lambda c: Call("/docs")),
     ("GET", "/docs/init.js"): (PUBLIC, lambda c: Call("/docs/init.js")),
     ("GET", "/openapi.json"): (PUBLIC, lambda c: Call("/openapi.json")),
+    ("POST", "/connectors/{name}/webhook"): (PUBLIC, _signed_webhook),
 }
 MOUNTS = {"/ui", "/docs-assets"}  # static files, public
 

@@ -67,7 +67,7 @@ OPENERS: dict[str, Opener] = {}
 
 def open_source(connector: Connector, position: Any, access: Access) -> Source:
     """The source of ``connector``, resuming at ``position`` (its last saved one, or None)."""
-    if not OPENERS:
+    if connector.kind not in OPENERS:  # one kind's module may be imported already
         _register()
     opener = OPENERS.get(connector.kind)
     if opener is None:

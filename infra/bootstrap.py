@@ -47,6 +47,7 @@ from services.application import CaseLedger, Definitions
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
+from services.connector_admin import ConnectorAdmin
 from services.errors import VersionConflict
 from services.ingestion import Ingestor
 from services.metrics import FIGURES_BUDGET_S, MetricsPage, PipelineCollector
@@ -76,6 +77,7 @@ class Container:
     connectors: ConnectorStore
     quarantine: QuarantineStore
     ingestor: Ingestor
+    connector_admin: ConnectorAdmin
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -110,6 +112,8 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     reader = EventStoreReader(ledger)
     quarantine = QuarantineStore(pool)
     claims = PostgresIdempotencyStore(pool, settings.idempotency_keep_s)
+    ingestor = Ingestor(ledger, claims, quarantine)
+    connectors = ConnectorStore(pool, case_types.current)
     return Container(
         settings=settings,
         pool=pool,
@@ -120,9 +124,10 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         keys=PostgresKeyStore(pool),
         relay=Relay(settings, pool, reader),
         secrets=secrets,
-        connectors=ConnectorStore(pool, case_types.current),
+        connectors=connectors,
         quarantine=quarantine,
-        ingestor=Ingestor(ledger, claims, quarantine),
+        ingestor=ingestor,
+        connector_admin=ConnectorAdmin(connectors, quarantine, ingestor, case_types.current),
     )
 
 
@@ -165,6 +170,7 @@ def build_api(container: Container) -> FastAPI:
         max_document_bytes=container.settings.max_document_bytes,
         deadline_s=container.settings.command_deadline_s,
         metrics=metrics_page(container),
+        connector_admin=container.connector_admin,
         webhooks=WebhookIntake(
             container.connectors.current, container.secrets.value, container.ingestor
         ),

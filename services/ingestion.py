@@ -127,12 +127,40 @@ class RunReport:
         return self.seen == self.ingested + self.duplicates + self.quarantined
 
 
+@dataclass(frozen=True)
+class PushedRecord:
+    """A record pushed over HTTP, in case terms already (no mapping): the bulk endpoint's."""
+
+    case_type: str
+    external_id: str | None
+    system: str | None
+    record: MappedRecord
+    context: CommandContext
+    dedup: Claim | None
+
+
 @dataclass
 class _Planned:
     index: int
     record: SourceRecord
     mapped: MappedRecord
-    dedup: Claim
+    dedup: Claim | None
+    case_type: str
+    system: str
+    context: CommandContext | None = None  # None: built from the connector's lineage
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """The case the record is about: its external id in its case type and silo, or a
+        key of its own when it names none (it opens a case)."""
+        if self.mapped.external_id:
+            return (self.case_type, self.system, self.mapped.external_id)
+        return ("", "", f"record {self.index}")
+
+    @property
+    def scope(self) -> str:
+        """The scope of its case's external-id claim."""
+        return f"case:{self.case_type}:{self.system}"
 
 
 class Ingestor:
@@ -157,16 +185,35 @@ class Ingestor:
         ``records``), which are then not held."""
         batch = batch_id or str(uuid4())
         batch_run = _Batch(self, connector, batch, report.run_id if report else None)
-        outcomes = batch_run.run(records, releasing)
+        blocked = self.quarantine.blocked(connector.name) - releasing
+        outcomes = batch_run.run(batch_run.plan(records, blocked), len(records), blocked)
+        batch_run.set_aside_now()
         if report is not None:
             report.count(outcomes)
         return outcomes
+
+    def push(self, records: Sequence[PushedRecord], batch_id: str) -> list[RecordOutcome]:
+        """Store records pushed over HTTP, each finding its case by external id (in its case
+        type and silo) or opening one; a refused record gets its outcome "quarantined" with
+        the reason, nothing is kept aside (the client has it), and the later records of its
+        case in the batch are "held" (not stored: send them again after fixing it)."""
+        batch_run = _Batch(self, None, batch_id, None)
+        planned = [
+            _Planned(
+                index, SourceRecord(None), item.record, item.dedup, item.case_type,
+                item.system or "", item.context,
+            )
+            for index, item in enumerate(records)
+        ]  # fmt: skip
+        return batch_run.run(planned, len(records), set())
 
 
 class _Batch:
     """The work of one :meth:`Ingestor.ingest` call."""
 
-    def __init__(self, ingestor: Ingestor, connector: Connector, batch: str, run: str | None):
+    def __init__(
+        self, ingestor: Ingestor, connector: Connector | None, batch: str, run: str | None
+    ) -> None:
         self.ledger, self.claims = ingestor.ledger, ingestor.claims
         self.quarantine = ingestor.quarantine
         self.connector, self.batch, self.run_id = connector, batch, run
@@ -174,23 +221,21 @@ class _Batch:
         self.outcomes: dict[int, RecordOutcome] = {}
         self.set_aside: list[tuple[int, QuarantineEntry]] = []
 
-    def run(
-        self, records: Sequence[SourceRecord], releasing: frozenset[str]
-    ) -> list[RecordOutcome]:
-        blocked = self.quarantine.blocked(self.connector.name) - releasing
-        planned = self._plan(records, blocked)
-        groups: dict[str, list[_Planned]] = {}
+    def run(self, planned: list[_Planned], count: int, blocked: set[str]) -> list[RecordOutcome]:
+        groups: dict[tuple[str, str, str], list[_Planned]] = {}
         for item in planned:
-            groups.setdefault(item.mapped.external_id, []).append(item)
+            groups.setdefault(item.group, []).append(item)
         for chunk in _chunks(list(groups.values())):
             self._store(chunk, blocked)
-        self._set_aside_now()
-        return [self.outcomes[i] for i in range(len(records))]
+        return [self.outcomes[i] for i in range(count)]
 
     # -- mapping -------------------------------------------------------------------------
 
-    def _plan(self, records: Sequence[SourceRecord], blocked: set[str]) -> list[_Planned]:
-        mapping, planned = self.connector.mapping, []
+    def plan(self, records: Sequence[SourceRecord], blocked: set[str]) -> list[_Planned]:
+        """Map a connector's records; those that fail or wait are set aside."""
+        assert self.connector is not None
+        connector, planned = self.connector, []
+        mapping = connector.mapping
         for index, record in enumerate(records):
             if record.data is None:
                 self._aside(index, record, None, None, record.problem or "unreadable")
@@ -211,9 +256,11 @@ class _Batch:
                 continue
             digest = content_hash(record.data)
             dedup = Claim(
-                f"ingest:{self.connector.name}", f"{mapped.record_id}#{digest}", digest, kept=True
+                f"ingest:{connector.name}", f"{mapped.record_id}#{digest}", digest, kept=True
             )
-            planned.append(_Planned(index, record, mapped, dedup))
+            planned.append(
+                _Planned(index, record, mapped, dedup, mapping.case_type, connector.system)
+            )
         return planned
 
     # -- storing -------------------------------------------------------------------------
@@ -235,16 +282,15 @@ class _Batch:
 
     def _attempt(self, groups: list[list[_Planned]], blocked: set[str]) -> None:
         items = [item for group in groups for item in group]
-        scope = self._case_scope()
-        pairs = [(i.dedup.scope, i.dedup.key) for i in items]
-        pairs += [(scope, group[0].mapped.external_id) for group in groups]
+        pairs = [(i.dedup.scope, i.dedup.key) for i in items if i.dedup is not None]
+        pairs += [(g[0].scope, g[0].mapped.external_id) for g in groups if g[0].mapped.external_id]
         known = self.claims.claimed(pairs)
         saved: list[Case] = []
         claims: list[Claim] = []
         outcomes: dict[int, RecordOutcome] = {}
         aside: list[tuple[int, QuarantineEntry]] = []
         for group in groups:
-            found = known.get((scope, group[0].mapped.external_id))
+            found = known.get((group[0].scope, group[0].mapped.external_id))
             case_id = UUID(found.case_id) if found and found.case_id else None
             result = self._apply_group(group, case_id, known)
             outcomes |= result.outcomes
@@ -271,45 +317,53 @@ class _Batch:
         todo = []
         seen: set[str] = set()
         for item in group:
-            if (item.dedup.scope, item.dedup.key) in known or item.dedup.key in seen:
+            dedup = item.dedup
+            first = known.get((dedup.scope, dedup.key)) if dedup is not None else None
+            if first is not None and dedup is not None and first.request_hash != dedup.request_hash:
                 result.outcomes[item.index] = RecordOutcome(
-                    "duplicate", item.mapped.record_id, reason="already case history"
-                )
+                    "quarantined", item.mapped.record_id, first.case_id, first.version,
+                    f"the key {dedup.key!r} was used for another record; use a new key",
+                )  # fmt: skip
                 continue
-            seen.add(item.dedup.key)
+            if first is not None or (dedup is not None and dedup.key in seen):
+                result.outcomes[item.index] = RecordOutcome(
+                    "duplicate", item.mapped.record_id, first.case_id if first else None,
+                    first.version if first else None, "already case history",
+                )  # fmt: skip
+                continue
+            if dedup is not None:
+                seen.add(dedup.key)
             todo.append(item)
         failed = self._build(result, todo, case_id)
         if failed is not None:
             position, reason = failed
             refused = todo[position]
-            result.aside.append(
-                (refused.index, self._entry(refused.record, refused.mapped, reason))
-            )
-            result.outcomes[refused.index] = RecordOutcome(
-                "quarantined", refused.mapped.record_id, reason=reason
-            )
+            self._refuse(result, refused, reason, held=False)
             for later in todo[position + 1 :]:
-                entry = self._entry(
-                    later.record, later.mapped, _behind(later.mapped.external_id), held=True
-                )
-                result.aside.append((later.index, entry))
-                result.outcomes[later.index] = RecordOutcome(
-                    "held", later.mapped.record_id, reason=entry.reason
-                )
+                self._refuse(result, later, _behind(later.mapped.external_id), held=True)
             result.reset()
             self._build(result, todo[:position], case_id)
         return result
+
+    def _refuse(self, result: _GroupResult, item: _Planned, reason: str, *, held: bool) -> None:
+        """Refuse a record of a group: set it aside (for a connector), with its outcome."""
+        verdict: Verdict = "held" if held else "quarantined"
+        result.outcomes[item.index] = RecordOutcome(verdict, item.mapped.record_id, reason=reason)
+        if self.connector is not None:
+            result.aside.append(
+                (item.index, self._entry(item.record, item.mapped, reason, held=held))
+            )
 
     def _build(
         self, result: _GroupResult, todo: list[_Planned], case_id: UUID | None
     ) -> tuple[int, str] | None:
         """Apply ``todo`` on the case; the position and reason of the first refused record."""
         case = self.ledger.get_case(case_id) if case_id is not None else None
-        external_claimed = case is not None
+        external_claimed = case is not None or not todo or not todo[0].mapped.external_id
         for position, item in enumerate(todo):
             before = len(case.pending_events) if case is not None else 0
             try:
-                case, children = self._apply(case, item.mapped, self._context(item))
+                case, children = self._apply(case, item, self._context(item))
             except DomainError as error:
                 return position, f"{error.message} ({error.hint})" if error.hint else error.message
             result.children += children
@@ -318,9 +372,10 @@ class _Batch:
                     "duplicate", item.mapped.record_id, str(case.id), case.version, "no change"
                 )
                 continue
-            result.claims.append(_with_case(item.dedup, case))
+            if item.dedup is not None:
+                result.claims.append(_with_case(item.dedup, case))
             if not external_claimed:  # the case is opened: its external id finds it from now on
-                external = Claim(self._case_scope(), item.mapped.external_id, "", kept=True)
+                external = Claim(item.scope, item.mapped.external_id, "", kept=True)
                 result.claims.append(_with_case(external, case))
                 external_claimed = True
             result.outcomes[item.index] = RecordOutcome(
@@ -330,12 +385,12 @@ class _Batch:
         return None
 
     def _apply(
-        self, case: Case | None, mapped: MappedRecord, context: CommandContext
+        self, case: Case | None, item: _Planned, context: CommandContext
     ) -> tuple[Case, list[Case]]:
-        now, ctx = self.ledger.clock(), context.as_dict()
+        now, ctx, mapped = self.ledger.clock(), context.as_dict(), item.mapped
         definitions = self.ledger.definitions
         if case is None:
-            definition = definitions.current(self.connector.mapping.case_type)
+            definition = definitions.current(item.case_type)
             title = mapped.title or f"{definition.name} {mapped.external_id}"
             case = Case.open(definition, title, mapped.fields, mapped.party_id, ctx, now)
             start = 0
@@ -353,10 +408,10 @@ class _Batch:
 
     # -- context and quarantine ----------------------------------------------------------
 
-    def _case_scope(self) -> str:
-        return f"case:{self.connector.mapping.case_type}:{self.connector.system}"
-
     def _context(self, item: _Planned) -> CommandContext:
+        if item.context is not None:
+            return item.context
+        assert self.connector is not None
         return CommandContext(
             actor_id=f"connector:{self.connector.name}",
             actor_role=ROLE,
@@ -375,6 +430,7 @@ class _Batch:
     def _entry(
         self, record: SourceRecord, mapped: MappedRecord | None, reason: str, *, held: bool = False
     ) -> QuarantineEntry:
+        assert self.connector is not None
         return QuarantineEntry(
             connector=self.connector.name,
             connector_version=self.connector.version,
@@ -405,7 +461,7 @@ class _Batch:
         self.set_aside.append((index, entry))
         self.outcomes[index] = RecordOutcome("held" if held else "quarantined", reason=reason)
 
-    def _set_aside_now(self) -> None:
+    def set_aside_now(self) -> None:
         if self.set_aside:
             self.quarantine.add([entry for _, entry in self.set_aside])
 

@@ -8,9 +8,11 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.api import (
+    bulk,
     case_types,
     cases,
     connector_webhooks,
+    connectors,
     documents,
     keys,
     monitoring,
@@ -44,11 +46,13 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     )
     app.state.deps = deps
     install_error_handlers(app)
+    app.include_router(bulk.router)
     app.include_router(cases.router)
     app.include_router(case_types.router)
     app.include_router(secrets.router)
     app.include_router(keys.router)
     app.include_router(documents.router)
+    app.include_router(connectors.router)
     app.include_router(monitoring.router)
     app.include_router(connector_webhooks.router)
     mount_dashboard(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -9,7 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from domain.case import Case
+from domain.context import CommandContext
 from domain.definition import Definition, label_in
+from domain.errors import NotAllowed
 from services.api.deps import (
     Caller,
     CurrentCaller,
@@ -37,8 +40,9 @@ from services.api.schemas import (
     SlaClockPublic,
     TransitionCommand,
     TransitionPublic,
+    _Lineage,
 )
-from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE
+from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE, Role
 from services.case_views import SeenCase
 from services.idempotency import HEADER, MAX_KEY_LENGTH
 from services.queries import CaseFilter, PageCursor
@@ -76,6 +80,25 @@ async def idempotency_key(
 IDEMPOTENT = [Depends(idempotency_key)]
 
 
+def _context(caller: Caller, correlation_id: str | None, body: _Lineage) -> CommandContext:
+    """The command's context: who, and for integrator keys, where the fact came from and
+    when it happened (others may not say so: 403)."""
+    context = caller.context(correlation_id)
+    if body.source is None and body.occurred_at is None:
+        return context
+    if caller.role != Role.INTEGRATOR:
+        raise NotAllowed(
+            f"the role {caller.role.value!r} may not state a source or occurred_at",
+            hint="only integrator keys record facts from other systems; leave both out",
+        )
+    return replace(
+        context,
+        source_system=body.source.system if body.source else None,
+        source_record_id=body.source.record_id if body.source else None,
+        occurred_at=body.occurred_at,
+    )
+
+
 def _accepted(case: Case) -> CommandAccepted:
     return CommandAccepted(id=case.id, version=case.version)
 
@@ -89,7 +112,11 @@ def open_case(
 ) -> CommandAccepted:
     """Open a case of a case type; answers its id and version 1."""
     case = deps.ledger.open_case(
-        body.case_type, body.title, body.fields, body.party_id, caller.context(correlation_id)
+        body.case_type,
+        body.title,
+        body.fields,
+        body.party_id,
+        _context(caller, correlation_id, body),
     )
     return _accepted(case)
 
@@ -103,7 +130,7 @@ def assign(
     correlation_id: Correlation = None,
 ) -> CommandAccepted:
     """Give the case to a handler, or unassign it with ``null``."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     return _accepted(deps.ledger.assign(case_id, body.assignee, context, body.expected_version))
 
 
@@ -117,7 +144,7 @@ def transition(
 ) -> CommandAccepted:
     """Take a named transition of the case's type; the case type decides which roles may,
     from which states, under which condition, and which fields must be filled first."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     case = deps.ledger.transition(
         case_id, body.transition, body.reason, body.fields, context, body.expected_version
     )
@@ -134,7 +161,7 @@ def update_fields(
 ) -> CommandAccepted:
     """Change field values; each is checked against the case type, and your role's view
     decides which fields you may change."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     case = deps.ledger.update_fields(case_id, body.fields, context, body.expected_version)
     return _accepted(case)
 
@@ -148,7 +175,7 @@ def add_note(
     correlation_id: Correlation = None,
 ) -> CommandAccepted:
     """Write a note on the case."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     return _accepted(deps.ledger.add_note(case_id, body.text, context, body.expected_version))
 
 
@@ -161,7 +188,7 @@ def close(
     correlation_id: Correlation = None,
 ) -> CommandAccepted:
     """Close the case, giving the reason."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     return _accepted(deps.ledger.close_case(case_id, body.reason, context, body.expected_version))
 
 
@@ -174,7 +201,7 @@ def reopen(
     correlation_id: Correlation = None,
 ) -> CommandAccepted:
     """Reopen a closed case, giving the reason."""
-    context = caller.context(correlation_id)
+    context = _context(caller, correlation_id, body)
     return _accepted(deps.ledger.reopen_case(case_id, body.reason, context, body.expected_version))
 
 

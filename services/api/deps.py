@@ -21,6 +21,7 @@ from services.application import CaseLedger
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
+from services.connector_admin import ConnectorAdmin
 from services.connectors import Connector
 from services.content import ContentStore
 from services.deadline import deadline_in
@@ -62,6 +63,8 @@ class ApiDependencies:
     metrics: MetricsPage = field(default_factory=lambda: MetricsPage(None))
     #: Signed webhooks of connectors (None: every webhook answers 404).
     webhooks: WebhookIntake | None = None
+    #: The connector use cases (``/connectors``); None: those routes answer 503.
+    connector_admin: ConnectorAdmin | None = None
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.case import MAX_NOTE, MAX_TITLE
 from domain.errors import InvalidCommand
@@ -47,7 +47,30 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class _Command(_Request):
+class SourceIn(_Request):
+    """Where a fact came from, for a fact a silo holds (integrator keys only)."""
+
+    system: Text = Field(min_length=1, max_length=100, description="the silo's name")
+    record_id: Text | None = Field(
+        default=None, max_length=200, description="the record's id in that silo"
+    )
+
+
+class _Lineage(_Request):
+    source: SourceIn | None = Field(
+        default=None,
+        description="integrator keys: the silo and record this fact comes from (lineage, "
+        "published in the event's `source`)",
+    )
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        strict=False,
+        description="integrator keys: when it happened in the world (ISO 8601 with a time "
+        "zone), if not now: stored as the event's effective time beside its recorded time",
+    )
+
+
+class _Command(_Lineage):
     expected_version: int | None = Field(
         default=None,
         ge=1,
@@ -55,7 +78,7 @@ class _Command(_Request):
     )
 
 
-class CaseCreate(_Request):
+class CaseCreate(_Lineage):
     case_type: Text = Field(min_length=1, max_length=100, examples=["generic"])
     title: Text = Field(min_length=1, max_length=MAX_TITLE)
     fields: Fields = Field(default_factory=dict)

@@ -211,6 +211,10 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         lambda c: Call("/secrets/claims_webhook", {"value": "Bearer abc"}),
     ),
     ("DELETE", "/secrets/{name}"): ("admin", lambda c: Call(f"/secrets/{_secret(c)}")),
+    ("POST", "/cases/bulk"): (
+        "integrator",
+        lambda c: Call("/cases/bulk", [{"case_type": "generic", "title": "pushed"}]),
+    ),
     ("POST", "/connectors"): (
         "admin integrator",
         lambda c: Call("/connectors", content=_connector_yaml(c), headers=YAML),

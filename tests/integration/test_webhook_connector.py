@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from standardwebhooks import Webhook  # type: ignore[import-untyped]
+from standardwebhooks import Webhook
 
 from infra.bootstrap import Container
 from tests.conftest import stored_event_count

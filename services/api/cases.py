@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -289,6 +289,7 @@ def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEnt
                 correlation_id=envelope.correlation_id,
                 causation_id=envelope.causation_id,
                 rule=seen.event.context.get("rule") if hasattr(seen.event, "context") else None,
+                source=asdict(envelope.source) if envelope.source else None,
                 data=envelope.data,
                 withheld=seen.withheld,
             )

@@ -190,6 +190,11 @@ class HistoryEntry(BaseModel):
     correlation_id: str
     causation_id: str | None
     rule: str | None = Field(description="the rule of the case type that caused it, if any")
+    source: dict[str, Any] | None = Field(
+        default=None,
+        description="for a fact ingested from a silo: the system, record id, connector and its "
+        "version, position, batch and when it was read (the envelope's `source`)",
+    )
     data: dict[str, Any]
     withheld: list[str] = Field(
         default_factory=list,

@@ -61,6 +61,10 @@ def test_a_batch_upserts_by_external_id_and_answers_each_record(
     assert (opened["source_system"], opened["source_record_id"]) == ("crm", "r1")
     assert opened["occurred_at"] == "2025-06-01T08:00:00+02:00"
 
+    history = client.get(f"/cases/{first['case_id']}/history", headers=auth(key)).json()
+    assert history[0]["source"]["system"] == "crm" and history[0]["source"]["record_id"] == "r1"
+    assert history[0]["occurred_at"] != history[0]["recorded_at"]  # when it happened, and learned
+
     lines = b"\n".join(json.dumps(r).encode() for r in batch[:2]) + b"\n"
     again = push(client, key, lines, "application/x-ndjson").json()
     assert [r["verdict"] for r in again["records"]] == ["duplicate", "duplicate"]

@@ -22,8 +22,10 @@ from adapters.channels import Channel
 from adapters.channels.email import EmailChannel
 from adapters.channels.kafka_topic import KafkaTopicChannel
 from adapters.channels.webhook import TargetRefused, WebhookChannel
+from adapters.connectors import Access
 from domain.context import CommandContext
 from infra.case_list_store import CaseListStore
+from infra.connector_runner import IngestWorker
 from infra.connector_store import ConnectorStore
 from infra.content_store import PostgresContentStore
 from infra.db import eventsourcing_env, migrate, open_pool, redact, schema_lock
@@ -197,6 +199,14 @@ def _refuse_development_keys(keys: PostgresKeyStore) -> None:
 
 def build_projector(container: Container) -> ProjectionWorker:
     return ProjectionWorker(container.settings, container.case_list)
+
+
+def build_ingest_worker(container: Container) -> IngestWorker:
+    access = Access(
+        secret=container.secrets.value,
+        kafka_bootstrap_servers=",".join(container.settings.kafka_servers),
+    )
+    return IngestWorker(container.connectors, container.ingestor, access)
 
 
 def build_sla_watcher(container: Container) -> SlaWatcher:

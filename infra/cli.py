@@ -207,6 +207,27 @@ def sla_watch() -> None:
 
 
 @app.command()
+def ingest() -> None:
+    """Run every loaded connector that caseledger reads itself (SQL tables, file drops, Kafka
+    topics, RabbitMQ queues), each in its own thread, and pick up connectors loaded later.
+    Webhooks need no worker: they arrive at the API."""
+    from infra.bootstrap import build_ingest_worker
+
+    _run_worker("ingest", build_ingest_worker)
+
+
+@app.command("demo-feed", hidden=True)
+def demo_feed() -> None:
+    """Feed the demo silos of `caseledger up` (a claim row and a signed webhook every 5 s, a
+    CSV export every 30 s)."""
+    from infra.demo import DemoFeeder
+
+    settings = _settings()
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    _run_worker("demo-feed", lambda container: DemoFeeder(container, base))
+
+
+@app.command()
 def notify() -> None:
     """Send the notifications that case-type rules request (e-mail over CASELEDGER_SMTP_URL,
     webhooks, Kafka topics) and record on each case whether it was delivered."""

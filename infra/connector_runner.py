@@ -93,3 +93,46 @@ class ConnectorRunner:
         if self.progress is not None:
             self.progress(report)
         return True
+
+
+@dataclass
+class IngestWorker:
+    """Runs every loaded connector that caseledger reads itself (SQL, file, Kafka, AMQP),
+    each in a thread of its own, and picks up connectors loaded (or changed) later, within
+    :data:`RESCAN_S`. ``caseledger ingest`` runs it; ``caseledger up`` starts it."""
+
+    connectors: ConnectorStore
+    ingestor: Ingestor
+    access: Access
+    rescan_s: float = 5.0
+
+    def run(self, stop: threading.Event) -> None:
+        running: dict[str, tuple[int, threading.Event, threading.Thread]] = {}
+        try:
+            while not stop.is_set():
+                for connector in self.connectors.all_current():
+                    if not connector.polled and connector.kind not in ("kafka", "amqp"):
+                        continue
+                    known = running.get(connector.name)
+                    if known is not None and known[0] == connector.version and known[2].is_alive():
+                        continue
+                    if known is not None:  # a new version: the old runner stops first
+                        known[1].set()
+                        known[2].join(30)
+                    running[connector.name] = self._start(connector)
+                stop.wait(self.rescan_s)
+        finally:
+            for _, halt, _thread in running.values():
+                halt.set()
+            for _, _, thread in running.values():
+                thread.join(30)
+
+    def _start(self, connector: Connector) -> tuple[int, threading.Event, threading.Thread]:
+        halt = threading.Event()
+        runner = ConnectorRunner(self.connectors, self.ingestor, self.access, connector.name)
+        thread = threading.Thread(
+            target=runner.run, args=(halt,), name=f"connector-{connector.name}", daemon=True
+        )
+        thread.start()
+        log.info("connector %s v%s running", connector.name, connector.version)
+        return connector.version, halt, thread

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infra.bootstrap import build_ingest_worker
+
 if TYPE_CHECKING:
     from adapters.connectors import Access
     from infra.bootstrap import Container
@@ -38,12 +40,7 @@ def _container(name: str = "cli") -> Container:
 
 def access_of(container: Container) -> Access:
     """What sources may use: secrets by name, the broker caseledger uses."""
-    from adapters.connectors import Access  # noqa: PLC0415
-
-    return Access(
-        secret=container.secrets.value,
-        kafka_bootstrap_servers=",".join(container.settings.kafka_servers),
-    )
+    return build_ingest_worker(container).access
 
 
 def _read(path: Path) -> dict[str, Any]:

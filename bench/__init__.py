@@ -11,7 +11,9 @@ Run them all from the project root with ``make bench`` or ``.venv/bin/python -m 
 - ``bench.case_rules``: commands/s with a case type of 20 rules vs the same type with none;
 - ``bench.http``: commands over HTTP with wrk (whole stack running) vs a no-op FastAPI POST;
 - ``bench.loading``: loading a case of 10,000 events (cold, cached, as of a past version) vs a
-  raw SELECT of its rows.
+  raw SELECT of its rows;
+- ``bench.ingest``: records/s from a legacy PostgreSQL table through the SQL source and the
+  Ingestor (dedup on) vs a raw SELECT of the rows and vs batched ``ledger.save`` of new cases.
 
 Each run also writes its figures to ``bench-results/`` as JSON, to compare runs.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -26,9 +26,15 @@ class CommandContext:
     lineage: Lineage | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
-        del data["lineage"]
+        data = {  # by hand: dataclasses.asdict deep-copies, and every command calls this
+            "actor_id": self.actor_id,
+            "actor_role": self.actor_role,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "source_system": self.source_system,
+            "source_record_id": self.source_record_id,
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+        }
         if self.lineage is not None:  # only on ingested facts: other events stay small
             data.update(self.lineage.as_dict())
         return data

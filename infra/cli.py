@@ -221,10 +221,11 @@ def demo_feed() -> None:
     """Feed the demo silos of `caseledger up` (a claim row and a signed webhook every 5 s, a
     CSV export every 30 s)."""
     from infra.demo import DemoFeeder
+    from infra.outage import keep_running
 
     settings = _settings()
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    _run_worker("demo-feed", lambda container: DemoFeeder(container, base))
+    log = logging.getLogger("caseledger.demo-feed")
+    keep_running("demo-feed", lambda: DemoFeeder(settings), lambda f: f, _stop_on_signals(), log)
 
 
 @app.command()

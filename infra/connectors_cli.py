@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.bootstrap import build_ingest_worker
-
 if TYPE_CHECKING:
     from adapters.connectors import Access
     from infra.bootstrap import Container
@@ -32,7 +30,9 @@ console = Console(stderr=True)
 
 
 def _container(name: str = "cli") -> Container:
-    from infra.bootstrap import bootstrap  # noqa: PLC0415 - the CLI starts fast without it
+    # Imported late: `caseledger serve` loads this module too, and must prepare its metrics
+    # folder before anything imports prometheus_client (infra.metrics_dir).
+    from infra.bootstrap import bootstrap  # noqa: PLC0415
     from infra.cli import _settings  # noqa: PLC0415
 
     return bootstrap(_settings(), name=name)
@@ -40,6 +40,8 @@ def _container(name: str = "cli") -> Container:
 
 def access_of(container: Container) -> Access:
     """What sources may use: secrets by name, the broker caseledger uses."""
+    from infra.bootstrap import build_ingest_worker  # noqa: PLC0415 - see _container
+
     return build_ingest_worker(container).access
 
 

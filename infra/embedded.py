@@ -49,6 +49,11 @@ def start_postgres(data_dir: Path, database: str = "caseledger") -> tuple[Any, s
     return server, server.get_uri(database=database)
 
 
+#: The whole stack on one server: API workers, relay, projection, watchers, connectors and
+#: CLI commands each hold a few pooled connections (100, PostgreSQL's default, ran out).
+_SERVER = ("-c", "max_connections=300")
+
+
 class EmbeddedPostgres(ChildProcess):
     """The embedded PostgreSQL of ``caseledger up``, its data in ``data_dir/pgdata``.
 
@@ -105,7 +110,7 @@ class EmbeddedPostgres(ChildProcess):
         bin_dir = _postgres_bin()
         with _log_file(self.log_path) as out:
             self.process = subprocess.Popen(
-                [bin_dir / "postgres", "-D", self.pgdata, "-h", "", "-k", socket_dir],
+                [bin_dir / "postgres", "-D", self.pgdata, "-h", "", "-k", socket_dir, *_SERVER],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 user=user,
@@ -300,6 +305,7 @@ class MailSink:
         return f"smtp://127.0.0.1:{self.port}"
 
     def start(self) -> MailSink:
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: a line per command
         self._controller.start()
         return self
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     projection_group: str = "caseledger-case-list"
     data_dir: Path = Path(".caseledger")
+    demo_silos: bool = Field(
+        default=True,
+        description="`caseledger up` creates three demo silos (a legacy claims table, a CSV "
+        "drop folder, a webhook sender) with their connectors, and feeds them",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(

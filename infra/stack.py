@@ -15,6 +15,7 @@ import psutil
 import typer
 
 from infra.bootstrap import SAMPLE_CASE_TYPES, bootstrap, install_case_types
+from infra.demo import drop_folder, install_demo
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres, MailSink, free_port, port_open
 from infra.keys import PostgresKeyStore, development_label
 from infra.lifetime import ChildProcess, die_with_parent
@@ -22,7 +23,7 @@ from infra.settings import STACK_ENV, Settings
 from infra.supervisor import Supervisor
 from services.auth import Role
 
-CHILDREN = ("serve", "relay", "project", "sla-watch", "notify")
+CHILDREN = ("serve", "relay", "project", "sla-watch", "notify", "ingest")
 _OWNER = "# written by caseledger up, pid "
 
 
@@ -85,7 +86,8 @@ def run_stack(settings: Settings) -> int:
         resolved = settings.model_copy(update=update)
         keys = _prepare(resolved)
         env = {**os.environ, **resolved.as_env()}
-        supervisor.keep(*(Child(verb, env, log_dir).start() for verb in CHILDREN))
+        children = CHILDREN + (("demo-feed",) if resolved.demo_silos else ())
+        supervisor.keep(*(Child(verb, env, log_dir).start() for verb in children))
         stack_env.write_text(
             f"{_OWNER}{os.getpid()}\n"
             f"DATABASE_URL={database_url}\nKAFKA_BOOTSTRAP_SERVERS={bootstrap_servers}\n"
@@ -121,6 +123,13 @@ def _prepare(settings: Settings) -> dict[str, str]:
     try:
         versions = install_case_types(container.case_types, SAMPLE_CASE_TYPES)
         typer.echo("case types: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
+        if settings.demo_silos and settings.database_url:
+            loaded = install_demo(container, settings.database_url)
+            typer.echo(
+                "demo silos (CASELEDGER_DEMO_SILOS=false turns them off): connectors "
+                + ", ".join(loaded)
+                + f"; CSV drops go to {drop_folder(settings)}"
+            )
         return _development_keys(container.keys, settings.data_dir / "dev-keys.json")
     finally:
         container.close()

@@ -220,6 +220,7 @@ class _Batch:
         self.read_at = self.ledger.clock()
         self.outcomes: dict[int, RecordOutcome] = {}
         self.set_aside: list[tuple[int, QuarantineEntry]] = []
+        self._definitions: dict[str, Definition] = {}
 
     def run(self, planned: list[_Planned], count: int, blocked: set[str]) -> list[RecordOutcome]:
         groups: dict[tuple[str, str, str], list[_Planned]] = {}
@@ -388,14 +389,13 @@ class _Batch:
         self, case: Case | None, item: _Planned, context: CommandContext
     ) -> tuple[Case, list[Case]]:
         now, ctx, mapped = self.ledger.clock(), context.as_dict(), item.mapped
-        definitions = self.ledger.definitions
         if case is None:
-            definition = definitions.current(item.case_type)
+            definition = self._current(item.case_type)
             title = mapped.title or f"{definition.name} {mapped.external_id}"
             case = Case.open(definition, title, mapped.fields, mapped.party_id, ctx, now)
             start = 0
         else:
-            definition = self.ledger.definition_of(case)
+            definition = self._pinned(case.case_type, case.case_type_version)
             start = len(case.pending_events)
             if mapped.fields:
                 case.update_fields(definition, mapped.fields, ctx, None)
@@ -403,8 +403,21 @@ class _Batch:
             name = _transition_to(definition, case.status, mapped.state)
             actor = {"id": context.actor_id, "role": context.actor_role}
             case.transition(definition, name, None, ctx, now, facts(case, None, actor))
-        run = RuleRun(case, definition, ctx, now, definitions.current)
+        run = RuleRun(case, definition, ctx, now, self._current)
         return case, list(react(run, start).children)
+
+    def _current(self, name: str) -> Definition:
+        """The current version of a case type, looked up once per batch (each lookup asks
+        the registry's store whether it changed: a round trip)."""
+        if name not in self._definitions:
+            self._definitions[name] = self.ledger.definitions.current(name)
+        return self._definitions[name]
+
+    def _pinned(self, name: str, version: int) -> Definition:
+        key = f"{name}@{version}"
+        if key not in self._definitions:
+            self._definitions[key] = self.ledger.definitions.definition(name, version)
+        return self._definitions[key]
 
     # -- context and quarantine ----------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 if TYPE_CHECKING:
     from adapters.connectors import Access
@@ -109,9 +109,12 @@ def listing() -> None:
         rows = container.connectors.listing()
     finally:
         container.close()
-    table = Table("name", "version", "kind", "last run", "seen", "ingested", "quarantine")
+    table = Table(
+        Column("name", no_wrap=True), "version", "kind", Column("last run", no_wrap=True),
+        "seen", "ingested", "quarantine",
+    )  # fmt: skip
     for row in rows:
-        last = row["last_run_at"].isoformat(timespec="seconds") if row["last_run_at"] else "never"
+        last = row["last_run_at"].strftime("%Y-%m-%d %H:%M") if row["last_run_at"] else "never"
         table.add_row(
             row["name"], f"v{row['version']}", row["kind"], last,
             str(row["seen"] or 0), str(row["ingested"] or 0), str(row["waiting"]),

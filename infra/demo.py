@@ -104,7 +104,7 @@ def _claims(pool: Pool, start: int, count: int) -> None:
         code = "XX" if n in (17, 1_234, 2_718) else chance.choice(CATEGORIES)  # poison rows
         name = chance.choice(_NAMES)
         rows.append((
-            f"CLM-{n:06}", f"POL-{chance.randrange(10**6):06}", f"CUST-{n % 997:04}", name,
+            f"CLM-{n:06}", f"PO-{chance.randrange(10**6):06}", f"CUST-{n % 997:04}", name,
             code, round(chance.uniform(150, 60_000), 2),
             datetime(2026, 1, 1, tzinfo=UTC).date() + timedelta(days=chance.randrange(330)),
             f"reported by {name}",

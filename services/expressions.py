@@ -210,7 +210,10 @@ def _cel_value(program: cel.Program, known: dict[str, Any]) -> dict[str, Any]:
     try:
         return {"value": plain(program.execute(known))}
     except KeyError as error:
-        return {"error": f"the record has no {error.args[0]!r}"}
+        return {
+            "error": f"found nothing at {error.args[0]!r}: the record has no such field, or a "
+            "map in the expression has no such key"
+        }
     except _CEL_RUNTIME_ERRORS as error:
         return {"error": str(error) or type(error).__name__}
 

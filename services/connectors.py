@@ -133,7 +133,7 @@ class MappingDoc(Part):
     title: Text | None = None
     party_id: Text | None = None
     fields: dict[Text, Any] = Field(default_factory=dict)
-    status: StatusDoc | None = None
+    status: Any = None  # checked on its own (StatusDoc), so that its problems hide no other
     effective_time: Text | None = None
     timezone: Text = "UTC"
 
@@ -302,7 +302,10 @@ def _mapping(value: Any, problems: list[str]) -> RecordMapping | None:
     record_id = cel(doc.record_id, "mapping.record_id")
     external_id = cel(doc.external_id, "mapping.external_id") if doc.external_id else record_id
     title, party = cel(doc.title, "mapping.title"), cel(doc.party_id, "mapping.party_id")
-    status = cel(doc.status.value if doc.status else None, "mapping.status.from")
+    status_doc = (
+        parse_part(StatusDoc, doc.status, "mapping.status", problems) if doc.status else None
+    )
+    status = cel(status_doc.value if status_doc else None, "mapping.status.from")
     effective = cel(doc.effective_time, "mapping.effective_time")
     try:
         zone = ZoneInfo(doc.timezone)
@@ -321,7 +324,7 @@ def _mapping(value: Any, problems: list[str]) -> RecordMapping | None:
         fields=tuple(fields),
         party_id=party,
         status=status,
-        states=dict(doc.status.states) if doc.status else {},
+        states=dict(status_doc.states) if status_doc else {},
         effective_time=effective,
         timezone=zone,
     )

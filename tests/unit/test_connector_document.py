@@ -65,8 +65,9 @@ def test_a_document_with_many_problems_names_every_one_by_path() -> None:
 
 
 def test_the_mapping_is_checked_against_the_case_type_it_feeds() -> None:
-    document = {**GOOD, "mapping": {**GOOD["mapping"], "fields": {"colour": "record.c"},
-                                    "status": {"from": "record.s", "states": {"X": "lost"}}}}  # fmt: skip
+    status = {"from": "record.s", "states": {"X": "lost"}}
+    fields = {"colour": "record.c"}
+    document = {**GOOD, "mapping": {**GOOD["mapping"], "fields": fields, "status": status}}
     problems = connector_problems(document, case_type)
     assert problems == [
         "mapping.fields.colour: the case type insurance_claim has no such field; its fields are "

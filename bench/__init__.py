@@ -13,7 +13,9 @@ Run them all from the project root with ``make bench`` or ``.venv/bin/python -m 
 - ``bench.loading``: loading a case of 10,000 events (cold, cached, as of a past version) vs a
   raw SELECT of its rows;
 - ``bench.ingest``: records/s from a legacy PostgreSQL table through the SQL source and the
-  Ingestor (dedup on) vs a raw SELECT of the rows and vs batched ``ledger.save`` of new cases.
+  Ingestor (dedup on) vs a raw SELECT of the rows and vs batched ``ledger.save`` of new cases;
+- ``bench.webhook``: signed webhook deliveries/s (1 and 10 records each) with the whole stack
+  running, over HTTP with wrk, vs a no-op FastAPI POST.
 
 Each run also writes its figures to ``bench-results/`` as JSON, to compare runs.
 """

@@ -76,24 +76,36 @@ class Load:
 
 def wrk(url: str, seconds: float, cases: list[str], mode: str, authorization: str = "-") -> Load:
     """Run wrk against ``url`` for ``seconds`` on ``cases`` (``mode``: shared or distinct)."""
+    raw = run_wrk(url, seconds, LUA, [mode, str(THREADS), BODY, authorization, *cases])
+    return load_of(raw)
+
+
+def run_wrk(url: str, seconds: float, script: Path, setup: list[str]) -> dict[str, Any]:
+    """Run wrk with the Lua ``script``, which reads the lines ``setup`` from the file named
+    after the URL and prints ``WRK_JSON {...}`` in its ``done``; answers that JSON."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: `make bench` installs it (apt-get install wrk)")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as setup:
-        setup.write("\n".join([mode, str(THREADS), BODY, authorization, *cases]) + "\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as lines:
+        lines.write("\n".join(setup) + "\n")
     args = [
         "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--timeout", "10s",
-        "-s", str(LUA), url, setup.name,
+        "-s", str(script), url, lines.name,
     ]  # fmt: skip
     try:
         done = subprocess.run(
             args, capture_output=True, text=True, check=False, timeout=seconds + 60
         )
     finally:
-        Path(setup.name).unlink()
+        Path(lines.name).unlink()
     marker = done.stdout.rfind("WRK_JSON ")
     if done.returncode != 0 or marker < 0:
         raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     raw: dict[str, Any] = json.loads(done.stdout[marker + len("WRK_JSON ") :].splitlines()[0])
+    return raw
+
+
+def load_of(raw: dict[str, Any]) -> Load:
+    """The figures of a wrk run, from what the Lua scripts print."""
     return Load(
         requests=int(raw["requests"]),
         non_2xx=int(raw["non_2xx"]),

@@ -21,9 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +28,7 @@ from typing import Any
 from uuid import uuid4
 
 from bench.common import CONSOLE, BenchEnv, Figure, Scale, bench_environment, run_alone
-from bench.http import CONNECTIONS, THREADS, Load, noop_server, stack
+from bench.http import CONNECTIONS, THREADS, Load, load_of, noop_server, run_wrk, stack
 from infra.demo import sign
 from infra.embedded import free_port
 
@@ -107,34 +104,8 @@ def signed_lines(secret: str, delivery: Delivery, count: int, noop: bool = False
 
 def wrk(url: str, seconds: float, lines: list[str]) -> Outcome:
     """Run wrk against ``url`` for ``seconds``, each thread sending its slice of ``lines``."""
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed: `make wrk` installs it (apt-get install wrk)")
-    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as setup:
-        setup.write("\n".join([str(THREADS), *lines]) + "\n")
-    args = [
-        "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:.0f}s", "--timeout", "10s",
-        "-s", str(LUA), url, setup.name,
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(
-            args, capture_output=True, text=True, check=False, timeout=seconds + 60
-        )
-    finally:
-        Path(setup.name).unlink()
-    marker = done.stdout.rfind("WRK_JSON ")
-    if done.returncode != 0 or marker < 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    raw: dict[str, Any] = json.loads(done.stdout[marker + len("WRK_JSON ") :].splitlines()[0])
-    load = Load(
-        requests=int(raw["requests"]),
-        non_2xx=int(raw["non_2xx"]),
-        statuses={str(k): int(v) for k, v in (raw["statuses"] or {}).items()},
-        errors=sum(int(v) for v in raw["errors"].values()),
-        seconds=float(raw["duration_us"]) / 1e6,
-        p50_ms=float(raw["p50_us"]) / 1000,
-        p99_ms=float(raw["p99_us"]) / 1000,
-    )
-    return Outcome(load, int(raw["ingested"]), int(raw["wrapped"]))
+    raw = run_wrk(url, seconds, LUA, [str(THREADS), *lines])
+    return Outcome(load_of(raw), int(raw["ingested"]), int(raw["wrapped"]))
 
 
 def install_connector(env: BenchEnv) -> str:

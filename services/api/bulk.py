@@ -1,4 +1,4 @@
-"""``POST /cases/bulk``: a batch of records from a team that pushes (a JSON array, or JSON
+"""``POST /bulk/cases``: a batch of records from a team that pushes (a JSON array, or JSON
 Lines), each finding its case by external id or opening one, answered record by record.
 
 A bad record does not fail its batch-mates: it is refused with its reason, and only the later
@@ -31,7 +31,7 @@ from services.mapping import MappedRecord, content_hash
 MAX_RECORDS = 1000
 _JSON_LINES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 router = APIRouter(
-    prefix="/cases",
+    prefix="/bulk",
     tags=["cases"],
     responses={code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 503)},
     dependencies=[Depends(authenticated), Depends(known_query_only)],
@@ -86,9 +86,9 @@ _BODY = {
             "application/json": {
                 "schema": {"type": "array", "items": {"$ref": "#/components/schemas/BulkRecord"}}
             },
-            "application/x-ndjson": {"schema": {"type": "string"}},
         },
-        "description": f"at most {MAX_RECORDS} records: a JSON array, or JSON Lines",
+        "description": f"at most {MAX_RECORDS} records: a JSON array, or the same records as "
+        "JSON Lines (one per line) with Content-Type application/x-ndjson",
     }
 }
 
@@ -97,6 +97,8 @@ async def _records(request: Request) -> list[Any]:
     """The body's records, as JSON values (each checked on its own after)."""
     body = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not body.strip():
+        raise HTTPException(422, "the body is empty: send a JSON array of records (or JSON Lines)")
     try:
         if kind in _JSON_LINES:
             records = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
@@ -121,7 +123,8 @@ async def _records(request: Request) -> list[Any]:
     return records
 
 
-@router.post("/bulk", openapi_extra=_BODY)
+# Not /cases/bulk: that path is also /cases/{case_id}, whose GET would answer for it.
+@router.post("/cases", openapi_extra=_BODY)
 def bulk(
     records: Annotated[list[Any], Depends(_records)],
     deps: Deps,
@@ -198,7 +201,7 @@ def _pushed(
 
 def _dedup(record: BulkRecord, raw: Any, caller: Caller, source: SourceIn | None) -> Claim | None:
     if record.idempotency_key is not None:
-        digest = request_hash("POST", "/cases/bulk", json.dumps(raw, sort_keys=True).encode())
+        digest = request_hash("POST", "/bulk/cases", json.dumps(raw, sort_keys=True).encode())
         return Claim(caller.actor_id, record.idempotency_key, digest)
     if source is not None and source.record_id is not None:
         digest = content_hash(raw)

@@ -98,9 +98,32 @@ async def receive_webhook(
     name: Name,
     request: Request,
     deps: Deps,
-    webhook_id: Annotated[str | None, Header(alias="webhook-id")] = None,
-    webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
-    webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
+    webhook_id: Annotated[
+        str | None,
+        Header(
+            alias="webhook-id",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            description="unique per delivery: its idempotency key",
+        ),
+    ] = None,
+    webhook_timestamp: Annotated[
+        str | None,
+        Header(
+            alias="webhook-timestamp",
+            pattern=r"^[0-9]{1,12}$",
+            description="when it was signed, in whole seconds since 1970",
+        ),
+    ] = None,
+    webhook_signature: Annotated[
+        str | None,
+        Header(
+            alias="webhook-signature",
+            min_length=1,
+            max_length=4096,
+            description="v1,<base64 HMAC-SHA256 of '{id}.{timestamp}.{body}'>, space-separated",
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Ingest the signed record (a JSON object) or records (a JSON array) pushed to the
     webhook connector ``name``. No API key: the signature authenticates the sender."""
@@ -156,8 +179,8 @@ def _required(
         if not value
     ]
     if missing or webhook_id is None or timestamp is None or signatures is None:
-        raise Refused(
-            400,
+        raise Refused(  # an unsigned delivery is not authenticated
+            401,
             "webhook_headers_missing",
             f"the request lacks the header{'s' * (len(missing) > 1)} {', '.join(missing)}",
             "sign each delivery as Standard Webhooks do: webhook-id (unique per delivery), "

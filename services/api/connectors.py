@@ -14,7 +14,7 @@ from services.api.deps import Caller, Deps, authenticated, known_query_only, req
 from services.api.schemas import ErrorBody, _Request
 from services.auth import Role
 from services.connector_admin import ConnectorAdmin
-from services.connectors import read_document
+from services.connectors import InvalidConnector, read_document
 
 _errors: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422, 503)
@@ -146,11 +146,16 @@ def load_connector(deps: Deps, caller: Manager, document: Document) -> Connector
     )
 
 
-@router.post("/validate", openapi_extra=_DOCUMENT_BODY)
-def validate_connector(deps: Deps, _: Manager, document: Document) -> Problems:
-    """Check a connector document without loading it: every problem, by path."""
+@router.post("/{name}/validate", openapi_extra=_DOCUMENT_BODY)
+def validate_connector(name: Name, deps: Deps, _: Manager, document: Document) -> Problems:
+    """Check a document as the next version of connector ``name`` without loading it:
+    valid, or refused (422) with every problem, by path."""
     problems = _admin(deps).problems(document)
-    return Problems(valid=not problems, problems=problems)
+    if document.get("name") != name:
+        problems.insert(0, f"name: {document.get('name')!r} is not {name!r}, the connector checked")
+    if problems:
+        raise InvalidConnector(problems)
+    return Problems(valid=True, problems=[])
 
 
 @router.get("")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
 from infra.embedded import free_port, port_open
 from tests.e2e.up_process import running_up
@@ -84,3 +85,21 @@ def test_up_serves_the_stack_and_keeps_cases_across_a_restart(tmp_path: Path) ->
         answer = httpx.get(f"{base}/cases/{case_id}", headers=headers)
         assert answer.status_code == 200
         assert answer.json()["title"] == "Kept"
+
+
+@pytest.mark.slow
+def test_make_run_feeds_cases_from_three_demo_silos(tmp_path: Path) -> None:
+    """What a newcomer sees without doing anything: claims from the legacy database, complaints
+    from the CSV drop, admissions from the signed webhook, and three poison rows quarantined."""
+    with running_up(tmp_path, free_port(), free_port(), demo=True) as up:
+        headers = {"Authorization": f"Bearer {up.keys['integrator']}"}
+
+        def arrived(case_type: str) -> bool:
+            page = httpx.get(f"{up.base}/cases?case_type={case_type}", headers=headers).json()
+            return bool(page["cases"])
+
+        for case_type in ("insurance_claim", "customer_complaint", "patient_care"):
+            wait_until(lambda c=case_type: arrived(c), 120, f"{case_type} cases from a silo")  # type: ignore[misc]
+        waiting = httpx.get(f"{up.base}/connectors/demo_claims_db/quarantine", headers=headers)
+        assert len(waiting.json()) == 3, waiting.text
+        assert (tmp_path / ".caseledger" / "drop" / "crm" / "archive").exists()

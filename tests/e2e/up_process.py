@@ -86,8 +86,9 @@ def _runs(cmdline: list[str], name: str) -> bool:
     return cmdline[-2:] == ["infra.cli", name]
 
 
-def up_env(api_port: int, broker_port: int) -> dict[str, str]:
-    """The environment of an `up` on embedded servers and the given ports."""
+def up_env(api_port: int, broker_port: int, demo: bool = False) -> dict[str, str]:
+    """The environment of an `up` on embedded servers and the given ports (without the
+    demo silos unless asked: their thousands of cases would flood what a test watches)."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
     }
@@ -95,17 +96,20 @@ def up_env(api_port: int, broker_port: int) -> dict[str, str]:
         "CASELEDGER_API_PORT": str(api_port),
         "CASELEDGER_BROKER_PORT": str(broker_port),
         "CASELEDGER_API_WORKERS": "2",  # as on a 2-CPU machine, whatever this one has
+        "CASELEDGER_DEMO_SILOS": str(demo).lower(),
     }
 
 
 @contextmanager
-def running_up(cwd: Path, api_port: int, broker_port: int) -> Iterator[RunningUp]:
+def running_up(
+    cwd: Path, api_port: int, broker_port: int, demo: bool = False
+) -> Iterator[RunningUp]:
     """Run `caseledger up` in ``cwd`` until the API answers; stop it with Ctrl-C after the
     block (unless the block ended it) and check that it stopped cleanly."""
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "up"],
         cwd=cwd,
-        env=up_env(api_port, broker_port),
+        env=up_env(api_port, broker_port, demo),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

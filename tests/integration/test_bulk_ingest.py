@@ -27,7 +27,7 @@ def record(external_id: str, record_id: str, **more: Any) -> dict[str, Any]:
 
 def push(client: TestClient, key: str, records: Any, kind: str = "application/json") -> Any:
     body = records if isinstance(records, bytes) else json.dumps(records).encode()
-    return client.post("/cases/bulk", content=body, headers={**auth(key), "Content-Type": kind})
+    return client.post("/bulk/cases", content=body, headers={**auth(key), "Content-Type": kind})
 
 
 def context_of(container: Container, case_id: str, index: int = 0) -> dict[str, Any]:

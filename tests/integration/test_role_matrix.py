@@ -211,17 +211,19 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         lambda c: Call("/secrets/claims_webhook", {"value": "Bearer abc"}),
     ),
     ("DELETE", "/secrets/{name}"): ("admin", lambda c: Call(f"/secrets/{_secret(c)}")),
-    ("POST", "/cases/bulk"): (
+    ("POST", "/bulk/cases"): (
         "integrator",
-        lambda c: Call("/cases/bulk", [{"case_type": "generic", "title": "pushed"}]),
+        lambda c: Call("/bulk/cases", [{"case_type": "generic", "title": "pushed"}]),
     ),
     ("POST", "/connectors"): (
         "admin integrator",
         lambda c: Call("/connectors", content=_connector_yaml(c), headers=YAML),
     ),
-    ("POST", "/connectors/validate"): (
+    ("POST", "/connectors/{name}/validate"): (
         "admin integrator",
-        lambda c: Call("/connectors/validate", content=_connector_yaml(c), headers=YAML),
+        lambda c: Call(
+            "/connectors/matrix_files/validate", content=_connector_yaml(c), headers=YAML
+        ),
     ),
     ("GET", "/connectors"): ("admin integrator auditor", lambda c: Call("/connectors")),
     ("GET", "/connectors/{name}"): (

@@ -133,14 +133,14 @@ def _refusals(client: TestClient) -> dict[str, tuple[Any, int, str]]:
     cases = {
         "signed with another secret": (good, signed(good, NEW), 401, "webhook_signature_invalid"),
         "a garbled signature header": (good, garbled, 401, "webhook_signature_invalid"),
-        "missing signature header": (good, missing, 400, "webhook_headers_missing"),
+        "missing signature header": (good, missing, 401, "webhook_headers_missing"),
         "stale": (good, signed(good, at=now - timedelta(minutes=6)), 401, "timestamp_stale"),
         "from the future": (good, signed(good, at=now + timedelta(minutes=6)), 401, "stale"),
         "timestamp not seconds": (
             good,
             signed(good) | {"webhook-timestamp": "soon"},
-            400,
-            "webhook_timestamp_invalid",
+            422,
+            "invalid_request",
         ),
         "malformed JSON": (b'{"id": ', signed(b'{"id": '), 400, "malformed_json"),
         "records not objects": (b"[1, 2]", signed(b"[1, 2]"), 422, "not_object"),

@@ -35,8 +35,9 @@ def test_the_demo_silos_load_and_feed_cases(container: Container, client: TestCl
             assert (report.ingested, report.quarantined) == (40, 2)
     assert list((drop_folder(container.settings) / "archive").glob("complaints-*.csv"))
 
-    body = json.dumps({"admission_id": "ADM-1", "patient_id": "PAT-0001", "ward": "surgery",
-                       "admitted_at": "2026-11-30T08:00:00+00:00", "triage": 2}).encode()  # fmt: skip
+    admission = {"admission_id": "ADM-1", "patient_id": "PAT-0001", "ward": "surgery",
+                 "admitted_at": "2026-11-30T08:00:00+00:00", "triage": 2}  # fmt: skip
+    body = json.dumps(admission).encode()
     webhook_id, now = f"msg_{uuid4().hex}", int(time.time())
     answer = client.post(
         "/connectors/demo_patient_portal/webhook",

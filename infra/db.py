@@ -160,6 +160,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 CREATE INDEX IF NOT EXISTS quarantine_waiting ON quarantine (connector, external_id)
     WHERE status = 'waiting';
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS record_hash text;
+CREATE UNIQUE INDEX IF NOT EXISTS quarantine_once ON quarantine
+    (connector, coalesce(position, ''), record_hash) WHERE status = 'waiting';
 CREATE TABLE IF NOT EXISTS secrets (
     name       text PRIMARY KEY,
     value      text NOT NULL,

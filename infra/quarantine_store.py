@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from services.ingestion import QuarantineEntry
+from services.mapping import content_hash
 
 _COLUMNS = (
     "id, connector, connector_version, record_id, external_id, record, raw, reason, held,"
@@ -20,8 +21,15 @@ _COLUMNS = (
 )
 
 
+def _hash(entry: QuarantineEntry) -> str:
+    """What makes two entries the same record read twice (a re-poll, a redelivery): one
+    waiting entry per connector, position and content."""
+    return content_hash({"record": entry.record, "raw": entry.raw})
+
+
 class QuarantineStore:
-    """Adds, lists and settles quarantined records."""
+    """Adds (once per record and position while it waits), lists and settles quarantined
+    records."""
 
     def __init__(self, pool: ConnectionPool[Connection[DictRow]]) -> None:
         self.pool = pool
@@ -32,13 +40,15 @@ class QuarantineStore:
         with self.pool.connection() as conn, conn.cursor() as curs:
             curs.executemany(
                 "INSERT INTO quarantine (connector, connector_version, record_id, external_id,"
-                " record, raw, reason, held, position, batch_id, run_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                " record, raw, reason, held, position, batch_id, run_id, record_hash)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (connector, coalesce(position, ''), record_hash)"
+                " WHERE status = 'waiting' DO NOTHING RETURNING id",
                 [
                     (
                         e.connector, e.connector_version, e.record_id, e.external_id,
                         Jsonb(dict(e.record)) if e.record is not None else None, e.raw,
-                        e.reason, e.held, e.position, e.batch_id, e.run_id,
+                        e.reason, e.held, e.position, e.batch_id, e.run_id, _hash(e),
                     )
                     for e in entries
                 ],
@@ -98,4 +108,15 @@ class QuarantineStore:
                 "UPDATE quarantine SET status = 'replayed', replayed_at = now()"
                 " WHERE id = ANY(%s) AND status = 'waiting'",
                 (list(entry_ids),),
+            )
+
+    def still_waiting(self, reasons: Sequence[tuple[int, str, bool]]) -> None:
+        """Entries a replay could not ingest: they keep waiting, with the new reason (and
+        whether they now only wait behind another)."""
+        if not reasons:
+            return
+        with self.pool.connection() as conn, conn.cursor() as curs:
+            curs.executemany(
+                "UPDATE quarantine SET reason = %s, held = %s WHERE id = %s AND status = 'waiting'",
+                [(reason, held, entry_id) for entry_id, reason, held in reasons],
             )

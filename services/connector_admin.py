@@ -13,6 +13,8 @@ from services.connectors import Connector, connector_problems
 from services.errors import CaseTypeNotFound
 from services.ingestion import Ingestor, RecordOutcome, RunReport, SourceRecord
 
+_DONE = ("ingested", "duplicate")
+
 
 class ConnectorNotFound(CaseTypeNotFound):
     """No connector has that name (or that version); answered 404."""
@@ -46,6 +48,8 @@ class QuarantineBook(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def settle(self, entry_ids: Sequence[int]) -> None: ...
+
+    def still_waiting(self, reasons: Sequence[tuple[int, str, bool]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,9 @@ class ConnectorAdmin:
     ) -> tuple[RunReport, list[RecordOutcome]]:
         """Ingest quarantined records of connector ``name`` again, with its current version:
         the chosen entries (all by default), each with every entry waiting for the same case,
-        in the order they arrived. One that fails again is quarantined again (a new entry);
-        the replayed entries are settled. A crash before they are settled replays them again
-        later, as duplicates."""
+        in the order they arrived. Those ingested (or found to be case history already) are
+        settled; one that fails again keeps waiting, with its new reason. A crash before
+        they are settled replays them again later, as duplicates."""
         connector = self.catalog.current(name)
         chosen = self.quarantine.waiting(name, entry_ids)
         keys = {e["external_id"] for e in chosen if e["external_id"] is not None}
@@ -110,8 +114,14 @@ class ConnectorAdmin:
             report,
             releasing=frozenset(keys),
         )
-        self.quarantine.settle([entry["id"] for entry in ordered])
-        report.replayed = sum(1 for o in outcomes if o.verdict in ("ingested", "duplicate"))
+        done = [e["id"] for e, o in zip(ordered, outcomes, strict=True) if o.verdict in _DONE]
+        self.quarantine.settle(done)
+        self.quarantine.still_waiting([
+            (e["id"], o.reason or "", o.verdict == "held")
+            for e, o in zip(ordered, outcomes, strict=True)
+            if o.verdict not in _DONE
+        ])  # fmt: skip
+        report.replayed = len(done)
         self.catalog.save_run(report, finished=True)
         return report, outcomes
 

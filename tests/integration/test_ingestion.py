@@ -107,14 +107,14 @@ def test_a_poison_record_blocks_only_its_own_case(
     assert [o.verdict for o in outcomes] == ["quarantined", "held", "ingested", "quarantined"]
     assert "'X' is not mapped to a state" in (outcomes[0].reason or "")
     assert "cannot be read as money" in (outcomes[3].reason or "")
-    later = container.ingestor.ingest(connector, [row("P-1", "A")], "b2")
-    assert later[0].verdict == "held"  # still behind the poison record, in order
+    later = container.ingestor.ingest(connector, [row("P-1", "A"), row("P-1", "O")], "b2")
+    assert [o.verdict for o in later] == ["held", "held"]  # still behind the poison record
     waiting = container.quarantine.waiting("claims_db")
     assert [(w["external_id"], w["held"], w["batch_id"]) for w in waiting] == [
         ("P-1", False, "b1"),
         ("P-1", True, "b1"),
         ("P-3", False, "b1"),
-        ("P-1", True, "b2"),
+        ("P-1", True, "b2"),  # the record read again is set aside once, a new one is kept
     ]
     assert waiting[0]["record"]["state"] == "X"  # the raw record, to replay after a fix
 
@@ -140,6 +140,10 @@ def test_quarantined_records_are_replayed_in_order_after_the_mapping_is_fixed(
     batch = [row("R-1"), row("R-1", "X"), row("R-1", "P"), row("R-2")]
     container.ingestor.ingest(connector, batch, "b1", report)
     assert (report.ingested, report.quarantined) == (2, 2) and report.adds_up
+
+    again, failed = container.connector_admin.replay("claims_db")  # not fixed yet
+    assert [o.verdict for o in failed] == ["quarantined", "held"] and again.replayed == 0
+    assert len(container.quarantine.waiting("claims_db")) == 2  # they keep waiting
 
     states = {"O": "open", "X": "approved", "P": "paid"}
     status = {"from": "record.state", "states": states}

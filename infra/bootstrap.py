@@ -174,7 +174,10 @@ def build_api(container: Container) -> FastAPI:
         metrics=metrics_page(container),
         connector_admin=container.connector_admin,
         webhooks=WebhookIntake(
-            container.connectors.current, container.secrets.value, container.ingestor
+            container.connectors.current,
+            container.secrets.value,
+            container.ingestor,
+            container.connectors.count_pushed,
         ),
     )
     return create_app(deps)

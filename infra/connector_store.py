@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from psycopg import Connection
 from psycopg.rows import DictRow
@@ -120,6 +122,28 @@ class ConnectorStore:
                     report.run_id, report.connector, report.connector_version, report.seen,
                     report.ingested, report.duplicates, report.quarantined, report.replayed,
                     finished, error,
+                ),
+            )  # fmt: skip
+
+    def count_pushed(self, report: RunReport) -> None:
+        """Add the counts of a pushed delivery (a webhook) to its connector's run of the day:
+        webhooks have no runs of their own, and this keeps their reconciliation."""
+        day = datetime.now(UTC).date().isoformat()
+        run_id = uuid5(
+            NAMESPACE_URL, f"caseledger:run:{report.connector}:{report.connector_version}:{day}"
+        )
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO connector_runs (run_id, connector, connector_version, seen,"
+                " ingested, duplicates, quarantined) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (run_id) DO UPDATE SET seen = connector_runs.seen + EXCLUDED.seen,"
+                " ingested = connector_runs.ingested + EXCLUDED.ingested,"
+                " duplicates = connector_runs.duplicates + EXCLUDED.duplicates,"
+                " quarantined = connector_runs.quarantined + EXCLUDED.quarantined,"
+                " updated_at = now()",
+                (
+                    run_id, report.connector, report.connector_version, report.seen,
+                    report.ingested, report.duplicates, report.quarantined,
                 ),
             )  # fmt: skip
 

@@ -42,7 +42,7 @@ from services.api.errors import error_response
 from services.api.schemas import ErrorBody
 from services.connectors import Connector, WebhookSource
 from services.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, Outcome
-from services.ingestion import SourceRecord
+from services.ingestion import RunReport, SourceRecord
 from services.secret_store import SecretNotFound
 
 MAX_RECORDS = 1_000  # records per delivery; larger batches go to the bulk endpoint or a file
@@ -157,7 +157,9 @@ def _receive(
     if earlier is not None:
         return _again(earlier, claim)
     records = _records(body, webhook_id)
-    outcomes = intake.ingestor.ingest(connector, records, f"webhook:{name}:{webhook_id}")
+    report = RunReport(connector.name, connector.version)
+    outcomes = intake.ingestor.ingest(connector, records, f"webhook:{name}:{webhook_id}", report)
+    intake.count(report)
     answer = WebhookAnswer(
         webhook_id=webhook_id,
         records=[RecordAnswer(**vars(outcome)) for outcome in outcomes],

@@ -26,7 +26,7 @@ from services.connectors import Connector
 from services.content import ContentStore
 from services.deadline import deadline_in
 from services.idempotency import IdempotencyStore
-from services.ingestion import Ingestor
+from services.ingestion import Ingestor, RunReport
 from services.metrics import MetricsPage
 from services.queries import CaseListQueries
 from services.secret_store import SecretBook
@@ -40,6 +40,8 @@ class WebhookIntake:
     connector: Callable[[str], Connector]
     secret: Callable[[str], str]
     ingestor: Ingestor
+    #: Adds a delivery's counts to its connector's reconciliation (its run of the day).
+    count: Callable[[RunReport], None] = lambda report: None
 
 
 @dataclass

@@ -105,6 +105,14 @@ def test_a_batch_answers_per_record_and_a_bad_record_is_quarantined_alone(
     (waiting,) = portal.quarantine.waiting("portal")
     assert waiting["record"] == record("B-2", "many")
     assert waiting["position"].endswith("#1")
+    post(client, body, signed(body))  # another delivery of the same records: duplicates
+    (today,) = portal.connectors.runs("portal")  # the reconciliation of the day's deliveries
+    assert (today["seen"], today["ingested"], today["duplicates"], today["quarantined"]) == (
+        6,
+        2,
+        2,
+        2,
+    )
 
 
 def test_during_a_rotation_either_secret_verifies(client: TestClient, portal: Container) -> None:

@@ -33,14 +33,14 @@ from domain.errors import DomainError, InvalidTransition
 from domain.rules import RuleRun, facts, react
 from services.application import CaseLedger
 from services.connectors import Connector
-from services.errors import RequestReplayed
+from services.errors import RequestReplayed, SaveTooLarge
 from services.expressions import MappingError
 from services.idempotency import Claim, Outcome, claiming
 from services.mapping import MappedRecord, content_hash
 
 log = logging.getLogger(__name__)
 ROLE = "integrator"
-_SAVE_EVENTS = 400  # a batch is stored in saves of about this many events
+_SAVE_EVENTS = 900  # a batch is stored in saves of about this many events (at most 1,000)
 _ATTEMPTS = 5
 
 Verdict = Literal["ingested", "duplicate", "quarantined", "held"]
@@ -226,8 +226,9 @@ class _Batch:
         groups: dict[tuple[str, str, str], list[_Planned]] = {}
         for item in planned:
             groups.setdefault(item.group, []).append(item)
+        known = self.claims.claimed(_pairs(list(groups.values())))  # one lookup per batch
         for chunk in _chunks(list(groups.values())):
-            self._store(chunk, blocked)
+            self._store(chunk, blocked, known)
         return [self.outcomes[i] for i in range(count)]
 
     # -- mapping -------------------------------------------------------------------------
@@ -266,11 +267,24 @@ class _Batch:
 
     # -- storing -------------------------------------------------------------------------
 
-    def _store(self, groups: list[list[_Planned]], blocked: set[str]) -> None:
-        """Store a chunk of case groups in one save; when it loses a race (another process
-        stored one of its records or cases meanwhile), each group again on its own."""
+    def _store(
+        self,
+        groups: list[list[_Planned]],
+        blocked: set[str],
+        known: Mapping[tuple[str, str], Outcome],
+    ) -> None:
+        """Store a chunk of case groups in one save, with the claims ``known`` before the
+        batch; when it loses a race (another process stored one of its records or cases
+        meanwhile), each group again on its own, looking its claims up again."""
         try:
-            self._attempt(groups, blocked)
+            self._attempt(groups, blocked, known)
+        except SaveTooLarge as error:
+            if len(groups) == 1:  # one case's records alone are too much: set them aside
+                self._refuse_group(groups[0], blocked, f"{error.message} ({error.hint})")
+                return
+            half = len(groups) // 2  # the case type's rules make more events than guessed
+            self._store(groups[:half], blocked, known)
+            self._store(groups[half:], blocked, known)
         except (IntegrityError, RequestReplayed):
             for group in groups:
                 for attempt in range(1, _ATTEMPTS + 1):
@@ -281,11 +295,14 @@ class _Batch:
                         if attempt == _ATTEMPTS:
                             raise
 
-    def _attempt(self, groups: list[list[_Planned]], blocked: set[str]) -> None:
-        items = [item for group in groups for item in group]
-        pairs = [(i.dedup.scope, i.dedup.key) for i in items if i.dedup is not None]
-        pairs += [(g[0].scope, g[0].mapped.external_id) for g in groups if g[0].mapped.external_id]
-        known = self.claims.claimed(pairs)
+    def _attempt(
+        self,
+        groups: list[list[_Planned]],
+        blocked: set[str],
+        known: Mapping[tuple[str, str], Outcome] | None = None,
+    ) -> None:
+        if known is None:
+            known = self.claims.claimed(_pairs(groups))
         saved: list[Case] = []
         claims: list[Claim] = []
         outcomes: dict[int, RecordOutcome] = {}
@@ -345,6 +362,18 @@ class _Batch:
             result.reset()
             self._build(result, todo[:position], case_id)
         return result
+
+    def _refuse_group(self, group: list[_Planned], blocked: set[str], reason: str) -> None:
+        """Set a whole case group aside: its first record with ``reason``, the rest behind."""
+        result = _GroupResult()
+        self._refuse(result, group[0], reason, held=False)
+        for later in group[1:]:
+            self._refuse(result, later, _behind(later.mapped.external_id), held=True)
+        self.outcomes |= result.outcomes
+        for index, entry in result.aside:
+            if entry.external_id is not None:
+                blocked.add(entry.external_id)
+            self.set_aside.append((index, entry))
 
     def _refuse(self, result: _GroupResult, item: _Planned, reason: str, *, held: bool) -> None:
         """Refuse a record of a group: set it aside (for a connector), with its outcome."""
@@ -515,6 +544,14 @@ def _behind(key: str) -> str:
         f"waits behind an earlier quarantined record of the same case ({key}); it is "
         "replayed after that one"
     )
+
+
+def _pairs(groups: list[list[_Planned]]) -> list[tuple[str, str]]:
+    """The claims that tell whether the groups' records and cases are stored already."""
+    pairs = [(i.dedup.scope, i.dedup.key) for g in groups for i in g if i.dedup is not None]
+    return pairs + [
+        (g[0].scope, g[0].mapped.external_id) for g in groups if g[0].mapped.external_id
+    ]
 
 
 def _chunks(groups: list[list[_Planned]]) -> list[list[list[_Planned]]]:

@@ -54,6 +54,7 @@ from services.ingestion import SourceRecord
 
 log = logging.getLogger(__name__)
 _WRAP = 1 << 32
+_READ_AHEAD = 10  # batches per PostgreSQL poll
 _MARGIN = timedelta(seconds=1)
 _INTEGERS = ("tinyint", "smallint", "mediumint", "int", "bigint", "decimal")
 
@@ -128,23 +129,27 @@ class SqlTableSource:
         )
         self.position: dict[str, Any] = dict(position) if isinstance(position, Mapping) else {}
         self._reader: _Reader | None = None
+        #: Batches read by one poll and not handed out yet, each with its position.
+        self._ahead: list[tuple[list[SourceRecord], dict[str, Any]]] = []
 
     def next_batch(self, limit: int) -> Batch | None:
         size = max(1, min(limit, self.spec.batch_size))
-        try:
-            if self._reader is None:
-                self._reader = _READERS[self.spec.dialect](self)
-            records, position = self._reader.poll(size, self.position)
-        except Exception:
-            self.close()  # reconnect on the next batch; the runner backs off and retries
-            raise
+        if not self._ahead:
+            try:
+                if self._reader is None:
+                    self._reader = _READERS[self.spec.dialect](self)
+                self._ahead = self._reader.poll(size, self.position)
+            except Exception:
+                self.close()  # reconnect on the next batch; the runner backs off and retries
+                raise
+        records, position = self._ahead.pop(0)
         self.position = position
         if not records:
             return None
         return Batch(records, f"{self.connector.name}:{uuid4().hex}", position)
 
     def close(self) -> None:
-        reader, self._reader = self._reader, None
+        reader, self._reader, self._ahead = self._reader, None, []
         if reader is not None:
             reader.close()
 
@@ -165,7 +170,10 @@ class _Reader(Protocol):
 
     def poll(
         self, size: int, position: dict[str, Any]
-    ) -> tuple[list[SourceRecord], dict[str, Any]]: ...
+    ) -> list[tuple[list[SourceRecord], dict[str, Any]]]:
+        """The next batches of at most ``size`` records, each with the position after it
+        (at least one, maybe empty)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -194,8 +202,11 @@ class _Postgres(_Reader):
 
     def poll(
         self, size: int, position: dict[str, Any]
-    ) -> tuple[list[SourceRecord], dict[str, Any]]:
+    ) -> list[tuple[list[SourceRecord], dict[str, Any]]]:
+        """Up to :data:`_READ_AHEAD` batches in one query: each poll scans the table (there is
+        no index on ``xmin``), so reading one batch per scan made a large import quadratic."""
         window = Window.of(position)
+        wanted = size * _READ_AHEAD
         with self.conn.transaction():
             snapshot = self.conn.execute(
                 "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
@@ -203,7 +214,7 @@ class _Postgres(_Reader):
             ).fetchone()
             assert snapshot is not None
             xmin, xmax = snapshot
-            query, params = self._query(window, xmax, size)
+            query, params = self._query(window, xmax, wanted)
             cursor = self.conn.execute(query, params)
             rows = cursor.fetchall()
             names = [d.name for d in (cursor.description or [])]
@@ -215,9 +226,14 @@ class _Postgres(_Reader):
             )
             for row in rows
         ]
-        last = [json_value(v) for v in rows[-1][:width]] if rows else None
-        window.advance(last, len(rows) == size, xmin)
-        return records, window.as_json()
+        batches = []
+        for start in range(0, max(len(rows), 1), size):
+            chunk = rows[start : start + size]
+            last = [json_value(v) for v in chunk[-1][:width]] if chunk else None
+            final = start + size >= len(rows)
+            window.advance(last, len(rows) == wanted if final else True, xmin)
+            batches.append((records[start : start + size], window.as_json()))
+        return batches
 
     def _query(self, window: Window, xmax: int, size: int) -> tuple[sql.Composed, dict[str, Any]]:
         xid = sql.SQL(
@@ -352,10 +368,10 @@ class _MariaDB(_Reader):
 
     def poll(
         self, size: int, position: dict[str, Any]
-    ) -> tuple[list[SourceRecord], dict[str, Any]]:
+    ) -> list[tuple[list[SourceRecord], dict[str, Any]]]:
         if self.by_id:
-            return self._poll_ids(size, position)
-        return self._poll_times(size, position)
+            return [self._poll_ids(size, position)]
+        return [self._poll_times(size, position)]
 
     # -- a timestamp cursor: never past the oldest running transaction's start -----------
 

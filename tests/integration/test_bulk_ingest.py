@@ -120,3 +120,17 @@ def test_commands_take_source_and_occurred_at_from_integrator_keys_only(
     assert refused.status_code == 403 and "integrator" in refused.json()["hint"]
     naive = {**body, "occurred_at": "2024-12-31T23:00:00"}
     assert client.post("/cases", json=naive, headers=auth(keys[Role.INTEGRATOR])).status_code == 422
+
+
+def test_a_case_whose_records_are_too_large_is_refused_alone(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    huge = "x" * 600_000  # over the 512 KiB an event may take, under the body's limit
+    batch = [
+        record("H-1", "h1", fields={"note": huge}),
+        record("H-1", "h2"),
+        record("H-2", "h3"),
+    ]
+    answer = push(client, keys[Role.INTEGRATOR], batch).json()
+    assert [r["verdict"] for r in answer["records"]] == ["refused", "held", "ingested"]
+    assert "at most 524,288 bytes" in answer["records"][0]["detail"]

@@ -133,13 +133,7 @@ class CelCondition:
 
     def __init__(self, source: str, where: str = "the condition") -> None:
         self.source, self.where = source, where
-        problem = cel_problem(source)
-        if problem is not None:
-            raise ValueError(f"{_short(source)!r} is too costly: {problem}")
-        try:
-            self._program = cel.compile(source)
-        except ValueError as error:
-            raise ValueError(_cel_message(source, str(error))) from None
+        self._program = _compiled_cel(source, "condition")
         self._reads = tuple(self._program.variables())  # only these facts are converted
         bound = set(_COMPREHENSION.findall(source))
         self.names: tuple[str, ...] = tuple(n for n in self._reads if n not in bound)
@@ -175,15 +169,7 @@ class CelValue:
 
     def __init__(self, source: str, where: str = "the expression") -> None:
         self.source, self.where = source, where
-        problem = cel_problem(source)
-        if problem is not None:
-            raise ValueError(f"{_short(source)!r} is too costly: {problem}")
-        try:
-            self._program = cel.compile(source)
-        except ValueError as error:
-            raise ValueError(
-                _cel_message(source, str(error)).replace("valid condition", "valid expression")
-            ) from None
+        self._program = _compiled_cel(source, "expression")
         self._reads = tuple(self._program.variables())
         self._inline = not uses(source, CEL_COMPREHENSION)
 
@@ -225,13 +211,24 @@ def _cel_holds(program: cel.Program, known: dict[str, Any]) -> bool:
         return False
 
 
-def _cel_message(source: str, raw: str) -> str:
+def _compiled_cel(source: str, what: str) -> cel.Program:
+    """``source`` compiled, or a ``ValueError`` saying why it is too costly or invalid."""
+    problem = cel_problem(source)
+    if problem is not None:
+        raise ValueError(f"{_short(source)!r} is too costly: {problem}")
+    try:
+        return cel.compile(source)
+    except ValueError as error:
+        raise ValueError(_cel_message(source, str(error), what)) from None
+
+
+def _cel_message(source: str, raw: str, what: str = "condition") -> str:
     found = _CEL_ERROR.search(raw)
     if found is None:
-        return f"{source!r} is not a valid condition: {raw}"
+        return f"{source!r} is not a valid {what}: {raw}"
     line, column, detail = found.groups()
     detail = re.sub(r" expecting \{.*\}$", "", detail)
-    return f"{source!r} is not a valid condition: line {line}, column {column}: {detail}"
+    return f"{source!r} is not a valid {what}: line {line}, column {column}: {detail}"
 
 
 def _zen_message(error: Exception) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from infra.connectors_cli import connectors_app
+from infra.connectors_cli import connectors_app, echo_refusal
 from infra.settings import Settings
 from services.auth import Role
 
@@ -268,9 +268,7 @@ def case_types_load(
                     typer.echo(f"{path}: {document['name']} v{version} is current")
             except (OSError, InvalidDocument) as error:
                 failed = True
-                typer.echo(f"{path}: refused: {error}", err=True)
-                for problem in getattr(error, "problems", []):
-                    typer.echo(f"  - {problem}", err=True)
+                echo_refusal(path, error)
     finally:
         container.close()
     raise typer.Exit(1 if failed else 0)

@@ -45,6 +45,13 @@ def access_of(container: Container) -> Access:
     return build_ingest_worker(container).access
 
 
+def echo_refusal(path: Path, error: Exception) -> None:
+    """Say on stderr why a document was refused, each of its problems on a line."""
+    typer.echo(f"{path}: refused: {error}", err=True)
+    for problem in getattr(error, "problems", []):
+        typer.echo(f"  - {problem}", err=True)
+
+
 def _read(path: Path) -> dict[str, Any]:
     from services.connectors import read_document  # noqa: PLC0415
 
@@ -93,9 +100,7 @@ def load(
                 typer.echo(f"{path}: {connector.name} {state} v{connector.version}")
             except (OSError, DomainError) as error:
                 failed = True
-                typer.echo(f"{path}: refused: {error}", err=True)
-                for problem in getattr(error, "problems", []):
-                    typer.echo(f"  - {problem}", err=True)
+                echo_refusal(path, error)
     finally:
         container.close()
     raise typer.Exit(1 if failed else 0)

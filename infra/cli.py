@@ -460,6 +460,13 @@ def status(
         f"notifications: {work['notifications_pending']} pending, "
         f"{work['notifications_retrying']} retrying"
     )
+    for name, connector in report.get("connectors", {}).items():
+        run = connector["last_run"]
+        typer.echo(
+            f"connector {name} v{connector['version']} ({connector['kind']}): last run seen "
+            f"{run['seen']}, ingested {run['ingested']}, duplicates {run['duplicates']}, "
+            f"quarantined {run['quarantined']}; {connector['quarantine_waiting']} waiting"
+        )
 
 
 @app.command()

@@ -18,8 +18,21 @@ from domain.definition import Definition
 from services.connector_admin import ConnectorNotFound
 from services.connectors import Connector, compile_connector
 from services.ingestion import RunReport
+from services.metrics import ConnectorFigures
 
 Pool = ConnectionPool[Connection[DictRow]]
+_COUNTS = ("seen", "ingested", "duplicates", "quarantined", "replayed")
+#: Every connector's current version, its latest run, and what waits in its quarantine.
+_LISTING = """
+SELECT DISTINCT ON (c.name) c.name, c.version, c.kind, c.loaded_at, c.loaded_by,
+       r.started_at AS last_run_at, r.seen, r.ingested, r.duplicates, r.quarantined, r.replayed,
+       (SELECT count(*) FROM quarantine q
+        WHERE q.connector = c.name AND q.status = 'waiting') AS waiting
+FROM connectors c
+LEFT JOIN LATERAL (SELECT * FROM connector_runs r WHERE r.connector = c.name
+                   ORDER BY started_at DESC LIMIT 1) r ON true
+ORDER BY c.name, c.version DESC
+"""
 
 
 class ConnectorStore:
@@ -157,15 +170,20 @@ class ConnectorStore:
                 (connector, limit),
             ).fetchall()
 
+    def figures(self, conn: Connection[DictRow]) -> dict[str, ConnectorFigures]:
+        """Each connector's figures for ``caseledger status`` and ``/metrics``, on ``conn``
+        (the pipeline's read-only transaction)."""
+        return {
+            row["name"]: ConnectorFigures(
+                version=row["version"],
+                kind=row["kind"],
+                last_run={k: int(row[k] or 0) for k in _COUNTS},
+                quarantine_waiting=int(row["waiting"]),
+            )
+            for row in conn.execute(_LISTING).fetchall()
+        }
+
     def listing(self) -> list[dict[str, Any]]:
         """Every connector: its current version, kind, when loaded, its latest run."""
         with self.pool.connection() as conn:
-            return conn.execute(
-                "SELECT DISTINCT ON (c.name) c.name, c.version, c.kind, c.loaded_at,"
-                " c.loaded_by, r.started_at AS last_run_at, r.seen, r.ingested,"
-                " r.duplicates, r.quarantined, (SELECT count(*) FROM quarantine q"
-                " WHERE q.connector = c.name AND q.status = 'waiting') AS waiting"
-                " FROM connectors c LEFT JOIN LATERAL (SELECT * FROM connector_runs r"
-                " WHERE r.connector = c.name ORDER BY started_at DESC LIMIT 1) r ON true"
-                " ORDER BY c.name, c.version DESC"
-            ).fetchall()
+            return conn.execute(_LISTING).fetchall()

@@ -1,6 +1,7 @@
 """Where the pipeline stands, read in one place for ``caseledger status`` and ``GET /metrics``,
 which therefore agree: the event store's head, the relay's position and lag, each
-projection's position and lag, SLA timers due and notifications waiting.
+projection's position and lag, SLA timers due, notifications waiting, and each connector's
+latest run and quarantine.
 
 Every figure but the relay's position (``infra.relay`` reads its own table) is read on one
 connection in one read-only transaction, under a statement timeout and the caller's
@@ -35,6 +36,7 @@ def read_pipeline_figures(container: Container, budget_s: float) -> PipelineFigu
             case_list = container.case_list.state(conn)
             case_list_lag = container.case_list.lag(conn)
             work = container.case_list.work_waiting(conn)
+            connectors = container.connectors.figures(conn)
     return PipelineFigures(
         head=int(head["head"]) if head else 0,
         relay_position=relay_position,
@@ -52,6 +54,7 @@ def read_pipeline_figures(container: Container, budget_s: float) -> PipelineFigu
         notifications_waiting=work["notifications_pending"],
         notifications_retrying=work["notifications_retrying"],
         events_set_aside=work["events_set_aside"],
+        connectors=connectors,
     )
 
 
@@ -75,5 +78,14 @@ def status_figures(figures: PipelineFigures) -> dict[str, Any]:
             "notifications_pending": figures.notifications_waiting,
             "notifications_retrying": figures.notifications_retrying,
             "events_set_aside": figures.events_set_aside,
+        },
+        "connectors": {
+            name: {
+                "version": c.version,
+                "kind": c.kind,
+                "last_run": c.last_run,
+                "quarantine_waiting": c.quarantine_waiting,
+            }
+            for name, c in figures.connectors.items()
         },
     }

@@ -144,6 +144,18 @@ class PipelineFigures:
     notifications_waiting: int
     notifications_retrying: int
     events_set_aside: int
+    connectors: dict[str, ConnectorFigures] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectorFigures:
+    """A connector's current version, its latest run's reconciliation, and what waits in
+    its quarantine."""
+
+    version: int
+    kind: str
+    last_run: dict[str, int]  # seen, ingested, duplicates, quarantined, replayed
+    quarantine_waiting: int
 
 
 @dataclass(eq=False)  # registries keep their collectors in a dict
@@ -257,6 +269,26 @@ def pipeline_metrics(figures: PipelineFigures) -> Iterator[Metric]:
         "Events a projection could not apply and set aside (projection_dead_letters).",
         figures.events_set_aside,
     )
+    yield from _connector_metrics(figures.connectors)
+
+
+def _connector_metrics(connectors: dict[str, ConnectorFigures]) -> Iterator[Metric]:
+    waiting = GaugeMetricFamily(
+        "caseledger_connector_quarantine_waiting",
+        "Records a connector set aside that wait for a replay.",
+        labels=["connector"],
+    )
+    records = GaugeMetricFamily(
+        "caseledger_connector_last_run_records",
+        "Records of a connector's latest run, by outcome (seen = ingested + duplicates + "
+        "quarantined).",
+        labels=["connector", "outcome"],
+    )
+    for name, connector in sorted(connectors.items()):
+        waiting.add_metric([name], connector.quarantine_waiting)
+        for outcome, count in sorted(connector.last_run.items()):
+            records.add_metric([name, outcome], count)
+    yield from (waiting, records)
 
 
 class MetricsPage:

@@ -23,6 +23,7 @@ from infra.bootstrap import Container, bootstrap
 from infra.embedded import free_port, port_open, start_postgres
 from infra.settings import Settings
 from services.auth import Role
+from services.ingestion import RunReport, SourceRecord
 from tests.conftest import auth, settings_env
 from tests.integration.helpers import wait_until
 
@@ -85,6 +86,14 @@ def test_each_command_is_timed_under_its_route_and_outcome(
     assert not any(case in label for label in labels), "a raw path became a label"
 
 
+CONNECTOR = {
+    "name": "metrics_drop",
+    "kind": "file",
+    "source": {"folder": "/tmp/caseledger-metrics-drop"},
+    "mapping": {"case_type": "generic", "record_id": "record.id", "title": "record.title"},
+}
+
+
 def test_the_pipeline_figures_are_those_caseledger_status_prints(
     client: TestClient, container: Container, keys: dict[Role, str], settings: Settings
 ) -> None:
@@ -100,6 +109,12 @@ def test_the_pipeline_figures_are_those_caseledger_status_prints(
         )
         assert answer.is_success
 
+    connector, _ = container.connector_admin.load(CONNECTOR, "test")
+    report_ = RunReport(connector.name, connector.version)
+    records = [SourceRecord({"id": "2"}, "f.csv:2")]  # no title: set aside, no event stored
+    container.ingestor.ingest(connector, records, "b1", report_)
+    container.connectors.save_run(report_, finished=True)
+
     samples = scrape(client.get("/metrics").text)
     status = subprocess.run(
         [sys.executable, "-m", "infra.cli", "status", "--json"],
@@ -112,6 +127,7 @@ def test_the_pipeline_figures_are_those_caseledger_status_prints(
     report = json.loads(status.stdout)
 
     assert value(samples, "caseledger_pipeline_figures_up") == 1
+    assert report["connectors"]["metrics_drop"]["quarantine_waiting"] == 1
     assert report["relay"]["lag"] == 3, "three notes stored after the relay's batch"
     assert report["projections"]["case_list"]["lag"] == 6, "three cases opened, three notes"
     relay = report["relay"]
@@ -129,6 +145,15 @@ def test_the_pipeline_figures_are_those_caseledger_status_prints(
         "timers": value(samples, "caseledger_sla_timers"),
         "timers due": value(samples, "caseledger_sla_timers_due"),
         "notifications": value(samples, "caseledger_notifications_waiting"),
+        "connector waiting": value(
+            samples, "caseledger_connector_quarantine_waiting", connector="metrics_drop"
+        ),
+        "connector quarantined": value(
+            samples,
+            "caseledger_connector_last_run_records",
+            connector="metrics_drop",
+            outcome="quarantined",
+        ),
     } == {
         "head": report["event_store"]["head_position"],
         "relay position": relay["position"],
@@ -138,6 +163,8 @@ def test_the_pipeline_figures_are_those_caseledger_status_prints(
         "timers": report["work"]["sla_timers"],
         "timers due": report["work"]["sla_overdue"],
         "notifications": report["work"]["notifications_pending"],
+        "connector waiting": report["connectors"]["metrics_drop"]["quarantine_waiting"],
+        "connector quarantined": report["connectors"]["metrics_drop"]["last_run"]["quarantined"],
     }
 
 

@@ -263,23 +263,28 @@ class BoundedApplicationRecorder(PostgresApplicationRecorder):
         sent = failed = False
         with self.datastore.get_connection() as conn:
             error: BaseException | None = None
-            with conn.pipeline() as pipeline:
-                try:
-                    with conn.cursor() as curs:
-                        curs.execute("BEGIN")
-                        curs.execute(_TIMEOUTS, (f"{budget_ms}ms", f"{budget_ms}ms"))
-                        curs.execute(self._lock_and_notify_statements[0])
-                        curs.execute(self._lock_and_notify_statements[1])
-                        if claims:
-                            insert_claims(curs, _claim_rows(claims, stored_events))
-                    with conn.cursor() as insert:
-                        insert.execute(self.insert_events_statement, (self._rows(stored_events),))
-                        conn.execute("COMMIT")
-                        sent = True
-                        pipeline.sync()
-                        ids = [row["notification_id"] for row in insert.fetchall()]
-                except Exception as caught:  # noqa: BLE001 - raised once the pipeline is left
-                    error, failed = caught, True
+            try:
+                with conn.pipeline() as pipeline:
+                    try:
+                        with conn.cursor() as curs:
+                            curs.execute("BEGIN")
+                            curs.execute(_TIMEOUTS, (f"{budget_ms}ms", f"{budget_ms}ms"))
+                            curs.execute(self._lock_and_notify_statements[0])
+                            curs.execute(self._lock_and_notify_statements[1])
+                            if claims:
+                                insert_claims(curs, _claim_rows(claims, stored_events))
+                        with conn.cursor() as insert:
+                            insert.execute(
+                                self.insert_events_statement, (self._rows(stored_events),)
+                            )
+                            sent = True  # from here on, COMMIT may reach the server
+                            conn.execute("COMMIT")
+                            pipeline.sync()
+                            ids = [row["notification_id"] for row in insert.fetchall()]
+                    except Exception as caught:  # noqa: BLE001 - raised once the pipeline is left
+                        error, failed = caught, True
+            except Exception as caught:  # noqa: BLE001 - leaving the pipeline failed: a broken connection
+                error, failed = error or caught, True
             if failed:
                 if sent and _may_have_committed(error, broken=conn.broken):
                     raise _CommitUnanswered(None, stored_events) from error  # look, not retry

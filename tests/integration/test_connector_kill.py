@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +80,15 @@ def _import_with_kills(container: Container, settings: Settings, count: int, kil
     chance = random.Random(count)
     for _ in range(kills):
         process = _run(settings)
-        before = _opened(container)[0]
+        # A random point of the import: the kill falls once a random number more records
+        # are stored (within a batch or between two), not after some time has passed.
+        target = min(count, _opened(container)[0] + chance.randint(1, count // (kills + 1)))
         try:
             wait_until(
-                lambda start=before: _opened(container)[0] > start,  # type: ignore[misc]
-                timeout=60,
-                what="progress",
+                lambda goal=target: _opened(container)[0] >= goal,  # type: ignore[misc]
+                timeout=120,
+                what=f"{target:,} records stored",
             )
-            time.sleep(chance.uniform(0.0, 1.0))  # a random point of the import
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()

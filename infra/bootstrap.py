@@ -35,6 +35,7 @@ from infra.health import HealthChecks, broker_check, database_check
 from infra.idempotency import PostgresIdempotencyStore
 from infra.kafka import BrokerProbe, ensure_topic, new_producer, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
+from infra.live_metrics_store import LiveMetricsStore
 from infra.notifier import Notifier, PostgresOutbox, RetryPolicy
 from infra.pipeline_figures import STATUS_BUDGET_S, read_pipeline_figures, status_figures
 from infra.projector import ProjectionWorker
@@ -180,7 +181,9 @@ def build_api(container: Container) -> FastAPI:
             container.connectors.count_pushed,
         ),
     )
-    return create_app(deps)
+    api = create_app(deps)
+    api.state.live_metrics = LiveMetricsStore(container.pool)  # GET /live-metrics reads it
+    return api
 
 
 def metrics_page(container: Container) -> MetricsPage:

@@ -216,6 +216,15 @@ def ingest() -> None:
     _run_worker("ingest", build_ingest_worker)
 
 
+@app.command("live-metrics")
+def live_metrics() -> None:
+    """Count cases opened, closed and SLA-breached per hour, and the backlog, live from the
+    topic (a faust app; GET /live-metrics serves them). Run several to share the partitions."""
+    from infra.live_metrics_worker import LiveMetricsWorker
+
+    _run_worker("live-metrics", LiveMetricsWorker)
+
+
 @app.command("demo-feed", hidden=True)
 def demo_feed() -> None:
     """Feed the demo silos of `caseledger up` (a claim row and a signed webhook every 5 s, a

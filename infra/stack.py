@@ -23,7 +23,7 @@ from infra.settings import STACK_ENV, Settings
 from infra.supervisor import Supervisor
 from services.auth import Role
 
-CHILDREN = ("serve", "relay", "project", "sla-watch", "notify", "ingest")
+CHILDREN = ("serve", "relay", "project", "sla-watch", "notify", "ingest", "live-metrics")
 _OWNER = "# written by caseledger up, pid "
 
 

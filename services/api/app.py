@@ -15,6 +15,7 @@ from services.api import (
     connectors,
     documents,
     keys,
+    live_metrics,
     monitoring,
     secrets,
 )
@@ -54,6 +55,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(connectors.router)
     app.include_router(monitoring.router)
+    app.include_router(live_metrics.router)
     app.include_router(connector_webhooks.router)
     mount_dashboard(app)
     mount_docs(app)

@@ -267,7 +267,8 @@ class State:
 @dataclass(frozen=True)
 class Transition:
     """A named move from one of ``sources`` to ``target``, for ``roles``, when the guard holds
-    and the ``requires`` fields have values."""
+    and the ``requires`` fields have values. ``blocked_reason`` says, per language, why it
+    cannot be taken while its guard does not hold (screens show it instead of the guard)."""
 
     name: str
     sources: tuple[str, ...]
@@ -276,6 +277,7 @@ class Transition:
     guard: Condition | None = None
     requires: tuple[str, ...] = ()
     labels: Labels = field(default_factory=dict)
+    blocked_reason: Labels = field(default_factory=dict)
 
     def leaves(self, status: str) -> bool:
         return status in self.sources

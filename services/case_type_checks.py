@@ -83,6 +83,7 @@ class TransitionDoc(Part):
     requires: list[str] = []
     condition: str | None = Field(None, alias="if")
     labels: dict[str, str] = {}
+    blocked_reason: dict[str, str] = {}
 
 
 class FieldDoc(Part):
@@ -282,8 +283,10 @@ class Scope:
                 "digits and _, starting with a letter (at most 63 characters)",
             )
 
-    def check_labels(self, path: str, labels: Mapping[str, str], *, required: bool = False) -> None:
-        where = path_of(path, ("labels",))
+    def check_labels(
+        self, path: str, labels: Mapping[str, str], *, required: bool = False, key: str = "labels"
+    ) -> None:
+        where = path_of(path, (key,))
         if (labels or required) and "en" not in labels:
             self.add(where, "has no English text; add en (other languages are optional)")
         for language, text in labels.items():

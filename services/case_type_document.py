@@ -294,8 +294,18 @@ def _transition(scope: Scope, path: str, name: str, doc: TransitionDoc) -> Trans
         scope.check_field(f"{path}.requires[{index}]", field_name)
     guard = scope.condition(f"{path}.if", doc.condition)
     scope.check_labels(path, doc.labels)
+    scope.check_labels(path, doc.blocked_reason, key="blocked_reason")
+    if doc.blocked_reason and doc.condition is None:
+        scope.add(f"{path}.blocked_reason", "explains a condition, but the transition has no if:")
     return Transition(
-        name, sources, doc.to, tuple(doc.roles), guard, tuple(doc.requires), doc.labels
+        name,
+        sources,
+        doc.to,
+        tuple(doc.roles),
+        guard,
+        tuple(doc.requires),
+        doc.labels,
+        doc.blocked_reason,
     )
 
 

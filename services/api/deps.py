@@ -86,10 +86,12 @@ _bearer = HTTPBearer(auto_error=False, description="an API key: `caseledger keys
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller: the key's role, and an id for the audit trail."""
+    """The authenticated caller: the key's role, an id for the audit trail, and the label the
+    key was given."""
 
     actor_id: str
     role: Role
+    key_label: str = ""
 
     def context(self, correlation_id: str | None) -> CommandContext:
         if correlation_id:
@@ -123,7 +125,7 @@ async def authenticated(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, refusal, headers={"WWW-Authenticate": "Bearer"}
         )
-    return Caller(actor_id=holder.actor_id, role=holder.role)
+    return Caller(actor_id=holder.actor_id, role=holder.role, key_label=holder.label)
 
 
 CurrentCaller = Annotated[Caller, Depends(authenticated)]
@@ -145,7 +147,7 @@ def known_caller(
         return None
     if holder is None or holder.refusal(datetime.now(UTC)) is not None:
         return None
-    return Caller(actor_id=holder.actor_id, role=holder.role)
+    return Caller(actor_id=holder.actor_id, role=holder.role, key_label=holder.label)
 
 
 KnownCaller = Annotated[Caller | None, Depends(known_caller)]

@@ -1,9 +1,9 @@
 """Benchmark 3: projection events/s, vs a raw consumer that only reads and decodes JSON.
 
 Stores and relays the events (untimed). Then a consumer from ``infra.kafka.new_consumer``
-feeds ``CaseListStore.apply_batch`` as ``ProjectionWorker._consume_once`` does (poll up to
-500, parse envelopes, apply in one transaction, commit offsets) until every event is
-applied. The baseline is a consumer with the same settings in another group that polls
+feeds every projection (``ProjectionSet.apply_batch``) as ``ProjectionWorker._consume_once``
+does (poll up to 500, parse envelopes, apply in one transaction per projection, commit
+offsets) until every event is applied. The baseline is a consumer with the same settings in another group that polls
 the same messages and only ``json.loads`` them. Each consumer first joins its group and
 is rewound to the topic's start, untimed; the clock then runs from its first poll.
 
@@ -43,7 +43,7 @@ Handler = Callable[[list[bytes]], None]
 
 def project_handler(env: BenchEnv, consumer: Any) -> Handler:
     """What the projection worker does with one poll's messages."""
-    view = env.container.case_list
+    view = env.container.projections
 
     def handle(values: list[bytes]) -> None:
         view.apply_batch([EventEnvelope.from_json(v) for v in values])
@@ -93,11 +93,11 @@ def time_consumer(
 
 
 def applied_events(env: BenchEnv) -> int:
-    return int(env.container.case_list.state().get("applied_events", 0))
+    return int(env.container.projections.state("case_list").get("applied_events", 0))
 
 
 def run(scale: Scale) -> list[Figure]:
-    CONSOLE.rule("[bold]3. projection events/s: CaseListStore.apply_batch vs raw consume")
+    CONSOLE.rule("[bold]3. projection events/s: every projection vs raw consume")
     with bench_environment(NAME) as env:
         seed_events(env.container, scale.projection_events)
         total = relay_everything(env.container)

@@ -36,14 +36,16 @@ from infra.idempotency import PostgresIdempotencyStore
 from infra.kafka import BrokerProbe, ensure_topic, new_producer, topic_state
 from infra.keys import PostgresKeyStore, valid_development_keys
 from infra.live_metrics_store import LiveMetricsStore
-from infra.notifier import Notifier, PostgresOutbox, RetryPolicy
+from infra.notifier import Notifier, RetryPolicy
 from infra.pipeline_figures import STATUS_BUDGET_S, read_pipeline_figures, status_figures
+from infra.projection_set import ProjectionSet, all_projections
 from infra.projector import ProjectionWorker
 from infra.quarantine_store import QuarantineStore
 from infra.relay import Relay
 from infra.secrets import SecretStore
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
+from infra.work_queue_store import PostgresOutbox, WorkQueueStore
 from services.api.app import create_app
 from services.api.deps import ApiDependencies, WebhookIntake
 from services.application import CaseLedger, Definitions
@@ -74,6 +76,8 @@ class Container:
     ledger: CaseLedger
     reader: EventStoreReader
     case_list: CaseListStore
+    projections: ProjectionSet
+    work_queues: WorkQueueStore
     keys: PostgresKeyStore
     relay: Relay
     secrets: SecretStore
@@ -113,6 +117,9 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         )
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
+    projections = ProjectionSet(pool, reader, all_projections(ledger))
+    with schema_lock(pool):
+        projections.create_tables()
     quarantine = QuarantineStore(pool)
     claims = PostgresIdempotencyStore(pool, settings.idempotency_keep_s)
     ingestor = Ingestor(ledger, claims, quarantine)
@@ -123,7 +130,9 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         case_types=case_types,
         ledger=ledger,
         reader=reader,
-        case_list=CaseListStore(pool, reader),
+        case_list=CaseListStore(pool),
+        projections=projections,
+        work_queues=WorkQueueStore(pool),
         keys=PostgresKeyStore(pool),
         relay=Relay(settings, pool, reader),
         secrets=secrets,
@@ -204,7 +213,7 @@ def _refuse_development_keys(keys: PostgresKeyStore) -> None:
 
 
 def build_projector(container: Container) -> ProjectionWorker:
-    return ProjectionWorker(container.settings, container.case_list)
+    return ProjectionWorker(container.settings, container.projections)
 
 
 def build_ingest_worker(container: Container) -> IngestWorker:
@@ -216,7 +225,7 @@ def build_ingest_worker(container: Container) -> IngestWorker:
 
 
 def build_sla_watcher(container: Container) -> SlaWatcher:
-    return SlaWatcher(container.ledger, container.case_list, container.settings.sla_poll_s)
+    return SlaWatcher(container.ledger, container.work_queues, container.settings.sla_poll_s)
 
 
 def build_notifier(container: Container, settings: Settings | None = None) -> Notifier:

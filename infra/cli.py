@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.connectors_cli import connectors_app, echo_refusal
+from infra.projections_cli import projections_app
 from infra.settings import Settings
 from services.auth import Role
 
@@ -59,6 +60,7 @@ types_app = typer.Typer(
 )
 app.add_typer(types_app, name="case-types")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(projections_app, name="projections")
 
 
 def _settings() -> Settings:
@@ -190,8 +192,9 @@ def relay() -> None:
 
 @app.command()
 def project() -> None:
-    """Run a projection worker: keeps the case-list read model (and the SLA timers and the
-    notification outbox) up to date from the topic. Run several to share the partitions."""
+    """Run a projection worker: keeps every read model (case list, case history, SLA timers
+    and notification outbox) up to date from the topic. Run several to share the partitions;
+    `caseledger projections --help` rebuilds, verifies and unblocks them."""
     from infra.bootstrap import build_projector
 
     _run_worker("projector", build_projector)
@@ -462,7 +465,12 @@ def status(
     typer.echo(f"relay:     position {relay_state['position']}  lag {relay_state['lag']}")
     for name, state in report["projections"].items():
         applied = state.get("applied_events", 0)
-        typer.echo(f"projection {name}: applied {applied}  lag {state['lag']}")
+        held = state.get("held_cases", 0)
+        typer.echo(
+            f"projection {name}: position {state.get('max_position', 0)}  applied {applied}"
+            f"  lag {state['lag']}"
+            + (f"  {held} cases held (caseledger projections status {name})" if held else "")
+        )
     work = report["work"]
     typer.echo(
         f"SLA timers: {work['sla_timers']} running, {work['sla_overdue']} overdue   "

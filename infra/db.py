@@ -32,58 +32,6 @@ CREATE TABLE IF NOT EXISTS relay_position (
     position   bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS case_list (
-    case_id           uuid PRIMARY KEY,
-    case_type         text NOT NULL,
-    case_type_version integer NOT NULL,
-    title             text NOT NULL,
-    status            text NOT NULL,
-    assignee          text,
-    party_id          text,
-    version           integer NOT NULL,
-    opened_at         timestamptz NOT NULL,
-    updated_at        timestamptz NOT NULL,
-    last_position     bigint NOT NULL
-);
-CREATE INDEX IF NOT EXISTS case_list_order ON case_list (opened_at DESC, case_id DESC);
-CREATE INDEX IF NOT EXISTS case_list_status ON case_list (status, opened_at DESC);
-CREATE INDEX IF NOT EXISTS case_list_type ON case_list (case_type, opened_at DESC);
-CREATE INDEX IF NOT EXISTS case_list_assignee ON case_list (assignee, opened_at DESC);
-ALTER TABLE case_list ADD COLUMN IF NOT EXISTS priority text NOT NULL DEFAULT 'normal';
-ALTER TABLE case_list ADD COLUMN IF NOT EXISTS queue text;
-ALTER TABLE case_list ADD COLUMN IF NOT EXISTS escalations integer NOT NULL DEFAULT 0;
-ALTER TABLE case_list ADD COLUMN IF NOT EXISTS sla_breaches integer NOT NULL DEFAULT 0;
-ALTER TABLE case_list ADD COLUMN IF NOT EXISTS fields jsonb NOT NULL DEFAULT '{}';
-CREATE INDEX IF NOT EXISTS case_list_queue ON case_list (queue, opened_at DESC);
-CREATE INDEX IF NOT EXISTS case_list_type_version ON case_list (case_type, case_type_version);
-CREATE TABLE IF NOT EXISTS sla_timers (
-    case_id   uuid NOT NULL,
-    sla       text NOT NULL,
-    milestone text NOT NULL,
-    run       integer NOT NULL,
-    due_at    timestamptz NOT NULL,
-    PRIMARY KEY (case_id, sla, milestone)
-);
-CREATE INDEX IF NOT EXISTS sla_timers_due ON sla_timers (due_at);
-CREATE TABLE IF NOT EXISTS notification_outbox (
-    notification_id uuid PRIMARY KEY,
-    case_id         uuid NOT NULL,
-    message         jsonb NOT NULL,
-    attempts        integer NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    last_error      text
-);
-CREATE INDEX IF NOT EXISTS notification_outbox_next ON notification_outbox (next_attempt_at);
-CREATE TABLE IF NOT EXISTS projection_dead_letters (
-    projection      text NOT NULL,
-    case_id         uuid NOT NULL,
-    case_version    integer NOT NULL,
-    global_position bigint NOT NULL,
-    event_type      text NOT NULL,
-    error           text NOT NULL,
-    recorded_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (projection, case_id, case_version)
-);
 CREATE TABLE IF NOT EXISTS content_store (
     ref         text PRIMARY KEY,
     media_type  text NOT NULL,
@@ -105,13 +53,6 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
 ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS kept boolean NOT NULL DEFAULT false;
-CREATE TABLE IF NOT EXISTS projection_state (
-    projection      text PRIMARY KEY,
-    applied_events  bigint NOT NULL DEFAULT 0,
-    max_position    bigint NOT NULL DEFAULT 0,
-    store_watermark bigint NOT NULL DEFAULT 0,
-    updated_at      timestamptz NOT NULL DEFAULT now()
-);
 CREATE TABLE IF NOT EXISTS connectors (
     name      text NOT NULL,
     version   integer NOT NULL,

@@ -1,13 +1,14 @@
 """The notifier: sends the notifications that case-type rules requested, and records on each
 case whether it was delivered.
 
-The projection keeps ``notification_outbox`` (one row per requested notification whose outcome
-is not recorded yet). The notifier claims one due row at a time (several notifiers may run:
-a claimed row is hidden from the others for :data:`CLAIM_S` seconds), sends it through the
-channel its message names (``adapters.channels``: e-mail over SMTP, an HTTP webhook, a Kafka
-topic, as the composition root wires them), records ``NotificationSent`` (or, after the last
-attempt, ``NotificationFailed``) on the case and drops the row. A failed attempt is retried
-after 2, 4, 8... seconds (:class:`RetryPolicy`).
+The work-queues projection keeps ``notification_outbox`` (one row per requested notification
+whose outcome is not recorded yet); the notifier reads and drops its rows through the
+table's owner, ``infra.work_queue_store``. The notifier claims one due row at a time (several
+notifiers may run: a claimed row is hidden from the others for :data:`CLAIM_S` seconds), sends
+it through the channel its message names (``adapters.channels``: e-mail over SMTP, an HTTP
+webhook, a Kafka topic, as the composition root wires them), records ``NotificationSent``
+(or, after the last attempt, ``NotificationFailed``) on the case and drops the row. A failed
+attempt is retried after 2, 4, 8... seconds (:class:`RetryPolicy`).
 
 Delivery is at-least-once: a notifier that dies after sending but before recording leaves the
 row claimed, and it is sent again once the claim expires, so a crash repeats a message at
@@ -26,10 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
-from psycopg import Connection
-from psycopg.rows import DictRow
-from psycopg_pool import ConnectionPool
-
 from adapters.channels import Channel, Delivery, DeliveryError, Message
 from domain.case import Case
 from domain.context import CommandContext
@@ -40,14 +37,6 @@ from services.application import CaseLedger
 log = logging.getLogger(__name__)
 NOTIFIER = CommandContext(actor_id="notifier", actor_role="system")
 CLAIM_S = 120  # a claimed row is retried after this long: well over a send's timeouts
-_CLAIM = """
-UPDATE notification_outbox SET next_attempt_at = now() + make_interval(secs => %s)
-WHERE notification_id = (
-    SELECT notification_id FROM notification_outbox WHERE next_attempt_at <= now()
-    ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED
-)
-RETURNING notification_id, case_id, message, attempts
-"""
 
 
 @dataclass(frozen=True)
@@ -76,38 +65,6 @@ class NotificationOutbox(ABC):
     @abstractmethod
     def drop(self, notification_id: str) -> None:
         """Forget the entry: its outcome is recorded on the case."""
-
-
-class PostgresOutbox(NotificationOutbox):
-    """The outbox in PostgreSQL; the projection adds rows, the notifier claims and drops
-    them."""
-
-    def __init__(self, pool: ConnectionPool[Connection[DictRow]]) -> None:
-        self.pool = pool
-
-    def claim(self, hold_s: float) -> OutboxEntry | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(_CLAIM, (hold_s,)).fetchone()
-        if row is None:
-            return None
-        return OutboxEntry(
-            str(row["notification_id"]), row["case_id"], row["message"], row["attempts"]
-        )
-
-    def retry_later(self, notification_id: str, attempts: int, error: str, delay_s: float) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "UPDATE notification_outbox SET attempts = %s, last_error = %s,"
-                " next_attempt_at = now() + make_interval(secs => %s)"
-                " WHERE notification_id = %s",
-                (attempts, error[:2000], delay_s, notification_id),
-            )
-
-    def drop(self, notification_id: str) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "DELETE FROM notification_outbox WHERE notification_id = %s", (notification_id,)
-            )
 
 
 @dataclass(frozen=True)

@@ -33,21 +33,22 @@ def read_pipeline_figures(container: Container, budget_s: float) -> PipelineFigu
             conn.execute(f"SET LOCAL statement_timeout = {max(1, int(budget_s * 1000))}")
             head = conn.execute(container.reader.sql(_HEAD)).fetchone()
             relay_lag = conn.execute(container.reader.sql(_RELAY_LAG), (relay_position,)).fetchone()
-            case_list = container.case_list.state(conn)
-            case_list_lag = container.case_list.lag(conn)
-            work = container.case_list.work_waiting(conn)
+            projections = container.projections.figures(conn)
+            work = container.work_queues.work_waiting(conn)
             connectors = container.connectors.figures(conn)
     return PipelineFigures(
         head=int(head["head"]) if head else 0,
         relay_position=relay_position,
         relay_lag=int(relay_lag["n"]) if relay_lag else 0,
         projections={
-            "case_list": ProjectionFigures(
-                position=case_list.get("max_position", 0),
-                applied_events=case_list.get("applied_events", 0),
-                lag=case_list_lag,
-                store_watermark=case_list.get("store_watermark", 0),
+            name: ProjectionFigures(
+                position=p.get("max_position", 0),
+                applied_events=p.get("applied_events", 0),
+                lag=p["lag"],
+                store_watermark=p.get("store_watermark", 0),
+                held_cases=p["held_cases"],
             )
+            for name, p in projections.items()
         },
         sla_timers=work["sla_timers"],
         sla_due=work["sla_overdue"],
@@ -69,6 +70,7 @@ def status_figures(figures: PipelineFigures) -> dict[str, Any]:
                 "max_position": p.position,
                 "store_watermark": p.store_watermark,
                 "lag": p.lag,
+                "held_cases": p.held_cases,
             }
             for name, p in figures.projections.items()
         },

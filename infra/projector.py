@@ -1,8 +1,9 @@
-"""The projection worker: consumes case-events and keeps the ``case_list`` view up to date.
+"""The projection worker: consumes case-events and keeps every projection up to date.
 
-Several workers may run in one consumer group; partitions are shared between them. Offsets
-are committed only after the view change has been committed, and the view applies each case
-version exactly once, so a crash or a redelivery changes nothing. When idle, the worker also
+Several workers may run in one consumer group; partitions are shared between them. Each
+batch goes to every projection (``infra.projection_set``); offsets are committed only after
+all of them have committed it, and each applies a case version exactly once, so a crash or a
+redelivery changes nothing. When idle, the worker also
 checks the event store for events the broker never delivered (a wiped broker) and applies
 them, up to the store's head: while the broker is away the view still follows the store.
 PostgreSQL failures end ``run`` and ``caseledger project`` starts it again (``infra.outage``);
@@ -19,18 +20,18 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 
 from domain.envelope import EventEnvelope
-from infra.case_list_store import CaseListStore
 from infra.kafka import ensure_topic, new_consumer
 from infra.outage import Liveness, Outage
+from infra.projection_set import ProjectionSet
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class ProjectionWorker:
-    """Feeds the case-list view from the case-events topic, healing gaps from the store."""
+    """Feeds the projections from the case-events topic, healing gaps from the store."""
 
-    def __init__(self, settings: Settings, view: CaseListStore) -> None:
+    def __init__(self, settings: Settings, view: ProjectionSet) -> None:
         self.settings = settings
         self.view = view
         self.liveness = Liveness()  # see infra.outage.keep_running

@@ -18,8 +18,8 @@ from uuid import UUID
 
 from domain.context import CommandContext
 from domain.errors import DomainError
-from infra.case_list_store import CaseListStore
 from infra.outage import poll_forever
+from infra.work_queue_store import WorkQueueStore
 from services.application import CaseLedger
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class SlaWatcher:
     def __init__(
         self,
         ledger: CaseLedger,
-        view: CaseListStore,
+        view: WorkQueueStore,
         poll_s: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

@@ -53,3 +53,9 @@ class RequestReplayed(DomainError):
     """A request with the same Idempotency-Key was stored by a concurrent request."""
 
     code = "request_replayed"
+
+
+class ProjectionNotFound(DomainError):
+    """No projection has that name, or the case is not held in it."""
+
+    code = "projection_not_found"

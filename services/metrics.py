@@ -128,6 +128,7 @@ class ProjectionFigures:
     applied_events: int
     lag: int  # stored case events it does not reflect yet
     store_watermark: int  # every case event up to here is in it (its sweeps of the store)
+    held_cases: int = 0  # cases waiting behind an event set aside (projection_dead_letters)
 
 
 @dataclass(frozen=True)
@@ -243,11 +244,17 @@ def pipeline_metrics(figures: PipelineFigures) -> Iterator[Metric]:
         "Events a projection has applied.",
         labels=["projection"],
     )
+    held = GaugeMetricFamily(
+        "caseledger_projection_held_cases",
+        "Cases a projection holds behind an event it could not apply (retry after a fix).",
+        labels=["projection"],
+    )
     for name, projection in sorted(figures.projections.items()):
         position.add_metric([name], projection.position)
         lag.add_metric([name], projection.lag)
         applied.add_metric([name], projection.applied_events)
-    yield from (position, lag, applied)
+        held.add_metric([name], projection.held_cases)
+    yield from (position, lag, applied, held)
     yield gauge("caseledger_sla_timers", "SLA timers running.", figures.sla_timers)
     yield gauge(
         "caseledger_sla_timers_due",

@@ -117,7 +117,7 @@ def case_ids(app: FastAPI, container: Container, keys: dict[Role, str]) -> list[
             ids.append(str(opened.json()["id"]))
         closed = client.post(f"/cases/{ids[-1]}/close", json={"reason": "done"}, headers=headers)
         assert closed.status_code == 200, closed.text
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
     return ids
 
 

@@ -68,7 +68,7 @@ def open_case(client: TestClient, key: str, case_type: str, fields: dict[str, An
 
 def project(container: Container) -> None:
     """Bring the read models up to date straight from the store (no broker needed)."""
-    container.case_list.catch_up_from_store(container.reader.head(), 100_000)
+    container.projections.catch_up_from_store(container.reader.head(), 100_000)
 
 
 def test_an_admin_drafts_validates_and_publishes_and_the_history_says_who_and_why(

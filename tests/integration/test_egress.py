@@ -111,7 +111,7 @@ def sent_or_failed(container: Container, case_id: UUID) -> list[tuple[str, str]]
 def deliver(container: Container, settings: Settings, title: str = "Leak") -> UUID:
     """Open a case of the published type and run one notifier pass (one attempt each)."""
     case = container.ledger.open_case("egress", title, {"email": "jo@example.com"}, None, CTX)
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
     notifier = build_notifier(container, settings.model_copy(update={"notify_max_attempts": 1}))
     try:
         notifier.run_once()
@@ -292,7 +292,7 @@ def test_a_field_holding_several_addresses_and_a_title_with_line_breaks_still_se
         case = container.ledger.open_case(
             "egress", "Leak\r\nBcc: all@example.com", {"email": "a@x.com, b@y.com"}, None, CTX
         )
-        container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+        container.projections.catch_up_from_store(container.reader.head(), 1_000)
         notifier = build_notifier(
             container, settings.model_copy(update={"smtp_url": sink.url, "notify_max_attempts": 1})
         )

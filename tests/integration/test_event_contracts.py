@@ -113,7 +113,7 @@ def tour(container: Container, clock: Clock, notices: str) -> UUID:
         if isinstance(e, Case.NotificationRequested) and e.channel == "email"
     )
     ledger.record_delivery(case.id, mail, "mailbox full", "", CTX)
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
     assert build_notifier(container).run_once() == 1  # the Kafka notification
     install(container, notices, "Contract tour v2")
     migrate_cases(

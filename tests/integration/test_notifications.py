@@ -213,7 +213,7 @@ def make_due(container: Container) -> None:
 
 
 def sync_view(container: Container) -> None:
-    container.case_list.catch_up_from_store(container.reader.head(), 10_000)
+    container.projections.catch_up_from_store(container.reader.head(), 10_000)
 
 
 def read_records(settings: Settings, topic: str, expected: int) -> list[Any]:

@@ -101,9 +101,9 @@ def outcomes(container: Container, case_id: UUID) -> list[str]:
 
 
 def deliver(container: Container, notifier: Notifier) -> None:
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
     notifier.run_once()
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
 
 
 def test_each_channel_delivers_and_the_case_records_it_once(

@@ -39,18 +39,18 @@ def test_duplicates_are_skipped_and_the_view_matches_the_store(container: Contai
     [case_id] = open_cases(container, 1, notes=2)
     container.ledger.assign(UUID(case_id), "bob", CTX, None)
     events = all_envelopes(container)
-    first = container.case_list.apply_batch(events)
-    again = container.case_list.apply_batch(events + events[:2])
+    first = container.projections.runner("case_list").apply_batch(events)
+    again = container.projections.runner("case_list").apply_batch(events + events[:2])
     assert (first.applied, first.skipped) == (4, 0)
     assert (again.applied, again.skipped) == (0, 6)
     assert view_rows(container) == rebuilt_view(container)
-    assert container.case_list.state()["applied_events"] == 4
+    assert container.projections.state("case_list")["applied_events"] == 4
 
 
 def test_a_version_gap_is_filled_from_the_event_store(container: Container) -> None:
     open_cases(container, 2, notes=3)
     latest_only = [e for e in all_envelopes(container) if e.case_version == 4]
-    result = container.case_list.apply_batch(latest_only)
+    result = container.projections.runner("case_list").apply_batch(latest_only)
     assert (result.applied, result.filled) == (8, 6)
     assert view_rows(container) == rebuilt_view(container)
 
@@ -58,7 +58,7 @@ def test_a_version_gap_is_filled_from_the_event_store(container: Container) -> N
 def test_the_worker_follows_the_topic(container: Container) -> None:
     open_cases(container, 10, notes=1)
     with running(container.relay.run), running(build_projector(container).run):
-        wait_until(lambda: container.case_list.lag() == 0, 60, "the projection")
+        wait_until(lambda: container.projections.lag() == 0, 60, "the projection")
         [case_id] = open_cases(container, 1)
         container.ledger.assign(UUID(case_id), "ann", CTX, None)
         wait_until(lambda: view_rows(container).get(case_id, (0,))[0] == 2, 60, "new event")
@@ -73,17 +73,21 @@ def test_worker_killed_mid_batch_applies_every_event_exactly_once(
     relay = spawn("relay", settings)
     worker = spawn("project", settings)
     try:
-        wait_until(lambda: container.case_list.state()["applied_events"] > 0, 90, "a first batch")
+        wait_until(
+            lambda: container.projections.state("case_list")["applied_events"] > 0,
+            90,
+            "a first batch",
+        )
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        assert container.case_list.lag() > 0, "the worker finished before it was killed"
+        assert container.projections.lag() > 0, "the worker finished before it was killed"
         worker = spawn("project", settings)
-        wait_until(lambda: container.case_list.lag() == 0, 120, "the projection to catch up")
+        wait_until(lambda: container.projections.lag() == 0, 120, "the projection to catch up")
     finally:
         stop_process(worker)
         stop_process(relay)
     assert view_rows(container) == rebuilt_view(container)
-    assert container.case_list.state()["applied_events"] == 1_200  # none applied twice
+    assert container.projections.state("case_list")["applied_events"] == 1_200  # none applied twice
 
 
 def test_a_wiped_broker_mid_stream_heals_from_the_store(
@@ -93,13 +97,17 @@ def test_a_wiped_broker_mid_stream_heals_from_the_store(
     relay = spawn("relay", settings)
     worker = spawn("project", settings)
     try:
-        wait_until(lambda: container.case_list.state()["applied_events"] > 0, 90, "a first batch")
+        wait_until(
+            lambda: container.projections.state("case_list")["applied_events"] > 0,
+            90,
+            "a first batch",
+        )
         broker.restart()  # an in-memory broker comes back empty: topics, data, offsets gone
         for case_id in open_cases(container, 20):
             container.ledger.add_note(UUID(case_id), "after the wipe", CTX, None)
-        wait_until(lambda: container.case_list.lag() == 0, 120, "the projection to heal")
+        wait_until(lambda: container.projections.lag() == 0, 120, "the projection to heal")
     finally:
         stop_process(worker)
         stop_process(relay)
     assert view_rows(container) == rebuilt_view(container)
-    assert container.case_list.state()["applied_events"] == 340
+    assert container.projections.state("case_list")["applied_events"] == 340

@@ -132,6 +132,9 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ("GET", "/cases"): (EVERYONE, lambda c: Call("/cases")),
     ("GET", "/cases/{case_id}"): (EVERYONE, case_call("")),
     ("GET", "/cases/{case_id}/history"): (EVERYONE, case_call("/history")),
+    ("GET", "/cases/{case_id}/timeline"): (EVERYONE, case_call("/timeline")),
+    ("GET", "/exports/cases.csv"): (EVERYONE, lambda c: Call("/exports/cases.csv")),
+    ("GET", "/me"): (EVERYONE, lambda c: Call("/me")),
     ("POST", "/cases/{case_id}/assign"): (
         "admin manager handler",
         case_call("/assign", {"assignee": "bob"}),
@@ -351,7 +354,7 @@ def test_hidden_fields_never_appear_in_any_read_answer(
         headers=auth(keys[Role.HANDLER]),
     )
     assert changed.status_code == 200, changed.text
-    container.case_list.catch_up_from_store(container.reader.head(), 100_000)
+    container.projections.catch_up_from_store(container.reader.head(), 100_000)
 
     for role in Role:
         answers = _read_answers(client, keys[role], case_id)

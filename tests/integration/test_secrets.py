@@ -121,7 +121,7 @@ def test_a_named_secret_must_exist_to_publish_and_is_sent_only_as_the_authorizat
 
     with caplog.at_level(logging.DEBUG):
         case = container.ledger.open_case("hooked", "Leak", {}, None, CTX)
-        container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+        container.projections.catch_up_from_store(container.reader.head(), 1_000)
         notifier = build_notifier(container, settings)
         notifier.run_once()
         notifier.close()

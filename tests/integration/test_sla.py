@@ -128,7 +128,7 @@ def timers(container: Container, case_id: UUID) -> dict[tuple[str, str], tuple[i
 
 def sync_view(container: Container) -> None:
     """Apply every stored event to the view (the projection's own catch-up path)."""
-    container.case_list.catch_up_from_store(container.reader.head(), 10_000)
+    container.projections.catch_up_from_store(container.reader.head(), 10_000)
 
 
 def due(event: Case.SlaStarted | Case.SlaResumed) -> dict[str, datetime]:
@@ -367,7 +367,7 @@ def clock(container: Container) -> SimulatedClock:
 
 def watch_at(container: Container, clock: SimulatedClock) -> Callable[[datetime], int]:
     """A watcher; calling the answer polls once at the given instant, then updates the view."""
-    watcher = SlaWatcher(container.ledger, container.case_list, poll_s=1, clock=clock)
+    watcher = SlaWatcher(container.ledger, container.work_queues, poll_s=1, clock=clock)
 
     def poll(moment: datetime) -> int:
         clock.now = moment
@@ -436,7 +436,7 @@ def test_a_milestone_refused_while_paused_fires_at_its_new_time_once_resumed(
     sync_view(container)
     clock.now = t0 + timedelta(minutes=3)
     container.ledger.transition(case_id, "hold", None, {}, CTX, None)
-    watcher = SlaWatcher(container.ledger, container.case_list, poll_s=1, clock=clock)
+    watcher = SlaWatcher(container.ledger, container.work_queues, poll_s=1, clock=clock)
     clock.now = t0 + timedelta(minutes=20)
     assert len(timers(container, case_id)) == 2  # the view still runs the old clock
     assert watcher.run_once() == 0  # the case refuses both: its clock is paused

@@ -64,7 +64,7 @@ def test_a_paused_clock_does_not_fire_and_fires_later_once_resumed(
     container: Container,
 ) -> None:
     install_probe(container, "2s")
-    watcher = SlaWatcher(container.ledger, container.case_list, poll_s=0.05)
+    watcher = SlaWatcher(container.ledger, container.work_queues, poll_s=0.05)
     with running(container.relay.run), running(build_projector(container).run):
         case = container.ledger.open_case("sla_probe", "paused", {}, None, CTX)
         container.ledger.transition(case.id, "hold", "waiting for a part", {}, CTX, None)
@@ -80,7 +80,7 @@ def test_a_paused_clock_does_not_fire_and_fires_later_once_resumed(
 
 def test_a_clock_stopped_before_its_deadline_never_fires(container: Container) -> None:
     install_probe(container, "1s")
-    watcher = SlaWatcher(container.ledger, container.case_list, poll_s=0.05)
+    watcher = SlaWatcher(container.ledger, container.work_queues, poll_s=0.05)
     with running(container.relay.run), running(build_projector(container).run):
         case = container.ledger.open_case("sla_probe", "quick", {}, None, CTX)
         container.ledger.transition(case.id, "finish", None, {}, CTX, None)
@@ -99,9 +99,9 @@ def test_watchers_racing_on_the_same_due_timer_record_it_once(container: Contain
     database) see the same due timer at the same moment, and again before the view drops it."""
     install_probe(container, "1s")
     case = container.ledger.open_case("sla_probe", "raced", {}, None, CTX)
-    container.case_list.catch_up_from_store(container.reader.head(), 1_000)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
     time.sleep(1.2)
-    watchers = [SlaWatcher(container.ledger, container.case_list, poll_s=1) for _ in range(8)]
+    watchers = [SlaWatcher(container.ledger, container.work_queues, poll_s=1) for _ in range(8)]
     start = threading.Barrier(len(watchers))
 
     def race(watcher: SlaWatcher) -> int:
@@ -110,7 +110,7 @@ def test_watchers_racing_on_the_same_due_timer_record_it_once(container: Contain
 
     with ThreadPoolExecutor(len(watchers)) as pool:
         recorded = sum(pool.map(race, watchers))
-    fresh = SlaWatcher(container.ledger, container.case_list, poll_s=1)
+    fresh = SlaWatcher(container.ledger, container.work_queues, poll_s=1)
     recorded += fresh.run_once()  # the view has not caught up: the timers are still there
     assert recorded == 2  # the warning and the breach, each by one watcher
     assert sla_events(container, case.id) == {

@@ -48,11 +48,11 @@ def test_two_workers_with_repeated_kills_apply_every_event_once(
             workers[victim] = spawn("project", settings)
         writing.clear()
         writer.join(30)
-        wait_until(lambda: container.case_list.lag() == 0, 180, "the projection to catch up")
+        wait_until(lambda: container.projections.lag() == 0, 180, "the projection to catch up")
     finally:
         writing.clear()
         for process in [relay, *workers]:
             stop_process(process)
     total = sum(version for version, _, _ in rebuilt_view(container).values())
     assert view_rows(container) == rebuilt_view(container)
-    assert container.case_list.state()["applied_events"] == total
+    assert container.projections.state("case_list")["applied_events"] == total

@@ -3,9 +3,10 @@
 Stores and relays the events (untimed). Then a consumer from ``infra.kafka.new_consumer``
 feeds every projection (``ProjectionSet.apply_batch``) as ``ProjectionWorker._consume_once``
 does (poll up to 500, parse envelopes, apply in one transaction per projection, commit
-offsets) until every event is applied. The baseline is a consumer with the same settings in another group that polls
-the same messages and only ``json.loads`` them. Each consumer first joins its group and
-is rewound to the topic's start, untimed; the clock then runs from its first poll.
+offsets) until every event is applied. The baseline is a consumer with the same settings in
+another group that polls the same messages and only ``json.loads`` them. Each consumer first
+joins its group and is rewound to the topic's start, untimed; the clock then runs from its
+first poll.
 
 Run on its own: ``.venv/bin/python -m bench.projection [--quick]`` (from the project root).
 """

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.tables.wrappers import WindowWrapper
+from faust.types import TP, EventT, StreamT
 
 from domain.definition import Definition
 from domain.envelope import EventEnvelope
@@ -112,8 +113,9 @@ class FinalStates:
         except TRANSIENT:
             raise
         except Exception as error:  # noqa: BLE001 - an unknown case type: only `closed` ends it
-            log.warning("no definition of %s v%d (%s): only 'closed' is final", case_type,
-                        version, error)
+            log.warning(
+                "no definition of %s v%d (%s): only 'closed' is final", case_type, version, error
+            )
             found = None
         self._known[(case_type, version)] = found
 
@@ -135,9 +137,7 @@ def read_key(key: str) -> tuple[int, str, str]:
 class LiveMetricsApp:
     """One faust app: its topic, tables, agent and timers, and the figures it writes."""
 
-    def __init__(
-        self, config: AppConfig, store: LiveMetricsStore, finals: FinalStates
-    ) -> None:
+    def __init__(self, config: AppConfig, store: LiveMetricsStore, finals: FinalStates) -> None:
         self.config = config
         self.store = store
         self.finals = finals
@@ -148,12 +148,8 @@ class LiveMetricsApp:
         self.topic = self.app.topic(
             config.topic, key_type=bytes, value_type=bytes, value_serializer="raw"
         )
-        self.case_states = self.app.Table(
-            "case-state", partitions=config.partitions, value_serializer="json"
-        )
-        self.backlog = self.app.Table(
-            "backlog", default=int, partitions=config.partitions, value_serializer="json"
-        )
+        self.case_states = self.app.Table("case-state", partitions=config.partitions)
+        self.backlog = self.app.Table("backlog", default=int, partitions=config.partitions)
         self.hourly = {
             metric: self.app.Table(
                 f"{metric}-per-hour", default=int, partitions=config.partitions
@@ -162,8 +158,9 @@ class LiveMetricsApp:
         }
         self.app.agent(self.topic, name="live-metrics-count")(self._count_stream)
         self.app.timer(config.flush_s, name="live-metrics-write")(self.write)
-        self.app.on_rebalance_complete.connect(self._on_rebalanced)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        # mode types its handlers with mypy_extensions arguments no method matches: Any.
+        self.app.on_rebalance_complete.connect(cast(Any, self._on_rebalanced))
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
     async def _count_stream(self, stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -188,7 +185,7 @@ class LiveMetricsApp:
 
     def _add(self, partition: int, counted: Counted) -> None:
         for metric, case_type, queue in counted.hourly:
-            windows = self.hourly[metric].relative_to(counted.hour)
+            windows = cast(WindowWrapper, self.hourly[metric]).relative_to(counted.hour)
             key = table_key(partition, case_type, queue)
             windows[key] += 1
             value = windows[key].value()
@@ -225,7 +222,7 @@ class LiveMetricsApp:
             return
         self.outage.recovered()
 
-    async def _on_rebalanced(self, sender: Any = None, **_: Any) -> None:
+    async def _on_rebalanced(self, sender: Any, *args: Any, **kwargs: Any) -> None:
         """After a rebalance (and the tables' recovery): rewrite every figure of the
         partitions this worker now owns, so that PostgreSQL holds what the changelog holds
         even for figures its previous owner had not written yet."""
@@ -246,7 +243,7 @@ class LiveMetricsApp:
             if partition in owned:
                 self.figures.backlog.setdefault((partition, case_type, queue), int(value))
 
-    async def _on_revoked(self, sender: Any = None, revoked: Any = (), **_: Any) -> None:
+    async def _on_revoked(self, sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         lost = {tp.partition for tp in revoked if tp.topic == self.config.topic}
         if lost:
             self.figures.drop(lost)

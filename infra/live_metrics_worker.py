@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import IO
 
 import faust
+import rocksdict
 from aiokafka.errors import KafkaError as AIOKafkaError
+from faust.exceptions import ConsistencyError
+from kafka.errors import KafkaError
 
 from infra.bootstrap import Container
 from infra.kafka import ensure_topic
@@ -40,10 +43,16 @@ log = logging.getLogger(__name__)
 #: An app that ran this long before it stopped had recovered: the backoff starts over.
 STABLE_AFTER_S = 30.0
 TICK_S = 0.2
+#: Where faust's RocksDB store keeps the changelog offset a table partition has read.
+OFFSET_KEY = b"__faust\0offset__"
 
 
 class AppStopped(Exception):
     """The faust app stopped or crashed without being asked to."""
+
+    def __init__(self, reason: BaseException | None) -> None:
+        super().__init__(f"the faust app stopped ({reason!r})" if reason else "the app stopped")
+        self.reason = reason
 
 
 class _Worker(faust.Worker):
@@ -73,6 +82,7 @@ class LiveMetricsWorker:
         self.liveness = Liveness()  # see infra.outage.keep_running
 
     def run(self, stop: threading.Event) -> None:
+        quiet_libraries()
         outage = Outage("live-metrics", log)
         with claimed_folder(self.settings.data_dir / "live-metrics") as datadir:
             while not stop.is_set():
@@ -83,8 +93,12 @@ class LiveMetricsWorker:
                 except (*TRANSIENT, AIOKafkaError, AppStopped) as error:
                     if stop.is_set():
                         return
+                    if isinstance(error, AppStopped) and isinstance(error.reason, ConsistencyError):
+                        forget_changelog_offsets(datadir)
                     if time.monotonic() - started > STABLE_AFTER_S:
                         outage.recovered()
+                    if not isinstance(error, TRANSIENT):  # said as the broker's outage
+                        error = KafkaError(f"{type(error).__name__}: {error}")
                     stop.wait(outage.failed(error))
 
     def _config(self, partitions: int, datadir: Path) -> AppConfig:
@@ -116,11 +130,41 @@ class LiveMetricsWorker:
             while not stop.is_set():
                 self.liveness.beat()
                 if worker.should_stop or live.app.should_stop:
-                    reason = worker.crash_reason or live.app.crash_reason
-                    raise AppStopped(f"the faust app stopped ({reason or 'no reason given'})")
+                    raise AppStopped(worker.crash_reason or live.app.crash_reason)
                 await asyncio.sleep(TICK_S)
         finally:
             await worker.stop()
+
+
+def quiet_libraries() -> None:
+    """Faust logs every step of every rebalance and recovery at INFO, and aiokafka each
+    failed reconnection at ERROR: keep their warnings (faust's crashes among them); the
+    worker itself says when it starts counting partitions and when the broker fails it."""
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    logging.getLogger("mode").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+def forget_changelog_offsets(datadir: Path) -> None:
+    """Make the local tables forget how far they read their changelogs.
+
+    Faust refuses to start when a table recorded a changelog offset beyond the changelog's
+    end: the broker lost the changelog (the embedded broker keeps nothing across a restart;
+    a Kafka cluster whose topic was deleted). The local tables are then the only copy of
+    the counts, so they are kept, and only the offsets they recorded are dropped: faust
+    reads the new changelog from its start, and the counts go on from where they were."""
+    for path in sorted(datadir.rglob("*.db")):
+        if path.is_dir():
+            table = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+            try:
+                table.delete(OFFSET_KEY)
+            finally:
+                table.close()
+    log.warning(
+        "the broker lost the live metrics' changelogs (it came back empty?): the counts go "
+        "on from the local tables in %s, whose changelog offsets are reset",
+        datadir,
+    )
 
 
 @contextmanager

@@ -56,8 +56,14 @@ def _quiet(_position: int, _head: int) -> None:
 class Rebuilder:
     """Rebuilds and verifies the projection of ``live``."""
 
-    def __init__(self, live: ProjectionRunner, after_swap: list[AfterSwap] | None = None):
+    def __init__(
+        self,
+        live: ProjectionRunner,
+        after_swap: list[AfterSwap] | None = None,
+        chunk: int = CHUNK,
+    ) -> None:
         self.live = live
+        self.chunk = chunk
         self.pool = live.pool
         self.reader = live.reader
         self.after_swap = after_swap or []
@@ -102,7 +108,7 @@ class Rebuilder:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.live.gen.lock_id,))
                 self._fill(shadow, position, progress, conn)
                 head = self.reader.head()
-                while self.live.catch_up_from_store(head, CHUNK, conn):
+                while self.live.catch_up_from_store(head, self.chunk, conn):
                     pass
                 return compare(conn, self.live.gen, shadow.gen)
         finally:
@@ -120,7 +126,7 @@ class Rebuilder:
         transaction (or all in ``conn``'s); answers the position reached."""
         head = self.reader.head()
         while position < head:
-            events, reached = self.reader.read_log(position, CHUNK)
+            events, reached = self.reader.read_log(position, self.chunk)
             if reached == position:
                 break
             shadow.apply_batch(events, conn=conn, watermark=reached)
@@ -130,6 +136,6 @@ class Rebuilder:
                 # Events stored meanwhile: keep up until close; the caller takes the rest
                 # under the lock.
                 head = self.reader.head()
-                if head - position < CHUNK:
+                if head - position < self.chunk:
                     break
         return position

@@ -165,7 +165,9 @@ def rebuild(
             def show(position: int, head: int) -> None:
                 bar.update(task, completed=position, total=max(head, 1))
 
-            report = Rebuilder(runner, container.projections.after_swap).rebuild(show, fresh=fresh)
+            chunk = container.settings.projection_rebuild_chunk
+            rebuilder = Rebuilder(runner, container.projections.after_swap, chunk)
+            report = rebuilder.rebuild(show, fresh=fresh)
     except Exception as error:  # noqa: BLE001
         _fail(error)
         return
@@ -193,7 +195,8 @@ def verify(name: Name) -> None:
             def show(position: int, head: int) -> None:
                 bar.update(task, completed=position, total=max(head, 1))
 
-            drifts = Rebuilder(runner).verify(show)
+            chunk = container.settings.projection_rebuild_chunk
+            drifts = Rebuilder(runner, chunk=chunk).verify(show)
     except Exception as error:  # noqa: BLE001
         _fail(error)
         return

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
         "events/s, fuller partition batches; a crash re-sends at most two batches)",
     )
     projection_batch_size: int = Field(default=500, ge=1)
+    #: Stored events a rebuild or drift check reads and applies per transaction.
+    projection_rebuild_chunk: int = Field(default=5_000, ge=1, le=100_000)
     relay_idle_wait_s: float = Field(default=0.5, gt=0)
     projection_idle_sweep_s: float = Field(default=10.0, gt=0)
     sla_poll_s: float = Field(default=1.0, gt=0)

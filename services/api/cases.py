@@ -13,6 +13,7 @@ from domain.case import Case
 from domain.context import CommandContext
 from domain.definition import Definition, label_in
 from domain.errors import NotAllowed
+from services.api.case_search import case_filter
 from services.api.deps import (
     Caller,
     CurrentCaller,
@@ -301,21 +302,14 @@ def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEnt
 def list_cases(
     deps: Deps,
     caller: CurrentCaller,
-    status: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
-    case_type: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
-    assignee: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
-    queue: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
-    priority: Annotated[str | None, Query(max_length=20, pattern=NO_NUL)] = None,
+    where: Annotated[CaseFilter, Depends(case_filter)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
 ) -> CasePage:
     """The case list from the projection, newest first, with filters and a page cursor."""
-    where = CaseFilter(
-        status=status, case_type=case_type, assignee=assignee, queue=queue, priority=priority
-    )
     page = deps.cases.list_cases(where, limit, PageCursor.decode(cursor) if cursor else None)
     role = caller.role.value
-    columns = deps.views.columns(case_type, role) if case_type else None
+    columns = deps.views.columns(where.case_type, role) if where.case_type else None
     return CasePage(
         cases=[
             CaseSummary(

@@ -1,10 +1,10 @@
 """Run every benchmark in sequence and print a summary table of figures and ratios.
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
-with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook (all of
-them by default). ``BENCH_QUICK=1`` acts as ``--quick``. Exits 1 when a benchmark failed (the
-others still run). Every run also writes its figures to ``bench-results/`` as JSON (one file per
-run and ``latest.json``), so that runs can be compared.
+with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
+live-metrics (all of them by default). ``BENCH_QUICK=1`` acts as ``--quick``. Exits 1 when a
+benchmark failed (the others still run). Every run also writes its figures to
+``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
 """
 
 from __future__ import annotations
@@ -20,7 +20,18 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import case_rules, http, ingest, latency, loading, projection, relay, webhook, writes
+from bench import (
+    case_rules,
+    http,
+    ingest,
+    latency,
+    live_metrics,
+    loading,
+    projection,
+    relay,
+    webhook,
+    writes,
+)
 from bench.common import CONSOLE, Figure, Scale, configure_logging, quick_from_env, summary_table
 
 Benchmark = Callable[[Scale], list[Figure]]
@@ -34,6 +45,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     loading.NAME: loading.run,
     ingest.NAME: ingest.run,
     webhook.NAME: webhook.run,
+    live_metrics.NAME: live_metrics.run,
 }
 RESULTS = Path("bench-results")
 

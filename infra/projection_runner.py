@@ -68,6 +68,7 @@ class _Case:
     events: list[EventEnvelope]
     before: CaseRows
     after: CaseRows
+    existed: bool = True  # the case has a tracking row already
     applied: int = 0
     blocked: EventEnvelope | None = None
     error: BaseException | None = None
@@ -111,6 +112,8 @@ class ProjectionRunner:
         there). On ``conn``, run inside the caller's transaction (as a savepoint)."""
         try:
             return self._apply(events, careful=False, conn=conn, watermark=watermark)
+        except _Raced:
+            return self._apply(events, careful=False, conn=conn, watermark=watermark)
         except _WRITE_ERRORS:
             # A value PostgreSQL refuses: find its event by writing one event at a time.
             return self._apply(events, careful=True, conn=conn, watermark=watermark)
@@ -123,6 +126,10 @@ class ProjectionRunner:
         watermark: int | None,
     ) -> ApplyResult:
         with self._transaction(conn) as tx:
+            # A read model is rebuilt from the store: a commit lost in a server crash is
+            # healed by the store sweep (its versions and watermark are lost with it), so
+            # the transaction need not wait for its commit to reach the disk.
+            tx.execute("SET LOCAL synchronous_commit = off")
             tx.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.gen.lock_id,))
             by_case = _by_case(events)
             tracked = self._lock(tx, sorted(by_case))
@@ -130,7 +137,7 @@ class ProjectionRunner:
             work, held = [], 0
             skipped = len(events) - sum(len(found) for found in by_case.values())
             for case_id, case_events in by_case.items():
-                version, blocked = tracked[case_id]
+                version, blocked, existed = tracked[case_id]
                 pending = [e for e in case_events if e.case_version > version]
                 skipped += len(case_events) - len(pending)
                 if blocked is not None:
@@ -138,7 +145,7 @@ class ProjectionRunner:
                     continue
                 if pending:
                     pending = self._complete(tx, case_id, version, pending)
-                    work.append(_Case(case_id, version, pending, {}, {}))
+                    work.append(_Case(case_id, version, pending, {}, {}, existed=existed))
             self._read_rows(tx, work)
             if careful:
                 done = [self._apply_carefully(tx, case) for case in work]
@@ -156,23 +163,21 @@ class ProjectionRunner:
 
     @contextmanager
     def _transaction(self, conn: Connection[DictRow] | None) -> Iterator[Connection[DictRow]]:
+        """A transaction (a savepoint on ``conn``) in pipeline mode: statements whose
+        results are not read go out without waiting for each answer."""
         if conn is not None:
-            with conn.transaction():
+            with conn.pipeline(), conn.transaction():
                 yield conn
             return
-        with self.pool.connection() as own, own.transaction():
+        with self.pool.connection() as own, own.pipeline(), own.transaction():
             yield own
 
-    def _lock(self, tx: Connection[DictRow], case_ids: list[str]) -> dict[str, tuple[int, Any]]:
-        """Lock the tracking rows of ``case_ids`` (made where missing) in a fixed order,
-        so that two workers never wait on each other in a cycle."""
-        tx.execute(
-            SQL(
-                "INSERT INTO {} (case_id, version) SELECT unnest(%s::uuid[]), 0"
-                " ON CONFLICT DO NOTHING"
-            ).format(self._versions),
-            (case_ids,),
-        )
+    def _lock(
+        self, tx: Connection[DictRow], case_ids: list[str]
+    ) -> dict[str, tuple[int, Any, bool]]:
+        """Lock the tracking rows of ``case_ids`` in a fixed order, so that two workers never
+        wait on each other in a cycle. A case without one is new here (version 0): its row
+        is inserted at the end, and a worker that finds it inserted meanwhile starts over."""
         rows = tx.execute(
             SQL(
                 "SELECT case_id, version, blocked_version FROM {} WHERE case_id = ANY(%s::uuid[])"
@@ -180,7 +185,8 @@ class ProjectionRunner:
             ).format(self._versions),
             (case_ids,),
         ).fetchall()
-        return {str(r["case_id"]): (r["version"], r["blocked_version"]) for r in rows}
+        found = {str(r["case_id"]): (r["version"], r["blocked_version"], True) for r in rows}
+        return {case_id: found.get(case_id, (0, None, False)) for case_id in case_ids}
 
     def _complete(
         self, tx: Connection[DictRow], case_id: str, version: int, pending: list[EventEnvelope]
@@ -255,27 +261,23 @@ class ProjectionRunner:
                 self._upsert(tx, table, upserts)
 
     def _upsert(self, tx: Connection[DictRow], table: Table, rows: list[Row]) -> None:
-        target = self.gen.ident(table)
-        stage = Identifier(f"stage_{self.gen.name(table)}")
+        """One statement: the rows as one array per column, unnested into an upsert."""
         columns = SQL(", ").join(Identifier(c) for c in table.written)
-        tx.execute(
-            SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} LIMIT 0; TRUNCATE {}"
-            ).format(stage, columns, target, stage)
+        arrays = SQL(", ").join(
+            SQL("%s::{}[]").format(SQL(_base_type(c.sql))) for c in table.columns
         )
-        with tx.cursor().copy(SQL("COPY {} ({}) FROM STDIN").format(stage, columns)) as copy:
-            for row in rows:
-                copy.write_row([_to_db(row[c]) for c in table.written])
         others = [c for c in table.written if c not in table.key]
         tx.execute(
-            SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}").format(
-                target,
+            SQL(
+                "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}"
+            ).format(
+                self.gen.ident(table),
                 columns,
-                columns,
-                stage,
+                arrays,
                 SQL(", ").join(Identifier(c) for c in table.key),
                 SQL(", ").join(SQL("{0} = EXCLUDED.{0}").format(Identifier(c)) for c in others),
-            )
+            ),
+            [[_to_db(row[c]) for row in rows] for c in table.written],
         )
 
     def _delete(self, tx: Connection[DictRow], table: Table, keys: list[Key]) -> None:
@@ -320,21 +322,28 @@ class ProjectionRunner:
         applied: int,
     ) -> None:
         changed = [c for c in done if c.applied or c.blocked is not None]
-        if changed:
-            with tx.cursor() as cursor:
-                cursor.executemany(
-                    SQL(
-                        "UPDATE {} SET version = %s, blocked_version = %s WHERE case_id = %s"
-                    ).format(self._versions),
-                    [
-                        (
-                            c.events[c.applied - 1].case_version if c.applied else c.version,
-                            c.blocked.case_version if c.blocked is not None else None,
-                            c.case_id,
-                        )
-                        for c in changed
-                    ],
-                )
+        known = [c for c in changed if c.existed]
+        if known:
+            tx.execute(
+                SQL(
+                    "UPDATE {} v SET version = u.version, blocked_version = u.blocked"
+                    " FROM unnest(%s::uuid[], %s::integer[], %s::integer[])"
+                    " AS u(case_id, version, blocked) WHERE v.case_id = u.case_id"
+                ).format(self._versions),
+                _versions_of(known),
+            )
+        new = [c for c in changed if not c.existed]
+        if new:
+            inserted = tx.execute(
+                SQL(
+                    "INSERT INTO {} (case_id, version, blocked_version)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::integer[], %s::integer[])"
+                    " ON CONFLICT DO NOTHING RETURNING case_id"
+                ).format(self._versions),
+                _versions_of(new),
+            ).fetchall()
+            if len(inserted) < len(new):
+                raise _Raced(f"another worker applied new cases of {self.gen.key} first")
         if applied or watermark is not None:
             top = max((e.global_position for e in events), default=0)
             tx.execute(
@@ -412,6 +421,18 @@ class ProjectionRunner:
         return SQL("UPDATE {} SET blocked_version = NULL WHERE case_id = %s").format(self._versions)
 
 
+class _Raced(Exception):
+    """Another worker applied a case this batch took for new: the batch starts over."""
+
+
+def _versions_of(cases: list[_Case]) -> tuple[list[str], list[int], list[int | None]]:
+    return (
+        [c.case_id for c in cases],
+        [c.events[c.applied - 1].case_version if c.applied else c.version for c in cases],
+        [c.blocked.case_version if c.blocked is not None else None for c in cases],
+    )
+
+
 def _by_case(events: Sequence[EventEnvelope]) -> dict[str, list[EventEnvelope]]:
     """The events of each case, in version order, each version once."""
     grouped: dict[str, dict[int, EventEnvelope]] = defaultdict(dict)
@@ -433,6 +454,11 @@ def _copy(rows: CaseRows) -> CaseRows:
 def _from_db(row: DictRow) -> Row:
     """A row as projections see it: ids as text, as events carry them."""
     return {k: str(v) if isinstance(v, UUID) else v for k, v in row.items()}
+
+
+def _base_type(sql: str) -> str:
+    """The type of a column declaration (``text NOT NULL DEFAULT ''`` -> ``text``)."""
+    return sql.split(maxsplit=1)[0]
 
 
 def _to_db(value: Any) -> Any:

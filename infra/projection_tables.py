@@ -121,6 +121,8 @@ def _create_table(conn: Connection[DictRow], gen: Generation, table: Table) -> N
                 name, Identifier(column.name), SQL(column.sql)
             )
         )
+    if table.storage:
+        conn.execute(SQL("ALTER TABLE {} SET ({})").format(name, SQL(table.storage)))
     for suffix, spec in table.indexes:
         on = SQL(spec) if spec.startswith("USING") else SQL("({})").format(SQL(spec))
         conn.execute(

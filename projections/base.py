@@ -55,6 +55,8 @@ class Table:
     indexes: tuple[tuple[str, str], ...] = ()
     derived: tuple[Column, ...] = ()
     kept: tuple[Column, ...] = ()
+    #: Storage parameters (``fillfactor=70`` leaves room for updates that stay on the page).
+    storage: str = ""
     written: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -56,6 +56,9 @@ CASE_LIST = Table(
         Column("note_text", "text NOT NULL DEFAULT ''"),
     ),
     key=("case_id",),
+    # Most events change only columns no index covers: room on the page lets PostgreSQL
+    # update such a row in place of the page (a HOT update) without touching the indexes.
+    storage="fillfactor=70",
     derived=(
         Column(
             "search",

@@ -29,6 +29,7 @@ from projections.case_list import CaseListProjection
 from projections.work_queues import WorkQueuesProjection
 from services.application import CaseLedger
 from services.errors import ProjectionNotFound
+from services.projection_admin import DeadLetter, ProjectionOverview, RetryOutcome
 
 
 def final_states(ledger: CaseLedger) -> FinalStates:
@@ -46,18 +47,6 @@ def final_states(ledger: CaseLedger) -> FinalStates:
 def all_projections(ledger: CaseLedger) -> tuple[Projection, ...]:
     final = final_states(ledger)
     return (CaseListProjection(final), CaseHistoryProjection(final), WorkQueuesProjection())
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    projection: str
-    case_id: str
-    case_version: int
-    global_position: int
-    event_type: str
-    error: str
-    recorded_at: datetime
-    retried_at: datetime | None
 
 
 class ProjectionSet:
@@ -122,6 +111,26 @@ class ProjectionSet:
             for name, runner in self.runners.items()
         }
 
+    def overview(self) -> list[ProjectionOverview]:
+        with self.pool.connection() as conn:
+            figures = self.figures(conn)
+        return [
+            ProjectionOverview(
+                name=name,
+                tables=[t.name for t in self.runners[name].projection.tables],
+                position=int(f.get("max_position") or 0),
+                applied_events=int(f.get("applied_events") or 0),
+                lag=int(f["lag"]),
+                held_cases=int(f["held_cases"]),
+                rebuilt_at=f.get("rebuilt_at"),
+            )
+            for name, f in figures.items()
+        ]
+
+    def held(self, name: str | None, limit: int) -> list[DeadLetter]:
+        with self.pool.connection() as conn:
+            return self.dead_letters(conn, name, limit)
+
     def dead_letters(
         self, on: Connection[DictRow], name: str | None = None, limit: int = 100
     ) -> list[DeadLetter]:
@@ -137,11 +146,10 @@ class ProjectionSet:
         ).fetchall()
         return [DeadLetter(**{**r, "case_id": str(r["case_id"])}) for r in rows]
 
-    def retry(self, name: str, case_id: UUID | None = None) -> dict[str, int]:
+    def retry(self, name: str, case_id: UUID | None = None) -> RetryOutcome:
         """Apply again, from the store, the events of the cases held in ``name`` (or of one
         case): after a fix they move on; a case that fails again is held again, with the new
-        error. Answers how many cases were retried, how many moved on and how many events
-        were applied."""
+        error."""
         runner = self.runner(name)
         retried = moved = applied = 0
         with self.pool.connection() as conn, conn.transaction():
@@ -166,4 +174,4 @@ class ProjectionSet:
                 f"case {case_id} is not held in the projection {name!r}",
                 hint=f"see the held cases: caseledger projections status {name}",
             )
-        return {"retried": retried, "moved_on": moved, "applied": applied}
+        return RetryOutcome(retried=retried, moved_on=moved, applied=applied)

@@ -232,9 +232,9 @@ def retry(
     finally:
         container.close()
     typer.echo(
-        f"{name}: retried {outcome['retried']} cases, {outcome['moved_on']} moved on,"
-        f" {outcome['applied']} events applied"
+        f"{name}: retried {outcome.retried} cases, {outcome.moved_on} moved on,"
+        f" {outcome.applied} events applied"
     )
-    if outcome["moved_on"] < outcome["retried"]:
+    if outcome.moved_on < outcome.retried:
         typer.echo(f"still held: caseledger projections status {name}")
         raise typer.Exit(1)

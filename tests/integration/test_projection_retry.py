@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from domain.envelope import EventEnvelope
@@ -14,7 +15,10 @@ from infra.projection_set import ProjectionSet, final_states
 from infra.settings import Settings
 from projections.base import CaseRows, Table
 from projections.case_list import CASE_LIST, CaseListProjection
+from services.auth import Role
+from services.projection_admin import RetryOutcome
 from tests.integration.helpers import CTX, open_cases
+from tests.integration.test_poison_events import _poisoned_notification
 
 FLAKY = Table(
     name="flaky_list",
@@ -81,15 +85,13 @@ def test_later_events_wait_behind_the_poison_and_follow_in_order_after_a_retry(
     assert (letter.case_id, letter.case_version) == (held, 3)
     assert "cannot read a boom note" in letter.error
 
-    assert projections.retry("flaky_list") == {"retried": 1, "moved_on": 0, "applied": 0}
+    assert projections.retry("flaky_list") == RetryOutcome(retried=1, moved_on=0, applied=0)
     assert _row(container, held)["blocked_version"] == 3  # not fixed yet: held again
 
     projection.broken = False
-    assert projections.retry("flaky_list", UUID(held)) == {
-        "retried": 1,
-        "moved_on": 1,
-        "applied": 3,
-    }
+    assert projections.retry("flaky_list", UUID(held)) == RetryOutcome(
+        retried=1, moved_on=1, applied=3
+    )
     assert _row(container, held) == {
         "version": 5,
         "notes": 4,
@@ -112,3 +114,36 @@ def test_the_cli_names_the_projections_and_shows_held_cases(
     result = runner.invoke(app, ["projections", "status", "case_list"], env=env)
     assert result.exit_code == 0, result.output
     assert "held cases 0" in result.output
+
+
+def test_the_api_shows_held_events_and_retries_them(
+    container: Container, client: TestClient, keys: dict[Role, str]
+) -> None:
+    admin = {"Authorization": f"Bearer {keys[Role.ADMIN]}"}
+    handler = {"Authorization": f"Bearer {keys[Role.HANDLER]}"}
+    [case_id] = open_cases(container, 1)
+    _poisoned_notification(container, UUID(case_id))
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
+
+    listed = client.get("/projections", headers=admin)
+    assert listed.status_code == 200
+    states = {p["name"]: p for p in listed.json()}
+    assert set(states) == {"case_list", "case_history", "work_queues"}
+    assert (states["work_queues"]["held_cases"], states["case_list"]["held_cases"]) == (1, 0)
+    assert states["case_list"]["lag"] == 0
+    assert client.get("/projections", headers=handler).status_code == 403
+
+    [held] = client.get("/projections/work_queues/held", headers=admin).json()
+    assert (held["case_id"], held["case_version"]) == (case_id, 2)
+    assert held["event_type"] == "CaseNotificationRequested"
+
+    refused = client.post("/projections/work_queues/retry", json={}, headers=handler)
+    assert refused.status_code == 403
+    missing = client.post("/projections/nonesuch/retry", json={}, headers=admin)
+    assert missing.status_code == 404
+    assert "work_queues" in missing.json()["hint"]
+    bad = client.post("/projections/work_queues/retry", json={"case_id": "x"}, headers=admin)
+    assert bad.status_code == 422
+    again = client.post("/projections/work_queues/retry", json={"case_id": case_id}, headers=admin)
+    assert again.status_code == 200
+    assert again.json() == {"retried": 1, "moved_on": 0, "applied": 0}  # still poisoned

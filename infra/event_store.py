@@ -63,14 +63,18 @@ class EventStoreReader:
 
     def read_log(self, after: int, limit: int) -> tuple[list[EventEnvelope], int]:
         """Case events among the next ``limit`` stored after global position ``after``, in
-        commit order, and the position of the last one read (``after`` when none)."""
-        notifications = self.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
-        )
+        commit order, and the position of the last one read (``after`` when none). Read as
+        tuples on the store's own connection (as :meth:`read_messages` does): rebuilds read
+        the whole store through here."""
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(self._log, (after, limit), prepare=True).fetchall()
         envelopes = [
-            self._envelope(n, n.id) for n in notifications if n.topic.startswith(CASE_TOPIC_PREFIX)
+            self._envelope(StoredEvent(case_id, version, topic, bytes(state)), at)
+            for at, case_id, version, topic, state in rows
+            if topic.startswith(CASE_TOPIC_PREFIX)
         ]
-        return envelopes, notifications[-1].id if notifications else after
+        return envelopes, rows[-1][0] if rows else after
 
     def read_messages(self, after: int, limit: int) -> tuple[list[Message], int]:
         """What :meth:`read_log` reads, as the relay publishes it: case id, envelope JSON and

@@ -14,6 +14,7 @@ one to the store's head under the lock, and compares them row for row.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,19 +124,24 @@ class Rebuilder:
         conn: Connection[DictRow] | None = None,
     ) -> int:
         """Apply every stored event after ``position`` to ``shadow``, a chunk per
-        transaction (or all in ``conn``'s); answers the position reached."""
+        transaction (or all in ``conn``'s); answers the position reached. The next chunk is
+        read while the current one is applied (the apply waits on PostgreSQL a good part of
+        its time)."""
         head = self.reader.head()
-        while position < head:
-            events, reached = self.reader.read_log(position, self.chunk)
-            if reached == position:
-                break
-            shadow.apply_batch(events, conn=conn, watermark=reached)
-            position = reached
-            progress(position, head)
-            if conn is None and position >= head:
-                # Events stored meanwhile: keep up until close; the caller takes the rest
-                # under the lock.
-                head = self.reader.head()
-                if head - position < self.chunk:
+        with ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reading:
+            ahead = reading.submit(self.reader.read_log, position, self.chunk)
+            while position < head:
+                events, reached = ahead.result()
+                if reached == position:
                     break
+                ahead = reading.submit(self.reader.read_log, reached, self.chunk)
+                shadow.apply_batch(events, conn=conn, watermark=reached)
+                position = reached
+                progress(position, head)
+                if conn is None and position >= head:
+                    # Events stored meanwhile: keep up until close; the caller takes the
+                    # rest under the lock.
+                    head = self.reader.head()
+                    if head - position < self.chunk:
+                        break
         return position

@@ -14,8 +14,8 @@ one to the store's head under the lock, and compares them row for row.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from psycopg import Connection

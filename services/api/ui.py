@@ -1,16 +1,30 @@
-"""The dashboard and the API docs: static files served by the API itself, so both work
-offline (no CDN) under the strict Content-Security-Policy of services/api/headers.py."""
+"""The dashboard and the API docs, served by the API itself so that both work offline (no CDN)
+under the strict Content-Security-Policy of services/api/headers.py.
+
+The dashboard's pages are Jinja templates (``services/api/pages/``) rendered once, at start:
+they share one layout (header, sign-in, navigation) and declare their behaviour with
+Alpine.js attributes; each page's script and the vendored libraries are static files under
+``/ui/assets/`` (docs/dashboard.md says why).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Mount, Route
 
 STATIC = Path(__file__).parent / "static"
+PAGES = Path(__file__).parent / "pages"
+ASSETS = "/ui/assets"
 # Swagger UI 5's files as the pinned fastapi-offline package ships them (the app itself is not
 # used): Swagger UI 4 cannot read OpenAPI 3.1, which FastAPI writes.
 SWAGGER_FILES = Path(str(files("fastapi_offline") / "static"))
@@ -41,8 +55,63 @@ DOCS_INIT = """window.ui = SwaggerUIBundle({
 """
 
 
+@dataclass(frozen=True)
+class Page:
+    """A dashboard page: its template, and the Alpine component its script registers."""
+
+    template: str
+    component: str
+
+    @property
+    def script(self) -> str:
+        return self.template.removesuffix(".html")
+
+
+QUEUE = Page("queue.html", "queue")
+CASE = Page("case.html", "casePage")
+SEARCH = Page("search.html", "search")
+MANAGER = Page("manager.html", "manager")
+NEW_CASE = Page("new-case.html", "newCase")
+ALL_PAGES = (QUEUE, CASE, SEARCH, MANAGER, NEW_CASE)
+
+
+def render_pages() -> dict[Page, str]:
+    """Every page's HTML; the templates take no data from a request, so once is enough."""
+    environment = Environment(
+        loader=FileSystemLoader(PAGES),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+    )
+    return {
+        page: environment.get_template(page.template).render(
+            page=page.script, component=page.component
+        )
+        for page in ALL_PAGES
+    }
+
+
+def dashboard() -> Starlette:
+    """The dashboard as an application of its own, mounted at /ui: its pages, and their
+    files under /ui/assets/."""
+    html = render_pages()
+
+    def serve(page: Page) -> Callable[[Request], HTMLResponse]:
+        return lambda _request: HTMLResponse(html[page])
+
+    return Starlette(
+        routes=[
+            Route("/", serve(QUEUE)),
+            Route("/cases/{case_id:uuid}", serve(CASE)),
+            Route("/search", serve(SEARCH)),
+            Route("/manager", serve(MANAGER)),
+            Route("/new", serve(NEW_CASE)),
+            Mount("/assets", StaticFiles(directory=STATIC), name="assets"),
+        ]
+    )
+
+
 def mount_dashboard(app: FastAPI) -> None:
-    app.mount("/ui", StaticFiles(directory=STATIC, html=True), name="dashboard")
+    app.mount("/ui", dashboard(), name="dashboard")
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

@@ -1,0 +1,199 @@
+// One case: its facts, what the signed-in role may do now (GET /cases/{id}: `actions` and
+// `transitions`, each enabled or not with the reason), its fields, SLA clocks and timeline.
+import { Alpine, api, attempt, caseTypeDocument, milestone, optional, priorityLabel, send, show, start, t, when } from "./app.js";
+import { actionsFor, timelineFromHistory, transitionsFor } from "./fallbacks.js";
+import { changedValues, fieldForm, readValues, withoutBlanks } from "./fields.js";
+
+const caseId = window.location.pathname.split("/").pop();
+const NOTHING = { assign: false, close: false, reopen: false, edit_fields: false, add_note: false };
+
+const casePage = () => ({
+  c: null,
+  document: null,
+  actions: NOTHING,
+  transitions: [],
+  timeline: [],
+  toldPlainly: false, // the server has no timeline yet: the history, told plainly
+  form: [],
+  needs: null, // the transition waiting for the fields it requires
+  needsForm: [],
+  reason: "",
+  assignee: "",
+  note: "",
+  closeReason: "",
+  reopenReason: "",
+
+  get role() {
+    return Alpine.store("app").me.role;
+  },
+
+  init() {
+    this.load();
+  },
+
+  async load() {
+    await attempt(async () => {
+      const c = await api(`/cases/${caseId}`);
+      this.document = await caseTypeDocument(c.case_type, c.case_type_version);
+      this.actions = c.actions ?? actionsFor(c, this.role);
+      this.transitions = c.transitions.some((tr) => "enabled" in tr) ? c.transitions : transitionsFor(c, this.role, this.document);
+      const editable = c.editable_fields ?? Object.keys(this.document.fields ?? {});
+      this.form = fieldForm(this.document, editable.filter((name) => name in (this.document.fields ?? {})), c.fields);
+      this.timeline = await this.readTimeline(c);
+      this.c = c;
+    });
+  },
+
+  async readTimeline(c) {
+    const told = await optional(`/cases/${caseId}/timeline`);
+    this.toldPlainly = told === null;
+    return told ?? timelineFromHistory(await api(`/cases/${caseId}/history`), c, this.document);
+  },
+
+  // -- what the page shows -----------------------------------------------------------------
+
+  facts() {
+    const c = this.c;
+    const rows = [
+      [t("column.status"), c.labels.status],
+      [t("column.case_type"), `${c.labels.case_type} (v${c.case_type_version})`],
+      [t("column.priority"), priorityLabel(c.priority)],
+      [t("column.queue"), show(c.queue)],
+      [t("column.assignee"), show(c.assignee)],
+      [t("column.party_id"), show(c.party_id)],
+      [t("column.opened_at"), when(c.opened_at)],
+      [t("column.updated_at"), when(c.updated_at)],
+      [t("case.escalations"), show(c.escalations)],
+    ];
+    if (c.closed_reason) rows.push([t("case.closed_reason"), c.closed_reason]);
+    if (c.parent_id) rows.push([t("case.parent"), c.parent_id]);
+    if (c.children.length) rows.push([t("case.children"), c.children.join(", ")]);
+    for (const [name, value] of Object.entries(c.fields)) {
+      rows.push([c.labels.fields[name] ?? name, show(value, this.document.fields?.[name])]);
+    }
+    return rows;
+  },
+
+  slaLines() {
+    return this.c.slas.map((clock) => {
+      const next = Object.entries(clock.due).sort(([, a], [, b]) => a.localeCompare(b))[0];
+      const parts = [clock.sla, t(clock.running ? "sla.running" : "sla.paused")];
+      if (next) parts.push(t("sla.next", { milestone: milestone(next[0]), when: when(next[1]) }));
+      if (clock.reached.length) parts.push(t("sla.reached", { milestones: clock.reached.map(milestone).join(", ") }));
+      return parts.join(" · ");
+    });
+  },
+
+  readOnly() {
+    return !this.transitions.some((tr) => tr.enabled) && !Object.values(this.actions).some(Boolean);
+  },
+
+  when(iso) {
+    return when(iso);
+  },
+
+  value(change, side) {
+    return show(change[side], this.document.fields?.[change.field]);
+  },
+
+  ruleText(rule) {
+    return t("timeline.rule", { rule: rule.label ?? rule.name });
+  },
+
+  /** What an SLA mark adds to its sentence: when each milestone falls, or fell. */
+  slaText(entry) {
+    const sla = entry.sla;
+    const parts = Object.entries(sla.due ?? {}).sort(([, a], [, b]) => a.localeCompare(b))
+      .map(([name, at]) => t("sla.due_at", { milestone: milestone(name), when: when(at) }));
+    if (sla.due_at) parts.push(t("sla.due_at", { milestone: milestone(sla.milestone ?? "deadline"), when: when(sla.due_at) }));
+    if (sla.met === true || sla.met === false) parts.push(t(sla.met ? "sla.met" : "sla.missed"));
+    if (!parts.length && sla.sentence !== entry.sentence) parts.push(sla.sentence);
+    return parts.join(" · ");
+  },
+
+  sourceText(source) {
+    return t("timeline.source", { system: source.system, record: source.record_id ?? "—", connector: source.connector ?? "—" });
+  },
+
+  // -- commands ------------------------------------------------------------------------------
+
+  missing(transition) {
+    const requires = this.document.transitions?.[transition.name]?.requires ?? [];
+    return requires.filter((name) => this.c.fields[name] === undefined || this.c.fields[name] === null);
+  },
+
+  /** A transition that lacks only fields it requires can be taken by filling them in. */
+  clickable(transition) {
+    return transition.enabled || this.missing(transition).length > 0;
+  },
+
+  async take(transition) {
+    const missing = this.missing(transition);
+    if (missing.length) {
+      this.needs = transition;
+      const specs = Object.fromEntries(missing.map((name) => [name, { ...this.document.fields?.[name], required: true }]));
+      this.needsForm = fieldForm({ fields: specs }, missing, {}, { opening: true });
+      return;
+    }
+    await this.transition(transition.name, {});
+  },
+
+  async transition(name, fields) {
+    const body = { transition: name, fields, expected_version: this.c.version };
+    if (this.reason) body.reason = this.reason;
+    await this.command(() => send(`/cases/${caseId}/transitions`, "POST", body));
+    if (!Alpine.store("app").error) {
+      this.reason = "";
+      this.needs = null;
+    }
+  },
+
+  confirmNeeds() {
+    return attempt(() => this.transition(this.needs.name, withoutBlanks(readValues(this.needsForm))));
+  },
+
+  cancelNeeds() {
+    this.needs = null;
+  },
+
+  async command(work) {
+    const done = await attempt(work);
+    if (done !== undefined) await this.load();
+    return done;
+  },
+
+  async verb(path, body, reset) {
+    const done = await this.command(() => send(`/cases/${caseId}/${path}`, "POST", { ...body, expected_version: this.c.version }));
+    if (done !== undefined) this[reset] = "";
+  },
+
+  assign() {
+    return this.verb("assign", { assignee: this.assignee.trim() || null }, "assignee");
+  },
+
+  assignToMe() {
+    return this.verb("assign", { assignee: Alpine.store("app").me.actor_id }, "assignee");
+  },
+
+  addNote() {
+    return this.verb("notes", { text: this.note }, "note");
+  },
+
+  close() {
+    return this.verb("close", { reason: this.closeReason }, "closeReason");
+  },
+
+  reopen() {
+    return this.verb("reopen", { reason: this.reopenReason }, "reopenReason");
+  },
+
+  saveFields() {
+    return this.command(() => {
+      const fields = changedValues(this.form, this.c.fields);
+      if (!Object.keys(fields).length) throw new Error(t("case.nothing_changed"));
+      return send(`/cases/${caseId}/fields`, "PATCH", { fields, expected_version: this.c.version });
+    });
+  },
+});
+
+start("casePage", casePage);

@@ -35,6 +35,7 @@ from faust.types import TP, EventT, StreamT
 
 from domain.definition import Definition
 from domain.envelope import EventEnvelope
+from domain.errors import DomainError
 from infra.live_metrics_rules import (
     HOUR_S,
     METRICS,
@@ -110,12 +111,8 @@ class FinalStates:
         loop = asyncio.get_running_loop()
         try:
             found = await loop.run_in_executor(None, self._definition, case_type, version)
-        except TRANSIENT:
-            raise
-        except Exception as error:  # noqa: BLE001 - an unknown case type: only `closed` ends it
-            log.warning(
-                "no definition of %s v%d (%s): only 'closed' is final", case_type, version, error
-            )
+        except DomainError as error:  # not a published case type: only `closed` ends its cases
+            log.warning("%s v%d: %s; only 'closed' is final", case_type, version, error.message)
             found = None
         self._known[(case_type, version)] = found
 

@@ -12,7 +12,7 @@ rewritten by its new owner. Readers add the partitions up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
 from infra.db import schema_lock
-from infra.live_metrics_rules import BREACHED, CLOSED, NO_QUEUE, OPENED
+from infra.live_metrics_rules import BREACHED, CLOSED, OPENED
 from services.api.live_metrics import (
     BacklogEntry,
     HourBucket,
@@ -183,11 +183,3 @@ class LiveMetricsStore:
 
 def _with_queue(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, "queue": row["queue"] or None}
-
-
-def partitions_of(keys: Iterable[tuple[Any, ...]]) -> set[int]:
-    """The partitions (first element) of figure keys."""
-    return {int(key[0]) for key in keys}
-
-
-__all__ = ["NO_QUEUE", "BacklogKey", "HourKey", "LiveMetricsStore", "WorkerReport"]

@@ -1,27 +1,42 @@
 """Read rights in one place: what a role may see of a case, of a case-list row, and of each
-event in a case's history.
+event in a case's history, and the ready views every read path shows.
 
-Every read path asks this service: ``GET /cases/{id}``, the case list, the history, and so
-the dashboard, which reads through those. A role's view of the case type (``views:`` in
-docs/case-types.md) decides which fields it sees; event data that carries field values
-(``fields`` of CaseOpened, ``changes`` of CaseFieldsUpdated, the text and recipients of a
-notification drawn from fields) is filtered the same way, and the entry says what was
-withheld. The Kafka envelope is not filtered (docs/read-models.md, "Who sees what").
+Every read path asks this service: ``GET /cases/{id}``, the case list, the history and the
+timeline, the CSV export, and so the dashboard, which reads through those. A role's view of
+the case type (``views:`` in docs/case-types.md) decides which fields it sees; event data
+that carries field values (``fields`` of CaseOpened, ``changes`` of CaseFieldsUpdated, the
+text and recipients of a notification drawn from fields) is filtered the same way, and the
+entry says what was withheld. The views come with labels in the reader's language and with
+what the reader may do already decided (``services.case_view_actions``). The Kafka envelope
+is not filtered (docs/read-models.md, "Who sees what").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID
 
 from domain.case import Case
-from domain.definition import Definition, FieldSpec, Notification, View
+from domain.definition import CLOSED, Definition, FieldSpec, Notification, View, label_in
 from domain.envelope import EventEnvelope, envelope_for
+from domain.errors import DomainError
 from projections.case_list import CaseRow
 from services.application import CaseLedger
+from services.case_view_actions import (
+    CaseActions,
+    Reader,
+    TransitionOption,
+    decide_actions,
+    decide_transitions,
+)
+from services.case_view_phrases import CLOSED_STATUS, phrase_language, priority_label
+from services.queries import CaseFilter, CaseListQueries, PageCursor
+from services.timeline import TimelineEntry, Wording, tell
+
+__all__ = ["CaseViews", "Reader", "SeenCase", "SeenEvent", "visible"]
 
 _FIELD_READ = re.compile(r"\bfields\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELDS = re.compile(r"\bfields\b")
@@ -32,6 +47,20 @@ def visible(fields: Mapping[str, Any], view: View) -> dict[str, Any]:
     if view.see is None:
         return dict(fields)
     return {name: value for name, value in fields.items() if name in view.see}
+
+
+def view_language(definition: Definition, languages: tuple[str, ...]) -> str:
+    """The language of a view of a case of this type: the reader's first language the case
+    type has labels in, else English."""
+    offered = set(definition.labels) or {"en"}
+    return next((lang for lang in languages if lang in offered), "en")
+
+
+def status_label(definition: Definition, status: str, language: str) -> str:
+    if status == CLOSED:
+        return CLOSED_STATUS[phrase_language(language)]
+    state = definition.states.get(status)
+    return label_in(state.labels, (language,), status) if state else status
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,60 @@ class SeenEvent:
     withheld: list[str]
 
 
+@dataclass(frozen=True)
+class ViewLabels:
+    """The labels of a case view, in ``language``: its case type, its status, and the
+    fields the role sees."""
+
+    language: str
+    case_type: str
+    status: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A case ready to show to one reader: the fields its role sees, labels in its language,
+    the fields it may edit (``None``: all), and what it may do now."""
+
+    seen: SeenCase
+    labels: ViewLabels
+    editable_fields: list[str] | None
+    transitions: list[TransitionOption]
+    actions: CaseActions
+
+    @property
+    def case(self) -> Case:
+        return self.seen.case
+
+
+@dataclass(frozen=True)
+class RowView:
+    """A case-list row as one reader sees it, with labels beside the keys."""
+
+    row: CaseRow
+    fields: dict[str, Any]
+    status_label: str
+    case_type_label: str
+    priority_label: str
+
+
+@dataclass(frozen=True)
+class PageView:
+    """A page of the case list, as one reader sees it; ``columns`` are those of the role's
+    view when the list is of one case type."""
+
+    rows: list[RowView]
+    columns: list[str] | None
+    next_cursor: PageCursor | None
+
+
+@dataclass(frozen=True)
+class Timeline:
+    language: str
+    entries: list[TimelineEntry]
+
+
 class CaseViews:
     """Decides what each role may read of cases; the one place read rights are applied."""
 
@@ -76,13 +159,101 @@ class CaseViews:
         view = definition.view_for(role)
         return SeenCase(case, definition, view, visible(case.fields, view))
 
-    def row_fields(self, row: CaseRow, role: str) -> dict[str, Any]:
-        """The fields of a case-list row that ``role`` sees."""
-        return visible(row.fields, self.view(row.case_type, row.case_type_version, role))
+    def case_view(self, case_id: UUID, reader: Reader) -> CaseView:
+        """The case ready to show to ``reader``: what its role sees, in its language, with
+        the transitions and commands it may use now."""
+        seen = self.case(case_id, reader.role.value)
+        case, definition, view = seen.case, seen.definition, seen.view
+        language = view_language(definition, reader.languages)
+        labels = ViewLabels(
+            language=language,
+            case_type=label_in(definition.labels, (language,), definition.name),
+            status=status_label(definition, case.status, language),
+            fields={n: label_in(f.labels, (language,), n) for n, f in seen.field_specs.items()},
+        )
+        return CaseView(
+            seen=seen,
+            labels=labels,
+            editable_fields=sorted(view.edit) if view.edit is not None else None,
+            transitions=decide_transitions(case, definition, reader, language),
+            actions=decide_actions(case, definition, view, reader.role),
+        )
+
+    def row(self, row: CaseRow, reader: Reader) -> RowView:
+        """A case-list row as ``reader`` sees it: the fields its role's view of the row's case
+        type version shows, and labels in the reader's language."""
+        definition = self.ledger.definitions.definition(row.case_type, row.case_type_version)
+        language = view_language(definition, reader.languages)
+        return RowView(
+            row=row,
+            fields=visible(row.fields, definition.view_for(reader.role.value)),
+            status_label=status_label(definition, row.status, language),
+            case_type_label=label_in(definition.labels, (language,), definition.name),
+            priority_label=priority_label(row.priority, language),
+        )
+
+    def page(
+        self,
+        cases: CaseListQueries,
+        where: CaseFilter,
+        limit: int,
+        cursor: PageCursor | None,
+        reader: Reader,
+    ) -> PageView:
+        """One page of the case list from ``cases``, as ``reader`` sees it."""
+        page = cases.list_cases(where, limit, cursor)
+        columns = self.columns(where.case_type, reader.role.value) if where.case_type else None
+        return PageView([self.row(r, reader) for r in page.cases], columns, page.next_cursor)
+
+    def pages(
+        self, cases: CaseListQueries, where: CaseFilter, reader: Reader, page_size: int
+    ) -> Iterator[list[RowView]]:
+        """Every page of the case list as ``reader`` sees it, read one at a time by its
+        cursor (newest first), so that a long listing never sits in memory whole."""
+        cursor: PageCursor | None = None
+        while True:
+            page = self.page(cases, where, page_size, cursor, reader)
+            yield page.rows
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def columns(self, case_type: str, role: str) -> list[str]:
         """The case-list columns ``role``'s view of the current ``case_type`` shows."""
         return list(self.ledger.definitions.current(case_type).view_for(role).columns)
+
+    def visible_fields(self, case_type: str, role: str) -> frozenset[str] | None:
+        """The fields ``role``'s view of the current ``case_type`` shows (``None``: all)."""
+        return self.ledger.definitions.current(case_type).view_for(role).see
+
+    def timeline(self, case_id: UUID, reader: Reader) -> Timeline:
+        """The case's history as sentences in the case type's language for ``reader``, made
+        of the history its role sees (:meth:`history`) and nothing else."""
+        events = self.ledger.history(case_id)
+        case_type, version = _pinned(events)
+        definition = self.ledger.definitions.definition(case_type, version)
+        language = view_language(definition, reader.languages)
+        view = definition.view_for(reader.role.value)
+        words = Wording(
+            language=language,
+            definition=definition,
+            definition_at=lambda at: self._definition_or(case_type, at, definition),
+            type_label=lambda name: self._type_label(name, language),
+        )
+        return Timeline(language, tell([self._event(e, view) for e in events], words))
+
+    def _definition_or(self, case_type: str, version: int, fallback: Definition) -> Definition:
+        try:
+            return self.ledger.definitions.definition(case_type, version)
+        except DomainError:
+            return fallback
+
+    def _type_label(self, case_type: str, language: str) -> str:
+        try:
+            labels = self.ledger.definitions.current(case_type).labels
+        except DomainError:
+            return case_type
+        return label_in(labels, (language,), case_type)
 
     def history(self, case_id: UUID, role: str) -> list[SeenEvent]:
         """Every event of the case, oldest first, filtered by the role's view of the case
@@ -92,31 +263,39 @@ class CaseViews:
         return [self._event(event, view) for event in events]
 
     def _event(self, event: Case.Event, view: View) -> SeenEvent:
-        envelope = envelope_for(event, global_position=0)
-        if view.see is None:
-            return SeenEvent(event, envelope, [])
-        data, withheld = dict(envelope.data), []
-        for key in ("fields", "changes"):
-            if isinstance(event, Case.Opened | Case.FieldsUpdated) and key in data:
-                withheld += sorted(set(data[key]) - view.see)
-                data[key] = visible(data[key], view)
-        if isinstance(event, Case.NotificationRequested):
-            withheld = self._notification_parts(event, view.see)
-            data = {k: v for k, v in data.items() if k not in withheld}
-        return SeenEvent(event, replace(envelope, data=data), withheld)
+        return seen_event(event, view, self._notification)
 
-    def _notification_parts(
-        self, event: Case.NotificationRequested, see: frozenset[str]
-    ) -> list[str]:
-        """The parts of a notification that may quote a field ``see`` does not hold."""
+    def _notification(self, case_type: str, version: int, name: str) -> Notification | None:
+        return self.ledger.definitions.definition(case_type, version).notifications.get(name)
+
+
+NotificationLookup = Callable[[str, int, str], Notification | None]
+"""A notification of a case type version, by case type, version and name."""
+
+
+def seen_event(event: Case.Event, view: View, notification: NotificationLookup) -> SeenEvent:
+    """``event`` as ``view`` lets its role see it: hidden fields taken out of its data, and
+    the parts of a notification that may quote them (``notification`` finds the case type's
+    notification the event was made from)."""
+    envelope = envelope_for(event, global_position=0)
+    if view.see is None:
+        return SeenEvent(event, envelope, [])
+    data, withheld = dict(envelope.data), []
+    for key in ("fields", "changes"):
+        if isinstance(event, Case.Opened | Case.FieldsUpdated) and key in data:
+            withheld += sorted(set(data[key]) - view.see)
+            data[key] = visible(data[key], view)
+    if isinstance(event, Case.NotificationRequested):
         version = int(event.context.get("case_type_version", 0))
         case_type = str(event.context.get("case_type", ""))
-        notification = self.ledger.definitions.definition(case_type, version).notifications.get(
-            event.notification
+        made_from = notification(case_type, version, event.notification)
+        withheld = (
+            ["subject", "body", "recipients"]
+            if made_from is None
+            else _quoting_parts(made_from, view.see)
         )
-        if notification is None:
-            return ["subject", "body", "recipients"]
-        return _quoting_parts(notification, see)
+        data = {k: v for k, v in data.items() if k not in withheld}
+    return SeenEvent(event, replace(envelope, data=data), withheld)
 
 
 def _quoting_parts(notification: Notification, see: frozenset[str]) -> list[str]:

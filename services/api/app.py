@@ -14,8 +14,10 @@ from services.api import (
     connector_webhooks,
     connectors,
     documents,
+    exports,
     keys,
     live_metrics,
+    me,
     monitoring,
     secrets,
 )
@@ -57,6 +59,8 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(monitoring.router)
     app.include_router(live_metrics.router)
     app.include_router(connector_webhooks.router)
+    app.include_router(exports.router)
+    app.include_router(me.router)
     mount_dashboard(app)
     mount_docs(app)
 

@@ -1,4 +1,5 @@
-"""Case routes: open a case, run commands on it, read it, its history, and the case list."""
+"""Case routes: open a case, run commands on it, read it, its history and timeline, and the
+case list. What each role may read and do is decided by ``services.case_views``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from domain.case import Case
 from domain.context import CommandContext
-from domain.definition import Definition, label_in
 from domain.errors import NotAllowed
 from services.api.case_search import case_filter
 from services.api.deps import (
@@ -26,6 +26,7 @@ from services.api.language import Languages
 from services.api.schemas import (
     NO_NUL,
     AssignCommand,
+    CaseActionsPublic,
     CaseCreate,
     CaseLabels,
     CasePage,
@@ -39,12 +40,13 @@ from services.api.schemas import (
     NotePublic,
     ReasonCommand,
     SlaClockPublic,
+    TimelineEntryPublic,
     TransitionCommand,
     TransitionPublic,
     _Lineage,
 )
 from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE, Role
-from services.case_views import SeenCase
+from services.case_views import CaseView, Reader, RowView
 from services.idempotency import HEADER, MAX_KEY_LENGTH
 from services.queries import CaseFilter, PageCursor
 
@@ -211,11 +213,20 @@ def get_case(
     case_id: UUID, deps: Deps, caller: CurrentCaller, languages: Languages, response: Response
 ) -> CasePublic:
     """The case as its events make it now, shaped by your role's view of its case type, with
-    labels in the language of your Accept-Language header (French or English)."""
-    seen = deps.views.case(case_id, caller.role.value)
-    case, definition, view = seen.case, seen.definition, seen.view
-    language = _language(definition, languages)
-    response.headers["Content-Language"] = language
+    labels in the language of your Accept-Language header (French or English), and what
+    your role may do now: each transition from its state (enabled, or not with the reason)
+    and the other commands (``actions``)."""
+    view = deps.views.case_view(case_id, reader(caller, languages))
+    response.headers["Content-Language"] = view.labels.language
+    return _case_public(view)
+
+
+def reader(caller: Caller, languages: tuple[str, ...]) -> Reader:
+    return Reader(caller.role, caller.actor_id, languages)
+
+
+def _case_public(view: CaseView) -> CasePublic:
+    case = view.case
     return CasePublic(
         id=case.id,
         case_type=case.case_type,
@@ -227,17 +238,13 @@ def get_case(
         escalations=case.escalations,
         assignee=case.assignee,
         party_id=case.party_id,
-        fields=seen.fields,
-        editable_fields=sorted(view.edit) if view.edit is not None else None,
-        labels=_labels(seen, (language,)),
+        fields=view.seen.fields,
+        editable_fields=view.editable_fields,
+        labels=CaseLabels.model_validate(view.labels, from_attributes=True),
         transitions=[
-            TransitionPublic(
-                name=t.name, label=label_in(t.labels, (language,), t.name), to=t.target
-            )
-            for t in definition.available(case.status, caller.role.value)
-        ]
-        if not case.is_closed
-        else [],
+            TransitionPublic.model_validate(t, from_attributes=True) for t in view.transitions
+        ],
+        actions=CaseActionsPublic.model_validate(view.actions, from_attributes=True),
         slas=[
             SlaClockPublic(
                 sla=name,
@@ -254,22 +261,6 @@ def get_case(
         version=case.version,
         opened_at=case.created_on,
         updated_at=case.modified_on,
-    )
-
-
-def _language(definition: Definition, languages: tuple[str, ...]) -> str:
-    offered = set(definition.labels) or {"en"}
-    return next((lang for lang in languages if lang in offered), "en")
-
-
-def _labels(seen: SeenCase, languages: tuple[str, ...]) -> CaseLabels:
-    definition, status = seen.definition, seen.case.status
-    state = definition.states.get(status)
-    return CaseLabels(
-        language=languages[0],
-        case_type=label_in(definition.labels, languages, definition.name),
-        status=label_in(state.labels, languages, status) if state else status,
-        fields={n: label_in(f.labels, languages, n) for n, f in seen.field_specs.items()},
     )
 
 
@@ -298,39 +289,70 @@ def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEnt
     return entries
 
 
+@router.get("/{case_id}/timeline")
+def timeline(
+    case_id: UUID,
+    deps: Deps,
+    caller: CurrentCaller,
+    languages: Languages,
+    response: Response,
+    lang: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[a-z]{2,3}$",
+            description="the language to tell it in (en, fr), before those of Accept-Language",
+        ),
+    ] = None,
+) -> list[TimelineEntryPublic]:
+    """The case's history told as sentences in the case type's language ("Ann moved the
+    insurance claim from Under review to Approved"), oldest first: field edits as before and
+    after, the rule behind each automatic step, SLA milestones and the source of ingested
+    facts. Times are UTC. Field values your role's view hides are in no entry."""
+    wanted = (lang, *languages) if lang else languages
+    told = deps.views.timeline(case_id, reader(caller, wanted))
+    response.headers["Content-Language"] = told.language
+    return [TimelineEntryPublic.model_validate(e, from_attributes=True) for e in told.entries]
+
+
 @router.get("")
 def list_cases(
     deps: Deps,
     caller: CurrentCaller,
+    languages: Languages,
     where: Annotated[CaseFilter, Depends(case_filter)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
 ) -> CasePage:
-    """The case list from the projection, newest first, with filters and a page cursor."""
-    page = deps.cases.list_cases(where, limit, PageCursor.decode(cursor) if cursor else None)
-    role = caller.role.value
-    columns = deps.views.columns(where.case_type, role) if where.case_type else None
+    """The case list from the projection, newest first, with filters and a page cursor;
+    labels of status, case type and priority in the language of your Accept-Language."""
+    after = PageCursor.decode(cursor) if cursor else None
+    page = deps.views.page(deps.cases, where, limit, after, reader(caller, languages))
     return CasePage(
-        cases=[
-            CaseSummary(
-                id=UUID(row.case_id),
-                case_type=row.case_type,
-                case_type_version=row.case_type_version,
-                title=row.title,
-                status=row.status,
-                priority=row.priority,
-                queue=row.queue,
-                escalations=row.escalations,
-                sla_breaches=row.sla_breaches,
-                assignee=row.assignee,
-                party_id=row.party_id,
-                fields=deps.views.row_fields(row, role),
-                version=row.version,
-                opened_at=row.opened_at,
-                updated_at=row.updated_at,
-            )
-            for row in page.cases
-        ],
-        columns=columns,
+        cases=[_summary(row) for row in page.rows],
+        columns=page.columns,
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
+def _summary(view: RowView) -> CaseSummary:
+    row = view.row
+    return CaseSummary(
+        id=UUID(row.case_id),
+        case_type=row.case_type,
+        case_type_version=row.case_type_version,
+        title=row.title,
+        status=row.status,
+        priority=row.priority,
+        queue=row.queue,
+        escalations=row.escalations,
+        sla_breaches=row.sla_breaches,
+        assignee=row.assignee,
+        party_id=row.party_id,
+        fields=view.fields,
+        version=row.version,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        status_label=view.status_label,
+        case_type_label=view.case_type_label,
+        priority_label=view.priority_label,
     )

@@ -131,6 +131,23 @@ class TransitionPublic(BaseModel):
     name: str
     label: str
     to: str
+    to_label: str = Field(description="the label of the state it leads to")
+    enabled: bool = Field(
+        description="false while a field it requires is empty or its condition does not hold"
+    )
+    reason: str | None = Field(
+        description="when not enabled: why, in plain words in the answer's language"
+    )
+
+
+class CaseActionsPublic(BaseModel):
+    """What your role may do with the case in its state, besides transitions."""
+
+    assign: bool
+    close: bool
+    reopen: bool = Field(description="only on a closed case (or one in a final state)")
+    edit_fields: bool = Field(description="editable_fields names which")
+    add_note: bool
 
 
 class SlaClockPublic(BaseModel):
@@ -164,8 +181,10 @@ class CasePublic(BaseModel):
     )
     labels: CaseLabels
     transitions: list[TransitionPublic] = Field(
-        description="the transitions your role may take now (their guards are checked on use)"
+        description="the transitions your role may take from the case's state, each enabled "
+        "or not with the reason (none on a closed case or one in a final state)"
     )
+    actions: CaseActionsPublic
     slas: list[SlaClockPublic]
     notes: list[NotePublic]
     closed_reason: str | None
@@ -203,6 +222,57 @@ class HistoryEntry(BaseModel):
     )
 
 
+class FieldChangePublic(BaseModel):
+    field: str
+    label: str
+    before: Any = Field(description="the value before the event (null: empty)")
+    after: Any
+
+
+class RulePublic(BaseModel):
+    name: str = Field(description="the rule of the case type (sla:<name> for an SLA's actions)")
+    label: str | None
+
+
+class SlaMarkPublic(BaseModel):
+    name: str
+    label: str
+    milestone: str | None = Field(description="warning:75, goal or deadline, if any")
+    due_at: datetime | None = Field(description="when that milestone was due")
+    due: dict[str, datetime] = Field(description="a started or resumed clock's due times")
+    met: bool | None = Field(description="a stopped clock: whether its deadline was kept")
+    sentence: str
+
+
+class SourcePublic(BaseModel):
+    system: str
+    record_id: str | None
+    connector: str | None
+
+
+class TimelineEntryPublic(BaseModel):
+    version: int
+    at: datetime = Field(description="when it happened (UTC)")
+    recorded_at: datetime = Field(description="when caseledger recorded it (UTC)")
+    actor: ActorPublic
+    kind: str = Field(description="the event type: CaseOpened, CaseStatusChanged, ...")
+    sentence: str = Field(description="what happened, in the answer's language")
+    changes: list[FieldChangePublic] = Field(
+        description="field values set, before and after (only fields your role sees)"
+    )
+    rule: RulePublic | None = Field(description="the rule that made this automatic step")
+    sla: SlaMarkPublic | None
+    source: SourcePublic | None = Field(description="where an ingested fact came from")
+    withheld: list[str] = Field(description="as in the history: what your role may not see")
+
+
+class MePublic(BaseModel):
+    role: Role
+    role_label: str = Field(description="in the language of your Accept-Language header")
+    actor_id: str = Field(description="how your actions are recorded")
+    key_label: str = Field(description="the label your API key was given (may be empty)")
+
+
 class CaseSummary(BaseModel):
     id: UUID
     case_type: str
@@ -219,6 +289,9 @@ class CaseSummary(BaseModel):
     version: int
     opened_at: datetime
     updated_at: datetime
+    status_label: str = Field(description="in the language of your Accept-Language header")
+    case_type_label: str
+    priority_label: str
 
 
 class CasePage(BaseModel):

@@ -165,7 +165,7 @@ def envelope_body(event: CanMutateAggregate[UUID], global_position: int) -> dict
         "actor": {"id": context.get("actor_id", "unknown"), "role": context.get("actor_role", "")},
         "correlation_id": context.get("correlation_id", ""),
         "causation_id": context.get("causation_id"),
-        "source": _source(context) if source_system else None,
+        "source": source_of(context) if source_system else None,
         "schema_version": SCHEMA_VERSION,
         "data": event_data(event),
     }
@@ -189,13 +189,13 @@ def envelope_for(event: CanMutateAggregate[UUID], global_position: int) -> Event
         actor=Actor(id=context.get("actor_id", "unknown"), role=context.get("actor_role", "")),
         correlation_id=context.get("correlation_id", ""),
         causation_id=context.get("causation_id"),
-        source=SourceLineage(**_source(context)) if source_system else None,
+        source=SourceLineage(**source_of(context)) if source_system else None,
         schema_version=SCHEMA_VERSION,
         data=event_data(event),
     )
 
 
-def _source(context: dict[str, Any]) -> dict[str, Any]:
+def source_of(context: dict[str, Any]) -> dict[str, Any]:
     """The ``source`` of an ingested fact's envelope, from its event's context."""
     return {
         "system": context["source_system"],

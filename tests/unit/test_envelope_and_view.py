@@ -10,7 +10,8 @@ from domain.case import Case
 from domain.context import CommandContext
 from domain.envelope import EventEnvelope, envelope_for, event_id_for
 from domain.errors import InvalidCommand
-from projections.case_list import apply
+from projections.base import CaseRows, only
+from projections.case_list import CASE_LIST, CaseListProjection
 from services.queries import PageCursor
 from tests.case_types import shipped
 
@@ -40,17 +41,26 @@ def test_envelope_carries_lineage_actor_effective_time_and_round_trips_as_json()
     assert EventEnvelope.from_json(opened.to_json()) == opened
 
 
+def _fold(*events: EventEnvelope) -> CaseRows:
+    projection = CaseListProjection(lambda _type, _version, status: status == "closed")
+    rows: CaseRows = {"case_list": {}}
+    for event in events:
+        projection.apply(rows, event)
+    return rows
+
+
 def test_the_view_follows_the_events() -> None:
-    row = None
-    for e in envelopes():
-        row = apply(row, e)
+    events = envelopes()
+    row = only(_fold(*events), CASE_LIST)
     assert row is not None
-    assert (row.status, row.assignee, row.version, row.last_position) == ("closed", "bob", 3, 102)
+    status = (row["status"], row["assignee"], row["version"], row["last_position"])
+    assert status == ("closed", "bob", 3, 102)
+    assert (row["final"], row["closed_at"]) == (True, events[2].recorded_at)
 
 
 def test_the_view_refuses_a_case_it_never_saw_opened() -> None:
     with pytest.raises(ValueError, match="no row"):
-        apply(None, envelopes()[1])
+        _fold(envelopes()[1])
 
 
 def test_cursor_round_trips_and_refuses_forgeries() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import uuid4
 
 import requests
 from playwright.sync_api import Locator, Page, Route, expect
@@ -139,7 +140,9 @@ def test_the_case_page_follows_the_role_and_the_state(
     screenshot(page, "case-as-auditor")
     page.click("#sign-out")
 
-    sign_in(page, server, keys[Role.MANAGER], f"/ui/cases/{done}")
+    sign_in(page, server, keys[Role.MANAGER], f"/ui/cases/{uuid4()}")
+    expect(page.locator("#error")).to_contain_text("no case has id")  # and how to find one
+    page.goto(f"{server}/ui/cases/{done}")
     expect(page.locator("#close-form")).to_be_hidden()
     page.fill("#reopen-form [name=reason]", "one more thing")
     page.click("#reopen-form button[type=submit]")

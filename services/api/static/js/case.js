@@ -100,13 +100,13 @@ const casePage = () => ({
     return t("timeline.rule", { rule: rule.label ?? rule.name });
   },
 
-  /** What an SLA mark adds to its sentence: when each milestone falls, or fell. */
+  /** What an SLA mark adds to its sentence: when each milestone falls, or fell, in the
+   * browser's time zone. */
   slaText(entry) {
     const sla = entry.sla;
     const parts = Object.entries(sla.due ?? {}).sort(([, a], [, b]) => a.localeCompare(b))
       .map(([name, at]) => t("sla.due_at", { milestone: milestone(name), when: when(at) }));
     if (sla.due_at) parts.push(t("sla.due_at", { milestone: milestone(sla.milestone ?? "deadline"), when: when(sla.due_at) }));
-    if (sla.met === true || sla.met === false) parts.push(t(sla.met ? "sla.met" : "sla.missed"));
     if (!parts.length && sla.sentence !== entry.sentence) parts.push(sla.sentence);
     return parts.join(" · ");
   },

@@ -53,7 +53,7 @@ export function timelineFromHistory(history, c, document) {
       sentence: t("timeline.fallback", { actor: entry.actor.id, kind: kind.replace(/([a-z])([A-Z])/g, "$1 $2") }),
       changes,
       rule: entry.rule ? { name: entry.rule, label: null } : null,
-      sla: data.sla ? { name: data.sla, label: data.sla, milestone: data.milestone ?? null, due_at: data.due_at ?? null, due: data.due ?? {}, met: data.met ?? null, sentence: "" } : null,
+      sla: data.sla ? { name: data.sla, label: data.sla, milestone: data.milestone ?? null, due_at: data.due_at ?? null, due: data.due ?? {}, sentence: "" } : null,
       source: entry.source,
       withheld: entry.withheld,
     };

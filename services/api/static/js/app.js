@@ -164,15 +164,8 @@ export async function attempt(work) {
 
 // -- who is signed in ----------------------------------------------------------------------
 
-// Until GET /me answers, the role is read from the key's prefix (cl_<role>_...: infra/keys.py)
-// and the actor id is unknown.
-async function whoAmI() {
-  const me = await optional("/me");
-  if (me) return { ...me, known: true };
-  const role = /^cl_([a-z]+)_/.exec(app().key)?.[1] ?? null;
-  await api("/case-types"); // checks the key: 401 if it is not one
-  return { role, role_label: null, actor_id: null, key_label: null, known: false };
-}
+/** Who the key belongs to: {role, role_label, actor_id, key_label}; 401 if no key's. */
+const whoAmI = () => api("/me");
 
 function signOut(reason) {
   sessionStorage.removeItem(KEY);
@@ -198,9 +191,7 @@ const shell = () => ({
 
   get who() {
     const me = app().me;
-    if (!me) return "";
-    const role = me.role_label ?? (me.role ? t(`role.${me.role}`) : t("role.unknown"));
-    return t("header.signed_in_as", { actor: me.actor_id ?? t("header.unknown_actor"), role });
+    return me ? t("header.signed_in_as", { actor: me.actor_id, role: me.role_label }) : "";
   },
 
   get healthText() {

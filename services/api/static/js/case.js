@@ -1,19 +1,16 @@
 // One case: its facts, what the signed-in role may do now (GET /cases/{id}: `actions` and
 // `transitions`, each enabled or not with the reason), its fields, SLA clocks and timeline.
-import { Alpine, api, attempt, caseTypeDocument, milestone, optional, priorityLabel, send, show, start, t, when } from "./app.js";
-import { actionsFor, timelineFromHistory, transitionsFor } from "./fallbacks.js";
+import { Alpine, api, attempt, caseTypeDocument, milestone, priorityLabel, send, show, start, t, when } from "./app.js";
 import { changedValues, fieldForm, readValues, withoutBlanks } from "./fields.js";
 
 const caseId = window.location.pathname.split("/").pop();
-const NOTHING = { assign: false, close: false, reopen: false, edit_fields: false, add_note: false };
 
 const casePage = () => ({
   c: null,
   document: null,
-  actions: NOTHING,
+  actions: {},
   transitions: [],
   timeline: [],
-  toldPlainly: false, // the server has no timeline yet: the history, told plainly
   form: [],
   needs: null, // the transition waiting for the fields it requires
   needsForm: [],
@@ -23,10 +20,6 @@ const casePage = () => ({
   closeReason: "",
   reopenReason: "",
 
-  get role() {
-    return Alpine.store("app").me.role;
-  },
-
   init() {
     this.load();
   },
@@ -35,19 +28,13 @@ const casePage = () => ({
     await attempt(async () => {
       const c = await api(`/cases/${caseId}`);
       this.document = await caseTypeDocument(c.case_type, c.case_type_version);
-      this.actions = c.actions ?? actionsFor(c, this.role);
-      this.transitions = c.transitions.some((tr) => "enabled" in tr) ? c.transitions : transitionsFor(c, this.role, this.document);
+      this.actions = c.actions;
+      this.transitions = c.transitions;
       const editable = c.editable_fields ?? Object.keys(this.document.fields ?? {});
       this.form = fieldForm(this.document, editable.filter((name) => name in (this.document.fields ?? {})), c.fields);
-      this.timeline = await this.readTimeline(c);
+      this.timeline = await api(`/cases/${caseId}/timeline`);
       this.c = c;
     });
-  },
-
-  async readTimeline(c) {
-    const told = await optional(`/cases/${caseId}/timeline`);
-    this.toldPlainly = told === null;
-    return told ?? timelineFromHistory(await api(`/cases/${caseId}/history`), c, this.document);
   },
 
   // -- what the page shows -----------------------------------------------------------------

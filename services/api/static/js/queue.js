@@ -32,7 +32,6 @@ const queue = () => ({
   },
 
   async loadMine() {
-    if (!this.me.actor_id) return;
     const page = await listed({ assignee: this.me.actor_id });
     await this.learn(page.cases);
     this.mine = page.cases.sort(byUrgency);

@@ -31,9 +31,10 @@ function counts(body) {
 
 function slaList(body) {
   return {
-    columns: ["column.title", "manager.sla", "manager.due", "manager.time_left"],
+    columns: ["column.title", "manager.sla", "manager.due", "manager.time_left", "column.assignee", "column.queue"],
     rows: body.items.map((item) => [
       { text: item.title, href: `/ui/cases/${item.case_id}` }, text(item.sla), text(when(item.due_at)), text(duration(item.time_left_s)),
+      text(item.assignee), text(item.queue),
     ]),
   };
 }

@@ -5,12 +5,8 @@ import { PRIORITIES, caseTypeDocument, duration, label, priorityLabel, show, sta
 export const DEFAULT_COLUMNS = ["title", "case_type", "status", "priority", "queue", "assignee", "updated_at"];
 
 /** Seconds until the nearest SLA deadline of an open case (negative: overdue), or null when
- * the case list does not say (it sorts by that deadline: ?sort=sla_deadline). */
-export function timeLeft(c) {
-  if (typeof c.time_left_s === "number") return c.time_left_s;
-  if (c.sla_deadline) return (Date.parse(c.sla_deadline) - Date.now()) / 1000;
-  return null;
-}
+ * unknown: the work queue adds `time_left_s` from the SLA-status read model. */
+export const timeLeft = (c) => (typeof c.time_left_s === "number" ? c.time_left_s : null);
 
 const rank = (priority) => {
   const index = PRIORITIES.indexOf(priority);

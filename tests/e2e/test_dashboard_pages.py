@@ -266,6 +266,38 @@ CONTRACT: dict[str, Any] = {
     "/read-models/workload?by=queue": {
         "items": [{"key": "property", "label": "property", "open": 9, "at_risk": 1, "breached": 0}]
     },
+    "/live-metrics": {
+        "since": "2026-12-06T01:00:00Z",
+        "hours": [
+            {
+                "hour": "2026-12-07T10:00:00Z",
+                "case_type": "insurance_claim",
+                "queue": "property",
+                "opened": 2,
+                "closed": 1,
+                "breached": 0,
+            },
+            {
+                "hour": "2026-12-07T10:00:00Z",
+                "case_type": "generic",
+                "queue": None,
+                "opened": 1,
+                "closed": 0,
+                "breached": 0,
+            },
+            {
+                "hour": "2026-12-07T11:00:00Z",
+                "case_type": "generic",
+                "queue": None,
+                "opened": 2,
+                "closed": 0,
+                "breached": 1,
+            },
+        ],
+        "backlog": [{"case_type": "generic", "queue": None, "open_cases": 4}],
+        "workers": [],
+        "updated_at": "2026-12-07T11:20:00Z",
+    },
 }
 
 
@@ -320,13 +352,17 @@ def test_the_manager_dashboard_shows_the_apis_numbers_and_draws_the_read_models(
         route.fulfill(status=200, content_type="application/json", body=json.dumps(CONTRACT[path]))
 
     page.route(f"{listing_server}/read-models/**", answer)
+    page.route(f"{listing_server}/live-metrics", answer)
     page.select_option("#language", "fr")
     expect(page.locator("#page h2")).to_have_text("Tableau de bord")
     for panel, path in PANELS.items():
         if path in CONTRACT:  # the page reads them again when the language changes
             expect(page.locator(f"#{panel} td.number")).to_have_text(_numbers(CONTRACT[path]))
+    # Per hour, every case type and queue summed: 10:00 opened 3, closed 1; 11:00 opened 2 ...
+    expect(page.locator("#live-hours td.number")).to_have_text(["3", "1", "0", "2", "0", "1"])
+    expect(page.locator("#live-hours tbody tr").first).to_contain_text("11:00")  # Paris time
     drawn = page.locator("canvas[data-chart]:visible")
-    expect(drawn).to_have_count(6)  # status, type, cycle times, throughput, two workloads
+    expect(drawn).to_have_count(7)  # status, type, cycle times, throughput, 2 workloads, live
     for canvas in drawn.all():
         assert canvas.evaluate("c => c.width > 0 && window.Chart.getChart(c) !== undefined")
     breached = page.locator("#breached tbody tr")

@@ -43,21 +43,29 @@ export const priorityLabel = (priority) => t(`priority.${priority}`);
 // -- dates and numbers: the browser's time zone, the chosen language's formats -------------
 
 const locale = () => t("meta.locale");
+const formats = new Map();
 
-/** An instant (ISO 8601 with a zone) as a local date and time. */
+/** A date format of the chosen language, made once. */
+function dateFormat(options) {
+  const key = `${locale()} ${JSON.stringify(options)}`;
+  if (!formats.has(key)) formats.set(key, new Intl.DateTimeFormat(locale(), options));
+  return formats.get(key);
+}
+
+/** An instant (ISO 8601 with a zone) as a date and time in the browser's time zone. */
 export function when(iso) {
-  if (!iso) return "—";
-  const format = new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "short" });
-  return format.format(new Date(iso));
+  return iso ? dateFormat({ dateStyle: "medium", timeStyle: "short" }).format(new Date(iso)) : "—";
 }
 
 /** A calendar date (YYYY-MM-DD), without shifting it through a time zone. */
 export function day(isoDate) {
   if (!isoDate) return "—";
   const [year, month, date] = isoDate.slice(0, 10).split("-").map(Number);
-  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeZone: "UTC" })
-    .format(new Date(Date.UTC(year, month - 1, date)));
+  return dateFormat({ dateStyle: "medium", timeZone: "UTC" }).format(new Date(Date.UTC(year, month - 1, date)));
 }
+
+/** The hour of an instant, in the browser's time zone. */
+export const hour = (iso) => dateFormat({ hour: "2-digit", minute: "2-digit" }).format(new Date(iso));
 
 export const timeZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone;
 

@@ -1,7 +1,7 @@
 // The manager dashboard: one panel per read model (issue 11's /read-models/* and
 // /live-metrics), each drawn as a chart (Chart.js, window.Chart) with its numbers in a table
 // below it. A read model this server does not have yet shows as "not available yet".
-import { attempt, caseTypes, day, duration, number, optional, start, t, when } from "./app.js";
+import { attempt, caseTypes, day, duration, hour, number, optional, start, t, when } from "./app.js";
 
 const LIVE_EVERY_MS = 10_000; // the live metrics workers write about once a second
 const charts = new Map(); // Chart.js objects stay out of Alpine's reactive state
@@ -11,12 +11,13 @@ const count = (value) => ({ text: number(value), value, numeric: true });
 const text = (value) => ({ text: value ?? "—" });
 const hours = (seconds) => Math.round((seconds / 3600) * 10) / 10;
 
-function series(labels, sets, type = "bar", stacked = false) {
+/** A chart of `sets` ([name, values] each) over `labels`; counts get whole-number ticks. */
+function series(labels, sets, { type = "bar", counts = true } = {}) {
   return {
     type,
     labels,
     datasets: sets.map(([name, data], index) => ({ label: name, data, backgroundColor: COLOURS[index], borderColor: COLOURS[index] })),
-    stacked,
+    counts,
   };
 }
 
@@ -47,7 +48,7 @@ function cycleTimes(body) {
     rows: body.items.map((item) => [
       text(label(item)), text(item.state), text(item.month), text(duration(item.p50_s)), text(duration(item.p90_s)), text(duration(item.p99_s)), count(item.count),
     ]),
-    chart: series(overall.map(label), ["p50", "p90", "p99"].map((p) => [`${t(`manager.${p}`)} (${t("unit.h")})`, overall.map((item) => hours(item[`${p}_s`]))])),
+    chart: series(overall.map(label), ["p50", "p90", "p99"].map((p) => [`${t(`manager.${p}`)} (${t("unit.h")})`, overall.map((item) => hours(item[`${p}_s`]))]), { counts: false }),
   };
 }
 
@@ -57,7 +58,7 @@ function throughput(body) {
   return {
     columns: ["manager.day", ...kinds.map((kind) => `count.${kind}`)],
     rows: items.map((item) => [text(day(item.day)), ...kinds.map((kind) => count(item[kind]))]),
-    chart: series(items.map((item) => day(item.day)), kinds.map((kind) => [t(`count.${kind}`), items.map((item) => item[kind])]), "line"),
+    chart: series(items.map((item) => day(item.day)), kinds.map((kind) => [t(`count.${kind}`), items.map((item) => item[kind])]), { type: "line" }),
   };
 }
 
@@ -80,11 +81,10 @@ function liveHours(body) {
   }
   const hoursSeen = [...byHour.keys()].sort();
   const kinds = ["opened", "closed", "breached"];
-  const at = (hour) => new Intl.DateTimeFormat(t("meta.locale"), { hour: "2-digit", minute: "2-digit" }).format(new Date(hour));
   return {
     columns: ["manager.hour", ...kinds.map((kind) => `count.${kind}`)],
-    rows: hoursSeen.map((hour) => [text(when(hour)), ...kinds.map((kind) => count(byHour.get(hour)[kind]))]),
-    chart: series(hoursSeen.map(at), kinds.map((kind) => [t(`count.${kind}`), hoursSeen.map((hour) => byHour.get(hour)[kind])]), "line"),
+    rows: hoursSeen.map((at) => [text(when(at)), ...kinds.map((kind) => count(byHour.get(at)[kind]))]),
+    chart: series(hoursSeen.map(hour), kinds.map((kind) => [t(`count.${kind}`), hoursSeen.map((at) => byHour.get(at)[kind])]), { type: "line" }),
   };
 }
 
@@ -113,7 +113,7 @@ function draw(id, chart) {
   const canvas = document.querySelector(`canvas[data-chart="${id}"]`);
   charts.get(id)?.destroy();
   if (!canvas || !chart) return;
-  const scales = chart.stacked ? { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } : { y: { beginAtZero: true } };
+  const scales = { y: { beginAtZero: true, ticks: chart.counts ? { precision: 0 } : {} } };
   charts.set(id, new window.Chart(canvas, {
     type: chart.type,
     data: { labels: chart.labels, datasets: chart.datasets },

@@ -2,8 +2,8 @@
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
 with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
-live-metrics (all of them by default). ``BENCH_QUICK=1`` acts as ``--quick``. Exits 1 when a
-benchmark failed (the others still run). Every run also writes its figures to
+live-metrics, read-models (all of them by default). ``BENCH_QUICK=1`` acts as ``--quick``.
+Exits 1 when a benchmark failed (the others still run). Every run also writes its figures to
 ``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
 """
 
@@ -28,6 +28,7 @@ from bench import (
     live_metrics,
     loading,
     projection,
+    read_models,
     relay,
     webhook,
     writes,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     ingest.NAME: ingest.run,
     webhook.NAME: webhook.run,
     live_metrics.NAME: live_metrics.run,
+    read_models.NAME: read_models.run,
 }
 RESULTS = Path("bench-results")
 

@@ -24,6 +24,7 @@ from adapters.channels.kafka_topic import KafkaTopicChannel
 from adapters.channels.webhook import TargetRefused, WebhookChannel
 from adapters.connectors import Access
 from domain.context import CommandContext
+from infra.analytics import Analytics
 from infra.case_list_store import CaseListStore
 from infra.connector_runner import IngestWorker
 from infra.connector_store import ConnectorStore
@@ -41,6 +42,7 @@ from infra.pipeline_figures import STATUS_BUDGET_S, read_pipeline_figures, statu
 from infra.projection_set import ProjectionSet, all_projections
 from infra.projector import ProjectionWorker
 from infra.quarantine_store import QuarantineStore
+from infra.read_model_store import ReadModelStore
 from infra.relay import Relay
 from infra.secrets import SecretStore
 from infra.settings import Settings
@@ -56,6 +58,7 @@ from services.connector_admin import ConnectorAdmin
 from services.errors import VersionConflict
 from services.ingestion import Ingestor
 from services.metrics import FIGURES_BUDGET_S, MetricsPage, PipelineCollector
+from services.read_models import ReadModels
 from services.retry import Retry
 
 CASE_TYPES_DIR = Path(__file__).resolve().parent.parent / "casetypes"
@@ -85,6 +88,8 @@ class Container:
     quarantine: QuarantineStore
     ingestor: Ingestor
     connector_admin: ConnectorAdmin
+    #: The analysts' schema (labels and views over the read models).
+    analytics: Analytics
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -118,8 +123,12 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
     projections = ProjectionSet(pool, reader, all_projections(ledger))
+    analytics = Analytics(pool, case_types)
     with schema_lock(pool):
         projections.create_tables()
+        analytics.create()
+    projections.after_swap.append(analytics.recreate_views)
+    analytics.refresh_labels(force=True)
     quarantine = QuarantineStore(pool)
     claims = PostgresIdempotencyStore(pool, settings.idempotency_keep_s)
     ingestor = Ingestor(ledger, claims, quarantine)
@@ -130,7 +139,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         case_types=case_types,
         ledger=ledger,
         reader=reader,
-        case_list=CaseListStore(pool),
+        case_list=CaseListStore(pool, clock=lambda: ledger.clock()),  # noqa: PLW0108 - tests swap it
         projections=projections,
         work_queues=WorkQueueStore(pool),
         keys=PostgresKeyStore(pool),
@@ -140,6 +149,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         quarantine=quarantine,
         ingestor=ingestor,
         connector_admin=ConnectorAdmin(connectors, quarantine, ingestor, case_types.current),
+        analytics=analytics,
     )
 
 
@@ -183,6 +193,12 @@ def build_api(container: Container) -> FastAPI:
         deadline_s=container.settings.command_deadline_s,
         metrics=metrics_page(container),
         connector_admin=container.connector_admin,
+        read_models=ReadModels(
+            ReadModelStore(container.pool),
+            container.case_types,
+            clock=lambda: container.ledger.clock(),  # noqa: PLW0108 - tests replace the clock
+            before_read=container.analytics.refresh_labels,
+        ),
         webhooks=WebhookIntake(
             container.connectors.current,
             container.secrets.value,

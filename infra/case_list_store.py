@@ -14,7 +14,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
-from infra.sla_states import SLA_RANK, case_sla_rank_sql
+from infra.sla_states import NO_JIT, SLA_RANK, case_sla_rank_sql
 from projections.case_list import CaseRow
 from services.queries import PRIORITY_RANK, CaseFilter, CaseListPage, PageCursor
 
@@ -75,7 +75,8 @@ class CaseListStore:
             f"{key} {direction}" + (" NULLS LAST" if key == "sla_deadline" else "") for key in keys
         )
         sql = f"SELECT {_COLUMNS} FROM case_list{query.where} ORDER BY {order} LIMIT %(limit)s"
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(NO_JIT)
             rows = conn.execute(sql.encode(), {**query.params, "limit": limit + 1}).fetchall()
         cases = [CaseRow.of(r) for r in rows[:limit]]
         last = cases[-1] if cases and len(rows) > limit else None
@@ -101,10 +102,12 @@ class CaseListStore:
         ):
             if getattr(where, bound) is not None:
                 query.add(f"{column} {op} %({bound})s", **{bound: getattr(where, bound)})
-        if where.sla_state is not None:
+        if where.sla_state == "breached":  # a range of the deadline index
+            query.add("NOT final AND sla_deadline <= %(now)s", now=self.clock())
+        elif where.sla_state is not None:
             rank = case_sla_rank_sql("%(now)s", "case_list")
             query.add(
-                f"NOT final AND {rank} = %(sla_rank)s",
+                f"NOT final AND sla_deadline > %(now)s AND {rank} = %(sla_rank)s",
                 now=self.clock(),
                 sla_rank=SLA_RANK[where.sla_state],
             )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from infra.analysts_cli import analysts_app
 from infra.connectors_cli import connectors_app, echo_refusal
 from infra.projections_cli import projections_app
 from infra.settings import Settings
@@ -61,6 +62,7 @@ types_app = typer.Typer(
 app.add_typer(types_app, name="case-types")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(projections_app, name="projections")
+app.add_typer(analysts_app, name="analysts")
 
 
 def _settings() -> Settings:

@@ -19,6 +19,8 @@ from services.api import (
     live_metrics,
     me,
     monitoring,
+    read_model_exports,
+    read_models,
     secrets,
 )
 from services.api.deadline import RequestDeadline
@@ -58,6 +60,8 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(connectors.router)
     app.include_router(monitoring.router)
     app.include_router(live_metrics.router)
+    app.include_router(read_models.router)
+    app.include_router(read_model_exports.router)
     app.include_router(connector_webhooks.router)
     app.include_router(exports.router)
     app.include_router(me.router)

@@ -29,6 +29,7 @@ from services.idempotency import IdempotencyStore
 from services.ingestion import Ingestor, RunReport
 from services.metrics import MetricsPage
 from services.queries import CaseListQueries
+from services.read_models import ReadModels
 from services.secret_store import SecretBook
 
 
@@ -67,6 +68,8 @@ class ApiDependencies:
     webhooks: WebhookIntake | None = None
     #: The connector use cases (``/connectors``); None: those routes answer 503.
     connector_admin: ConnectorAdmin | None = None
+    #: Counts, SLA status, cycle times, throughput, workload (``/read-models``).
+    read_models: ReadModels | None = None
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+from faust.exceptions import PartitionsMismatch
 from faust.tables.wrappers import WindowWrapper
 from faust.types import TP, EventT, StreamT
 
@@ -55,6 +56,17 @@ from infra.outage import TRANSIENT, Outage
 log = logging.getLogger(__name__)
 PRUNE_EVERY_S = 600.0
 _MOVED = ("CaseStatusChanged", "CaseMigrated")
+CASE_STATE, BACKLOG = "case-state", "backlog"
+
+
+def per_hour(metric: str) -> str:
+    return f"{metric}-per-hour"
+
+
+def changelog_topics(app_id: str) -> list[str]:
+    """The changelog topic of every table of the app."""
+    tables = [CASE_STATE, BACKLOG, *(per_hour(metric) for metric in METRICS)]
+    return [f"{app_id}-{table}-changelog" for table in tables]
 
 
 @dataclass(frozen=True)
@@ -145,11 +157,11 @@ class LiveMetricsApp:
         self.topic = self.app.topic(
             config.topic, key_type=bytes, value_type=bytes, value_serializer="raw"
         )
-        self.case_states = self.app.Table("case-state", partitions=config.partitions)
-        self.backlog = self.app.Table("backlog", default=int, partitions=config.partitions)
+        self.case_states = self.app.Table(CASE_STATE, partitions=config.partitions)
+        self.backlog = self.app.Table(BACKLOG, default=int, partitions=config.partitions)
         self.hourly = {
             metric: self.app.Table(
-                f"{metric}-per-hour", default=int, partitions=config.partitions
+                per_hour(metric), default=int, partitions=config.partitions
             ).tumbling(timedelta(seconds=HOUR_S), expires=timedelta(hours=KEEP_HOURS))
             for metric in METRICS
         }
@@ -160,8 +172,14 @@ class LiveMetricsApp:
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
     async def _count_stream(self, stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await self.count_event(event)
+        try:
+            async for event in stream.events():
+                await self.count_event(event)
+        except PartitionsMismatch as error:
+            # A changelog the broker made itself, with its default partition count (after it
+            # came back empty): the whole app stops, so that its worker repairs it.
+            await self.app.crash(error)
+            raise
 
     async def count_event(self, event: EventT[bytes]) -> None:
         """Apply one message of the topic to the tables."""

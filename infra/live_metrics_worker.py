@@ -15,13 +15,16 @@ several workers may run from one folder, and a restarted worker finds its files 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import gc
 import logging
 import os
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -29,12 +32,14 @@ from typing import IO
 import faust
 import rocksdict
 from aiokafka.errors import KafkaError as AIOKafkaError
-from faust.exceptions import ConsistencyError
-from kafka.errors import KafkaError
+from faust.exceptions import ConsistencyError, PartitionsMismatch
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from infra.bootstrap import Container
-from infra.kafka import ensure_topic
-from infra.live_metrics import AppConfig, FinalStates, LiveMetricsApp
+from infra.kafka import ensure_topic, topic_partitions
+from infra.live_metrics import AppConfig, FinalStates, LiveMetricsApp, changelog_topics
 from infra.live_metrics_store import LiveMetricsStore
 from infra.outage import TRANSIENT, Liveness, Outage
 from infra.settings import Settings
@@ -45,6 +50,10 @@ STABLE_AFTER_S = 30.0
 TICK_S = 0.2
 #: Where faust's RocksDB store keeps the changelog offset a table partition has read.
 OFFSET_KEY = b"__faust\0offset__"
+_TABLE_FILE = re.compile(r"^(?P<table>.+)-(?P<partition>[0-9]+)\.db$")
+#: A recovery of the tables that read nothing for this long is stuck (see RecoveryWatch).
+RECOVERY_STALL_S = 30.0
+_COMPACT = {"cleanup.policy": "compact"}
 
 
 class AppStopped(Exception):
@@ -88,18 +97,28 @@ class LiveMetricsWorker:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    partitions = ensure_topic(self.settings)
-                    self._run_app(self._config(partitions, datadir), stop)
+                    self._run_app(datadir, stop)
+                    continue
                 except (*TRANSIENT, AIOKafkaError, AppStopped) as error:
                     if stop.is_set():
                         return
-                    if isinstance(error, AppStopped) and isinstance(error.reason, ConsistencyError):
-                        forget_changelog_offsets(datadir)
                     if time.monotonic() - started > STABLE_AFTER_S:
                         outage.recovered()
+                    lost = isinstance(error, AppStopped) and isinstance(error.reason, _LOST)
                     if not isinstance(error, TRANSIENT):  # said as the broker's outage
                         error = KafkaError(f"{type(error).__name__}: {error}")
-                    stop.wait(outage.failed(error))
+                    pause = outage.failed(error)
+                if lost:  # here, once the failed app and its open tables are let go
+                    gc.collect()
+                    adopt_local_tables(datadir, app_id(self.settings), self.settings)
+                stop.wait(pause)
+
+    def _run_app(self, datadir: Path, stop: threading.Event) -> None:
+        partitions = ensure_topic(self.settings)
+        if prepare_changelogs(self.settings, partitions):
+            adopt_local_tables(datadir, app_id(self.settings), self.settings)
+        live = LiveMetricsApp(self._config(partitions, datadir), self.store, self.finals)
+        asyncio.run(self._serve(live, stop))
 
     def _config(self, partitions: int, datadir: Path) -> AppConfig:
         return AppConfig(
@@ -112,10 +131,6 @@ class LiveMetricsWorker:
             worker=worker_name(),
         )
 
-    def _run_app(self, config: AppConfig, stop: threading.Event) -> None:
-        live = LiveMetricsApp(config, self.store, self.finals)
-        asyncio.run(self._serve(live, stop))
-
     async def _serve(self, live: LiveMetricsApp, stop: threading.Event) -> None:
         worker = _Worker(
             live.app,
@@ -126,11 +141,14 @@ class LiveMetricsWorker:
             quiet=True,
         )
         await worker.start()
+        recovery = RecoveryWatch()
         try:
             while not stop.is_set():
                 self.liveness.beat()
                 if worker.should_stop or live.app.should_stop:
                     raise AppStopped(worker.crash_reason or live.app.crash_reason)
+                if recovery.stalled(live.app):
+                    raise AppStopped(RecoveryStalled(f"no changelog read for {RECOVERY_STALL_S} s"))
                 await asyncio.sleep(TICK_S)
         finally:
             await worker.stop()
@@ -145,26 +163,128 @@ def quiet_libraries() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-def forget_changelog_offsets(datadir: Path) -> None:
-    """Make the local tables forget how far they read their changelogs.
+class RecoveryStalled(Exception):
+    """Faust's recovery of the tables read nothing for ``RECOVERY_STALL_S``."""
 
-    Faust refuses to start when a table recorded a changelog offset beyond the changelog's
-    end: the broker lost the changelog (the embedded broker keeps nothing across a restart;
-    a Kafka cluster whose topic was deleted). The local tables are then the only copy of
-    the counts, so they are kept, and only the offsets they recorded are dropped: faust
-    reads the new changelog from its start, and the counts go on from where they were."""
-    for path in sorted(datadir.rglob("*.db")):
-        if path.is_dir():
+
+#: What says that the broker lost the tables' changelogs.
+_LOST = (ConsistencyError, RecoveryStalled, PartitionsMismatch)
+
+
+class RecoveryWatch:
+    """Notices a recovery of the tables that reads nothing: faust waits, without end, for
+    changelog records up to the end offsets the broker reported, and the embedded broker
+    can report offsets it then does not serve (after it came back empty)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.progress: int | None = None
+        self.since = clock()
+
+    def stalled(self, app: faust.App) -> bool:
+        if not app.in_recovery:
+            self.progress = None
+            return False
+        recovery = getattr(app.tables, "recovery", None)
+        progress = sum(getattr(recovery, "active_offsets", {}).values())
+        if progress != self.progress:
+            self.progress, self.since = progress, self.clock()
+            return False
+        return self.clock() - self.since > RECOVERY_STALL_S
+
+
+def adopt_local_tables(datadir: Path, group: str, settings: Settings) -> None:
+    """Take the local tables as they are, and have them start reading their changelogs at
+    the changelogs' current ends.
+
+    Faust refuses tables that recorded a changelog offset beyond the changelog's end, and
+    waits for ever for records up to an end offset the broker reported but does not serve.
+    Both happen when the broker lost the changelogs (the embedded broker keeps nothing
+    across a restart; a Kafka cluster whose topics were deleted). The local tables are then
+    the only copy of the counts: they are kept, and the counts go on from where they were."""
+    tables = _table_files(datadir, group)
+    ends = _end_offsets(settings, set(tables.values()))
+    for path, partition in tables.items():
+        try:
             table = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
-            try:
+        except Exception as error:  # noqa: BLE001 - rocksdict raises only Exception
+            log.warning("could not open %s (%s); faust will say what it finds there", path, error)
+            continue
+        try:
+            end = ends.get(partition)
+            if end:
+                table.put(OFFSET_KEY, str(end - 1).encode())  # read through to the end
+            else:
                 table.delete(OFFSET_KEY)
-            finally:
-                table.close()
+        finally:
+            table.close()
     log.warning(
         "the broker lost the live metrics' changelogs (it came back empty?): the counts go "
-        "on from the local tables in %s, whose changelog offsets are reset",
+        "on from the local tables in %s",
         datadir,
     )
+
+
+def prepare_changelogs(settings: Settings, partitions: int) -> list[str]:
+    """Create the tables' changelog topics with the partitions of the case-events topic, as
+    faust needs them, and make again those that have another count: a broker that came back
+    empty creates a topic on the first write to it, with its own default count. Answers
+    the topics made again (their records are lost)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers, request_timeout_ms=10_000)
+    remade = []
+    try:
+        for topic in changelog_topics(app_id(settings)):
+            found = topic_partitions(admin, topic)
+            if found not in (None, partitions):
+                admin.delete_topics([topic])
+                _wait_gone(admin, topic)
+                remade.append(topic)
+            if found != partitions:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=_COMPACT)])
+    finally:
+        admin.close()
+    if remade:
+        log.warning(
+            "made again changelogs the broker had made with another partition count: %s",
+            ", ".join(remade),
+        )
+    return remade
+
+
+def _wait_gone(admin: KafkaAdminClient, topic: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while topic_partitions(admin, topic) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _table_files(datadir: Path, group: str) -> dict[Path, TopicPartition]:
+    """Each table partition's RocksDB folder (``<table>-<partition>.db``), with the
+    changelog partition it records."""
+    found = {}
+    for path in datadir.rglob("*.db"):
+        named = _TABLE_FILE.match(path.name)
+        if path.is_dir() and named:
+            topic = f"{group}-{named['table']}-changelog"
+            found[path] = TopicPartition(topic, int(named["partition"]))
+    return found
+
+
+def _end_offsets(settings: Settings, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+    """The changelogs' end offsets; none when the broker cannot say."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_servers, request_timeout_ms=10_000
+        )
+    except (KafkaError, OSError):
+        return {}
+    try:
+        ends: dict[TopicPartition, int] = consumer.end_offsets(sorted(partitions))
+        return ends
+    except (KafkaError, OSError):
+        return {}
+    finally:
+        consumer.close()
 
 
 @contextmanager

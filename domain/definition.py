@@ -74,7 +74,9 @@ def label_in(labels: Labels, languages: tuple[str, ...], fallback: str) -> str:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """A typed field of the case type, with its validation."""
+    """A typed field of the case type, with its validation. ``choice_labels`` gives the
+    values of a choice field their texts per language (``{"water": {"en": "Water damage"}}``);
+    a value without one is shown as it is."""
 
     name: str
     kind: str
@@ -86,10 +88,18 @@ class FieldSpec:
     max_length: int | None = None
     pattern: str | None = None
     currencies: tuple[str, ...] = ()
+    choice_labels: Mapping[str, Labels] = field(default_factory=dict)
 
     def problem_with(self, value: Any) -> str | None:
         """Why ``value`` does not fit this field, or ``None`` when it does."""
         return _CHECKS[self.kind](self, value)
+
+    def value_label(self, value: Any, languages: tuple[str, ...]) -> str | None:
+        """The label of a choice field's value in the first of ``languages`` that has one
+        (else English, else the value itself); ``None`` for other fields and non-text values."""
+        if self.kind != "choice" or not isinstance(value, str):
+            return None
+        return label_in(self.choice_labels.get(value, {}), languages, value)
 
 
 def _check_text(spec: FieldSpec, value: Any) -> str | None:

@@ -96,6 +96,7 @@ class FieldDoc(Part):
     max_length: int | None = None
     pattern: str | None = None
     currencies: list[str] | None = None
+    choice_labels: dict[str, dict[str, str]] | None = None
 
 
 class SlaDoc(Part):

@@ -112,7 +112,7 @@ MAX_SLA_DAYS = 2 * MAX_SPAN_DAYS  # calendar days all SLAs of a case may walk, t
 _OPTIONS = {
     "choices": ("choice",), "min": ("number", "money"), "max": ("number", "money"),
     "currencies": ("money",), "max_length": ("text", "party", "document"),
-    "pattern": ("text", "party", "document"),
+    "pattern": ("text", "party", "document"), "choice_labels": ("choice",),
 }  # fmt: skip
 
 
@@ -270,14 +270,29 @@ def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | Non
                 f"{path}.currencies[{index}]", f"{code!r} is not an ISO 4217 code such as EUR"
             )
     scope.check_labels(path, doc.labels)
+    _choice_labels(scope, path, doc)
     if len(scope.problems) > before:
         return None
     return FieldSpec(
         name=name, kind=doc.kind, required=doc.required, labels=doc.labels,
         choices=tuple(doc.choices or ()), minimum=_decimal(doc.minimum),
         maximum=_decimal(doc.maximum), max_length=doc.max_length, pattern=doc.pattern,
-        currencies=tuple(doc.currencies or ()),
+        currencies=tuple(doc.currencies or ()), choice_labels=doc.choice_labels or {},
     )  # fmt: skip
+
+
+def _choice_labels(scope: Scope, path: str, doc: FieldDoc) -> None:
+    """Each labelled value is one of the field's choices, and its labels follow the rules of
+    labels, with English required."""
+    if doc.kind != "choice":
+        return  # already refused: the option applies only to choice fields
+    where = f"{path}.choice_labels"
+    for value, labels in (doc.choice_labels or {}).items():
+        if value not in (doc.choices or ()):
+            known = listed(doc.choices or ())
+            scope.add(f"{where}.{value}", f"unknown choice {value!r}; choices are {known}")
+        else:
+            scope.check_labels(where, labels, required=True, key=value)
 
 
 def _decimal(value: float | None) -> Decimal | None:

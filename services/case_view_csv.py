@@ -4,9 +4,10 @@ size holds one page in memory.
 Columns: the case id, then the columns of the reader's role view when the export is of one
 case type (``views:`` ``columns``, without fields the view hides), else the attributes every
 case has. Status, priority and case type come with their labels in the reader's language
-beside them. Cells are escaped by the ``csv`` module, and text that a spreadsheet would run
-as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) is
-prefixed with ``'`` (OWASP's advice on CSV injection).
+beside them, and so do the choice fields of an export of one case type (``fields.category``
+then ``fields.category_label``). Cells are escaped by the ``csv`` module, and text that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) is prefixed with ``'`` (OWASP's advice on CSV injection).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -56,36 +58,70 @@ def export_csv(
     The first page is read before this returns, so that what refuses the export (an unknown
     case type, the database down) is raised here, not halfway through a stream."""
     role = reader.role.value
-    view_columns, sees = None, None
+    view_columns, sees, choices = None, None, frozenset[str]()
     if where.case_type is not None:
         view_columns = views.columns(where.case_type, role)
         sees = views.visible_fields(where.case_type, role)
+        choices = views.choice_fields(where.case_type)
     pages = views.pages(cases, where, reader, page_size)
     first = next(pages)
-    return csv_chunks(chain([first], pages), export_columns(view_columns, sees))
+    return csv_chunks(chain([first], pages), export_columns(view_columns, sees, choices))
 
 
-def export_columns(view_columns: list[str] | None, sees: frozenset[str] | None) -> list[str]:
+@dataclass(frozen=True)
+class Column:
+    """A column of the export: its header, and what it shows of a row."""
+
+    header: str
+    value: Callable[[RowView], Any]
+
+
+def export_columns(
+    view_columns: list[str] | None,
+    sees: frozenset[str] | None,
+    choice_fields: frozenset[str] = frozenset(),
+) -> list[Column]:
     """The CSV's columns: ``id``, then the role's view columns (``None``: the common ones)
     without the fields its view hides (``sees``: the fields it sees, ``None`` for all), each
-    labelled key followed by its label."""
+    labelled key followed by its label: status, priority, case type, and the fields among
+    ``choice_fields`` (``fields.<name>_label``)."""
     chosen = list(COMMON) if view_columns is None else view_columns
-    columns = ["id"]
+    columns = [Column("id", lambda row: row.row.case_id)]
     for column in chosen:
-        if column.startswith(_FIELD) and sees is not None and column[len(_FIELD) :] not in sees:
-            continue
-        columns.append(column)
-        if column in LABELLED:
-            columns.append(LABELLED[column])
+        name = column[len(_FIELD) :] if column.startswith(_FIELD) else None
+        if name is None:
+            columns.append(Column(column, _attribute(column)))
+            if column in LABELLED:
+                columns.append(Column(LABELLED[column], _label(LABELLED[column])))
+        elif sees is None or name in sees:
+            columns.append(Column(column, _field(name)))
+            if name in choice_fields:
+                columns.append(Column(f"{column}_label", _choice_label(name)))
     return columns
 
 
-def csv_chunks(pages: Iterable[list[RowView]], columns: list[str]) -> Iterator[str]:
+def _attribute(name: str) -> Callable[[RowView], Any]:
+    return lambda row: getattr(row.row, name, None)
+
+
+def _label(name: str) -> Callable[[RowView], Any]:
+    return lambda row: getattr(row, name)
+
+
+def _field(name: str) -> Callable[[RowView], Any]:
+    return lambda row: row.fields.get(name)
+
+
+def _choice_label(name: str) -> Callable[[RowView], Any]:
+    return lambda row: row.choice_labels.get(name)
+
+
+def csv_chunks(pages: Iterable[list[RowView]], columns: list[Column]) -> Iterator[str]:
     """The CSV text: the header line, then one chunk per page of rows."""
-    yield _lines([columns])
+    yield _lines([[column.header for column in columns]])
     for rows in pages:
         if rows:
-            yield _lines([[cell(row, column) for column in columns] for row in rows])
+            yield _lines([[_text(column.value(row)) for column in columns] for row in rows])
 
 
 def _lines(rows: list[list[str]]) -> str:
@@ -94,20 +130,8 @@ def _lines(rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-def cell(row: RowView, column: str) -> str:
-    """The text of ``column`` for ``row``, safe to open in a spreadsheet."""
-    if column == "id":
-        return row.row.case_id
-    if column.startswith(_FIELD):
-        value = row.fields.get(column[len(_FIELD) :])
-    elif column in LABELLED.values():
-        value = getattr(row, column)
-    else:
-        value = getattr(row.row, column, None)
-    return _text(value)
-
-
 def _text(value: Any) -> str:
+    """The text of a cell, safe to open in a spreadsheet."""
     if value is None:
         return ""
     if isinstance(value, bool):

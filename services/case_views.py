@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -56,6 +57,29 @@ def view_language(definition: Definition, languages: tuple[str, ...]) -> str:
     return next((lang for lang in languages if lang in offered), "en")
 
 
+def choice_labels(
+    specs: Mapping[str, FieldSpec], values: Mapping[str, Any], language: str
+) -> dict[str, str]:
+    """The label in ``language`` of each choice field's value among ``values``."""
+    labels = {}
+    for name, value in values.items():
+        spec = specs.get(name)
+        label = spec.value_label(value, (language,)) if spec else None
+        if label is not None:
+            labels[name] = label
+    return labels
+
+
+def choice_options(specs: Mapping[str, FieldSpec], language: str) -> dict[str, dict[str, str]]:
+    """Every value of each choice field among ``specs``, with its label in ``language``."""
+    return {
+        name: {value: label_in(spec.choice_labels.get(value, {}), (language,), value)
+               for value in spec.choices}
+        for name, spec in specs.items()
+        if spec.kind == "choice"
+    }  # fmt: skip
+
+
 def status_label(definition: Definition, status: str, language: str) -> str:
     if status == CLOSED:
         return CLOSED_STATUS[phrase_language(language)]
@@ -92,13 +116,14 @@ class SeenEvent:
 
 @dataclass(frozen=True)
 class ViewLabels:
-    """The labels of a case view, in ``language``: its case type, its status, and the
-    fields the role sees."""
+    """The labels of a case view, in ``language``: its case type, its status, the fields the
+    role sees, and every value of the choice fields among them (field -> value -> label)."""
 
     language: str
     case_type: str
     status: str
     fields: dict[str, str]
+    choices: dict[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -118,14 +143,44 @@ class CaseView:
 
 
 @dataclass(frozen=True)
+class ListedClock:
+    """The latest run of one SLA clock of a listed case (the ``slas`` of its row)."""
+
+    running: bool
+    deadline: datetime | None
+    warned: bool
+    breached: bool
+    met: bool | None
+
+    @classmethod
+    def of(cls, clock: Mapping[str, Any]) -> ListedClock:
+        deadline = clock.get("deadline")
+        return cls(
+            running=bool(clock.get("running")),
+            deadline=datetime.fromisoformat(deadline) if deadline else None,
+            warned=bool(clock.get("warned")),
+            breached=bool(clock.get("breached")),
+            met=clock.get("met"),
+        )
+
+
+@dataclass(frozen=True)
 class RowView:
-    """A case-list row as one reader sees it, with labels beside the keys."""
+    """A case-list row as one reader sees it, with labels beside the keys (``choice_labels``:
+    the label of each choice field's value among ``fields``), and its SLA clocks."""
 
     row: CaseRow
     fields: dict[str, Any]
     status_label: str
     case_type_label: str
     priority_label: str
+    choice_labels: dict[str, str]
+    slas: dict[str, ListedClock]
+
+    @property
+    def sla_deadline(self) -> datetime | None:
+        """The nearest deadline of a running clock (the list's urgency order)."""
+        return self.row.sla_deadline
 
 
 @dataclass(frozen=True)
@@ -170,6 +225,7 @@ class CaseViews:
             case_type=label_in(definition.labels, (language,), definition.name),
             status=status_label(definition, case.status, language),
             fields={n: label_in(f.labels, (language,), n) for n, f in seen.field_specs.items()},
+            choices=choice_options(seen.field_specs, language),
         )
         return CaseView(
             seen=seen,
@@ -184,12 +240,15 @@ class CaseViews:
         type version shows, and labels in the reader's language."""
         definition = self.ledger.definitions.definition(row.case_type, row.case_type_version)
         language = view_language(definition, reader.languages)
+        fields = visible(row.fields, definition.view_for(reader.role.value))
         return RowView(
             row=row,
-            fields=visible(row.fields, definition.view_for(reader.role.value)),
+            fields=fields,
             status_label=status_label(definition, row.status, language),
             case_type_label=label_in(definition.labels, (language,), definition.name),
             priority_label=priority_label(row.priority, language),
+            choice_labels=choice_labels(definition.fields, fields, language),
+            slas={name: ListedClock.of(clock) for name, clock in row.slas.items()},
         )
 
     def page(
@@ -221,6 +280,11 @@ class CaseViews:
     def columns(self, case_type: str, role: str) -> list[str]:
         """The case-list columns ``role``'s view of the current ``case_type`` shows."""
         return list(self.ledger.definitions.current(case_type).view_for(role).columns)
+
+    def choice_fields(self, case_type: str) -> frozenset[str]:
+        """The choice fields of the current ``case_type`` (their values have labels)."""
+        fields = self.ledger.definitions.current(case_type).fields
+        return frozenset(name for name, spec in fields.items() if spec.kind == "choice")
 
     def visible_fields(self, case_type: str, role: str) -> frozenset[str] | None:
         """The fields ``role``'s view of the current ``case_type`` shows (``None``: all)."""

@@ -1,6 +1,7 @@
 """A case's history told as sentences in the case type's language: "Ann moved the insurance
-claim from Under review to Approved (Approve)", with field edits as before and after, the
-rule behind each automatic step, SLA milestones, and where ingested facts came from.
+claim from Under review to Approved (Approve)", with field edits as before and after (a
+choice value with its label beside it), the rule behind each automatic step, SLA milestones,
+and where ingested facts came from.
 
 The timeline is built from the history as :class:`~services.case_views.CaseViews` filters it
 for the reader's role, and only from that: a field value the role may not see is not in the
@@ -45,12 +46,15 @@ class ActorRef:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """A field's value before and after the event (``before`` is ``None`` when it was empty)."""
+    """A field's value before and after the event (``before`` is ``None`` when it was empty),
+    and for a choice field each value's label in the timeline's language."""
 
     field: str
     label: str
     before: Any
     after: Any
+    before_label: str | None = None
+    after_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ class Wording:
     def field(self, name: str) -> str:
         spec = self.definition.fields.get(name)
         return label_in(spec.labels, (self.language,), name) if spec else name
+
+    def value(self, name: str, value: Any) -> str | None:
+        """The label of a choice field's value; ``None`` for other fields."""
+        spec = self.definition.fields.get(name)
+        return spec.value_label(value, (self.language,)) if spec else None
 
 
 @dataclass
@@ -263,8 +272,16 @@ def fold(folded: Folded, seen: SeenEvent) -> Folded:
 
 
 def _changes(step: Step, values: dict[str, Any]) -> list[FieldChange]:
+    words, earlier = step.words, step.before.fields
     return [
-        FieldChange(name, step.words.field(name), step.before.fields.get(name), value)
+        FieldChange(
+            field=name,
+            label=words.field(name),
+            before=earlier.get(name),
+            after=value,
+            before_label=words.value(name, earlier.get(name)),
+            after_label=words.value(name, value),
+        )
         for name, value in values.items()
     ]
 

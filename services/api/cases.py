@@ -31,6 +31,7 @@ from services.api.schemas import (
     CaseLabels,
     CasePage,
     CasePublic,
+    CaseSlaPublic,
     CaseSummary,
     CommandAccepted,
     ErrorBody,
@@ -324,7 +325,8 @@ def list_cases(
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
 ) -> CasePage:
     """The case list from the projection, newest first, with filters and a page cursor;
-    labels of status, case type and priority in the language of your Accept-Language."""
+    labels of status, case type, priority and choice values in the language of your
+    Accept-Language, and each case's SLA clocks with its nearest running deadline."""
     after = PageCursor.decode(cursor) if cursor else None
     page = deps.views.page(deps.cases, where, limit, after, reader(caller, languages))
     return CasePage(
@@ -355,4 +357,10 @@ def _summary(view: RowView) -> CaseSummary:
         status_label=view.status_label,
         case_type_label=view.case_type_label,
         priority_label=view.priority_label,
+        choice_labels=view.choice_labels,
+        sla_deadline=view.sla_deadline,
+        slas={
+            name: CaseSlaPublic.model_validate(clock, from_attributes=True)
+            for name, clock in view.slas.items()
+        },
     )

@@ -161,7 +161,13 @@ class CaseLabels(BaseModel):
     language: str = Field(description="the language of these labels (Content-Language)")
     case_type: str
     status: str
-    fields: dict[str, str]
+    fields: dict[str, str] = Field(description="field name -> its label, for the fields shown")
+    choices: dict[str, dict[str, str]] = Field(
+        description="for each choice field your role's view shows: every value it may take -> "
+        "its label (the value itself when the case type gives none), e.g. "
+        '{"category": {"water_damage": "Dégât des eaux", "fire": "Incendie"}}; the label of '
+        "the case's value of `category` is choices.category[fields.category]"
+    )
 
 
 class CasePublic(BaseModel):
@@ -227,6 +233,11 @@ class FieldChangePublic(BaseModel):
     label: str
     before: Any = Field(description="the value before the event (null: empty)")
     after: Any
+    before_label: str | None = Field(
+        description="for a choice field: the label of `before` in the answer's language "
+        "(null: not a choice field, or empty)"
+    )
+    after_label: str | None = Field(description="for a choice field: the label of `after`")
 
 
 class RulePublic(BaseModel):
@@ -273,6 +284,16 @@ class MePublic(BaseModel):
     key_label: str = Field(description="the label your API key was given (may be empty)")
 
 
+class CaseSlaPublic(BaseModel):
+    """The latest run of one SLA clock of a listed case."""
+
+    running: bool = Field(description="false while paused or once stopped")
+    deadline: datetime | None = Field(description="when this run's deadline falls")
+    warned: bool = Field(description="a warning or the goal of this run was reached")
+    breached: bool = Field(description="this run missed its deadline")
+    met: bool | None = Field(description="a stopped clock: whether its deadline was kept")
+
+
 class CaseSummary(BaseModel):
     id: UUID
     case_type: str
@@ -292,6 +313,15 @@ class CaseSummary(BaseModel):
     status_label: str = Field(description="in the language of your Accept-Language header")
     case_type_label: str
     priority_label: str
+    choice_labels: dict[str, str] = Field(
+        description="for each choice field in `fields`: the label of its value, in the same "
+        'language (e.g. {"category": "Dégât des eaux"} beside "category": "water_damage")'
+    )
+    sla_deadline: datetime | None = Field(
+        description="the nearest deadline of the case's running SLA clocks (null: none runs); "
+        "the order of ?sort=sla_deadline"
+    )
+    slas: dict[str, CaseSlaPublic] = Field(description="each SLA of the case, by name")
 
 
 class CasePage(BaseModel):

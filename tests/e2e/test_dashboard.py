@@ -86,7 +86,9 @@ def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitio
     page.fill("#open-form [name=title]", "Dégât des eaux")
     for name, value in CLAIM.items():
         page.fill(f"#open-fields [data-field={name}]", value)
-    page.select_option("#open-fields [data-field=category]", "water_damage")
+    category = page.locator("#open-fields [data-field=category]")
+    expect(category.locator("option[value=water_damage]")).to_have_text("Dégât des eaux")
+    category.select_option(label="Dégât des eaux")  # chosen by its label, sent as its key
     page.fill("#open-fields [data-field=claimed_amount] [data-part=amount]", "25000")
     page.click("#open-form button[type=submit]")
 
@@ -96,6 +98,7 @@ def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitio
     expect(facts).to_contain_text("Haute")  # priority, in French
     expect(facts).to_contain_text("senior-property")  # routed by the decision table
     expect(facts).to_contain_text("2 nov. 2026")  # a date field, in the French format
+    expect(facts.locator(".fact", has_text="Nature du sinistre")).to_contain_text("Dégât des eaux")
     timeline = page.locator("#timeline")
     expect(timeline.locator(".rule").first).to_contain_text("route_new_claim")
     expect(page.locator("#slas")).to_contain_text("first_response · en cours")
@@ -113,6 +116,11 @@ def test_an_insurance_claim_in_french_routed_by_rules_and_moved_by_its_transitio
     change = timeline.locator(".changes li", has_text="claimant@example.com")
     expect(change).to_have_text("E-mail de contact : — → claimant@example.com")  # before → after
     expect(error).to_be_hidden()
+    page.select_option("#fields-form [data-field=category]", label="Incendie")
+    page.click("#save-fields")
+    recategorised = timeline.locator(".changes li", has_text="Incendie")
+    expect(recategorised).to_have_text("Nature du sinistre : Dégât des eaux → Incendie")
+    expect(facts.locator(".fact", has_text="Nature du sinistre")).to_contain_text("Incendie")
 
     page.locator("#transitions button", has_text="Rapport d'expertise reçu").click()
     expect(facts).to_contain_text("En instruction")

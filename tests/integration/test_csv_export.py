@@ -146,7 +146,8 @@ def test_each_role_exports_its_own_view_columns_and_never_a_hidden_field(
     assert by_handler[0]["fields.allergies"] == SECRET
     by_integrator = client.get(path, headers=auth(keys[Role.INTEGRATOR])).text
     assert SECRET not in by_integrator
-    assert list(rows_of(by_integrator)[0]) == ["id", "title", "fields.ward"]
+    assert list(rows_of(by_integrator)[0]) == ["id", "title", "fields.ward", "fields.ward_label"]
     assert rows_of(by_integrator)[0]["fields.ward"] == "surgery"
+    assert rows_of(by_integrator)[0]["fields.ward_label"] == "Surgery"  # a choice's label
     every_type = client.get("/exports/cases.csv", headers=auth(keys[Role.INTEGRATOR])).text
     assert SECRET not in every_type and "fields." not in every_type.splitlines()[0]

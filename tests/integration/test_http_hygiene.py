@@ -20,12 +20,24 @@ from infra.settings import Settings
 from services.auth import Role
 from tests.conftest import auth, settings_env
 
-PATHS = ["/ui/", "/ui/app.js", "/docs", "/openapi.json", "/health", "/cases", "/nowhere"]
+# A page, a static asset of the dashboard (services/api/ui.py serves them under /ui/assets/),
+# the API docs, JSON, an answer refused for want of a key, and one for a path that is not.
+PATHS = [
+    "/ui/",
+    "/ui/assets/js/app.js",
+    "/docs",
+    "/openapi.json",
+    "/health",
+    "/cases",
+    "/nowhere",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_every_answer_carries_the_security_headers(client: TestClient, path: str) -> None:
-    headers = client.get(path).headers
+    answer = client.get(path)
+    assert (answer.status_code == 404) == (path == "/nowhere"), answer.status_code
+    headers = answer.headers
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"

@@ -262,4 +262,4 @@ def test_a_hidden_field_is_absent_from_every_read_entry_point(
     csv_header = read(
         client, keys[Role.INTEGRATOR], "/exports/cases.csv?case_type=patient_care"
     ).text.splitlines()[0]
-    assert csv_header == "id,title,fields.ward"
+    assert csv_header == "id,title,fields.ward,fields.ward_label"

@@ -56,9 +56,15 @@ const casePage = () => ({
     if (c.parent_id) rows.push([t("case.parent"), c.parent_id]);
     if (c.children.length) rows.push([t("case.children"), c.children.join(", ")]);
     for (const [name, value] of Object.entries(c.fields)) {
-      rows.push([c.labels.fields[name] ?? name, show(value, this.document.fields?.[name])]);
+      rows.push([c.labels.fields[name] ?? name, this.fieldText(name, value)]);
     }
     return rows;
+  },
+
+  /** A field's value as people read it: a choice by its label (GET /cases/{id} gives them in
+   * `labels.choices`), the rest by its type. */
+  fieldText(name, value) {
+    return this.c.labels.choices?.[name]?.[value] ?? show(value, this.document.fields?.[name]);
   },
 
   slaLines() {
@@ -79,8 +85,9 @@ const casePage = () => ({
     return when(iso);
   },
 
+  /** A change's value before or after: a choice by its label (`before_label`, `after_label`). */
   value(change, side) {
-    return show(change[side], this.document.fields?.[change.field]);
+    return change[`${side}_label`] ?? show(change[side], this.document.fields?.[change.field]);
   },
 
   ruleText(rule) {

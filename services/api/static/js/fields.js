@@ -14,7 +14,7 @@ function descriptor(name, spec, value, opening) {
     labels: spec.labels ?? {},
     required: Boolean(spec.required),
     enforce: Boolean(opening && spec.required), // the browser insists only when opening
-    choices: spec.choices ?? [],
+    choices: (spec.choices ?? []).map((choice) => ({ value: choice, labels: spec.choice_labels?.[choice] ?? {} })),
     currencies: spec.currencies ?? [],
     value: kind === "money" || kind === "boolean" || isBlank(value) ? "" : String(value),
     amount: kind === "money" && !isBlank(value?.amount) ? String(value.amount) : "",

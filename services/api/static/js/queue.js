@@ -3,23 +3,10 @@ import { Alpine, api, attempt, optional, remembered, start } from "./app.js";
 import { byUrgency, caseRows } from "./rows.js";
 
 const LIMIT = 200; // the most urgent cases of each list
-const CLOCKS = 500; // the running SLA clocks read for their time left, nearest deadline first
 
-// Open cases, nearest SLA deadline first (the case list sorts; byUrgency breaks its ties).
+// Open cases, nearest SLA deadline first (the case list sorts, and each row carries its
+// sla_deadline for the time left; byUrgency breaks ties by priority).
 const listed = (query) => api(`/cases?${new URLSearchParams({ ...query, final: "false", sort: "sla_deadline", limit: String(LIMIT) })}`);
-
-/** Seconds left before each case's nearest SLA deadline, from the SLA-status read model
- * (the case list does not carry it); empty where this server has no such read model. */
-async function timeLeftByCase() {
-  const clocks = await optional(`/read-models/sla-status?limit=${CLOCKS}`);
-  const left = new Map();
-  for (const clock of clocks?.items ?? []) {
-    left.set(clock.case_id, Math.min(clock.time_left_s, left.get(clock.case_id) ?? Infinity));
-  }
-  return left;
-}
-
-const withTimeLeft = (cases, left) => cases.map((c) => ({ ...c, time_left_s: left.get(c.id) ?? null }));
 
 const queue = () => ({
   ...caseRows(),
@@ -30,7 +17,6 @@ const queue = () => ({
   pool: [],
   knownQueues: [],
   myQueues: remembered.get("queues", []),
-  timeLeft: new Map(),
 
   get me() {
     return Alpine.store("app").me;
@@ -42,17 +28,14 @@ const queue = () => ({
 
   async load() {
     this.loading = true;
-    await attempt(async () => {
-      this.timeLeft = await timeLeftByCase();
-      await Promise.all([this.loadMine(), this.loadPool(), this.loadQueues()]);
-    });
+    await attempt(() => Promise.all([this.loadMine(), this.loadPool(), this.loadQueues()]));
     this.loading = false;
   },
 
   async loadMine() {
     const page = await listed({ assignee: this.me.actor_id });
     await this.learn(page.cases);
-    this.mine = withTimeLeft(page.cases, this.timeLeft).sort(byUrgency);
+    this.mine = page.cases.sort(byUrgency);
   },
 
   queues() {
@@ -66,7 +49,7 @@ const queue = () => ({
     const cases = pages.flatMap((page) => page.cases);
     await this.learn(cases);
     this.partial = pages.some((page) => page.next_cursor);
-    this.pool = withTimeLeft(cases, this.timeLeft).sort(byUrgency);
+    this.pool = cases.sort(byUrgency);
     this.remember(cases.map((c) => c.queue));
   },
 

@@ -4,9 +4,9 @@ import { PRIORITIES, caseTypeDocument, duration, label, priorityLabel, show, sta
 
 export const DEFAULT_COLUMNS = ["title", "case_type", "status", "priority", "queue", "assignee", "updated_at"];
 
-/** Seconds until the nearest SLA deadline of an open case (negative: overdue), or null when
- * unknown: the work queue adds `time_left_s` from the SLA-status read model. */
-export const timeLeft = (c) => (typeof c.time_left_s === "number" ? c.time_left_s : null);
+/** Seconds until the nearest deadline of the case's running SLA clocks (negative: overdue),
+ * or null when none runs (the list's `sla_deadline`). */
+export const timeLeft = (c) => (c.sla_deadline ? (Date.parse(c.sla_deadline) - Date.now()) / 1000 : null);
 
 const rank = (priority) => {
   const index = PRIORITIES.indexOf(priority);
@@ -50,7 +50,7 @@ export const caseRows = () => ({
   cell(c, column) {
     if (column.startsWith("fields.")) {
       const name = column.slice(7);
-      return show(c.fields[name], this.documentOf(c)?.fields?.[name]);
+      return c.choice_labels?.[name] ?? show(c.fields[name], this.documentOf(c)?.fields?.[name]);
     }
     switch (column) {
       case "status": return c.status_label ?? statusLabel(c.status, this.documentOf(c));

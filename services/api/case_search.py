@@ -4,18 +4,26 @@ one :class:`services.queries.CaseFilter` (docs/read-models.md, "Case search").""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AwareDatetime
 
+from domain.errors import InvalidCommand
 from services.api.schemas import NO_NUL
 from services.queries import CaseFilter, CaseSort, Order, SlaState
 
 _Text = Annotated[str | None, Query(max_length=100, pattern=NO_NUL)]
 _Name = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
-_From = "the first instant included (ISO 8601 with its offset, e.g. 2026-11-01T00:00:00Z)"
-_To = "the first instant excluded"
+# An instant as ISO 8601 text with its offset, and nothing else (pydantic would also take a
+# number of seconds since 1970 for a datetime).
+INSTANT = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
+_From = Query(
+    max_length=40,
+    pattern=INSTANT,
+    description="the first instant included: ISO 8601 with its offset, e.g. 2026-11-01T00:00:00Z",
+)
+_To = Query(max_length=40, pattern=INSTANT, description="the first instant excluded")
 
 
 def case_filter(
@@ -31,10 +39,10 @@ def case_filter(
     final: Annotated[
         bool | None, Query(description="true: closed or in a final state; false: open")
     ] = None,
-    opened_from: Annotated[AwareDatetime | None, Query(description=_From)] = None,
-    opened_to: Annotated[AwareDatetime | None, Query(description=_To)] = None,
-    closed_from: Annotated[AwareDatetime | None, Query(description=_From)] = None,
-    closed_to: Annotated[AwareDatetime | None, Query(description=_To)] = None,
+    opened_from: Annotated[str | None, _From] = None,
+    opened_to: Annotated[str | None, _To] = None,
+    closed_from: Annotated[str | None, _From] = None,
+    closed_to: Annotated[str | None, _To] = None,
     sla_state: Annotated[
         SlaState | None,
         Query(description="open cases whose worst running SLA clock is in this state"),
@@ -67,12 +75,25 @@ def case_filter(
         party_id=party_id,
         unassigned=unassigned,
         final=final,
-        opened_from=opened_from,
-        opened_to=opened_to,
-        closed_from=closed_from,
-        closed_to=closed_to,
+        opened_from=instant("opened_from", opened_from),
+        opened_to=instant("opened_to", opened_to),
+        closed_from=instant("closed_from", closed_from),
+        closed_to=instant("closed_to", closed_to),
         sla_state=sla_state,
         q=q or None,
         sort=sort,
         order=order,
     )
+
+
+def instant(name: str, text: str | None) -> datetime | None:
+    """The instant ``text`` names (already shaped by :data:`INSTANT`), or a 422."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise InvalidCommand(
+            f"{name}={text!r} is not a date and time that exists",
+            hint="give an ISO 8601 instant with its offset, e.g. 2026-11-01T09:30:00+01:00",
+        ) from None

@@ -166,7 +166,9 @@ def test_a_cursor_continues_only_the_sort_that_gave_it(client: TestClient, key: 
     [
         ("assignee=ann&unassigned=true", "give one of them"),
         ("opened_from=2026-11-02T00:00:00Z&opened_to=2026-11-01T00:00:00Z", "not before"),
-        ("opened_from=2026-11-02T00:00:00", "timezone"),
+        ("opened_from=2026-11-02T00:00:00", "should match pattern"),  # no offset
+        ("opened_to=1700000000", "should match pattern"),  # not seconds since 1970
+        ("closed_from=2026-13-02T00:00:00Z", "not a date and time that exists"),
         ("sort=title", "opened_at"),
         ("order=up", "asc"),
         ("sla_state=late", "at_risk"),

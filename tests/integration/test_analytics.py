@@ -6,6 +6,7 @@ write."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tests.integration.read_models_workload import (
     Workload,
     build_workload,
 )
+from tests.integration.test_analytics_doc import DOC
 from tests.shared_stack import module_container
 
 DAY = 86_400.0
@@ -305,3 +307,23 @@ def test_labels_of_a_newly_published_version_reach_the_views(
     )
     assert latest["label"] == "Paused"
     assert container.analytics.refresh_labels(force=True) == 0  # nothing new
+
+
+def doc_samples() -> list[str]:
+    """The sample queries of docs/read-models.md that read the analytics schema."""
+    text = DOC.read_text()
+    fenced = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    inline = re.findall(r"`(SELECT [^`]+)`", text)
+    return [" ".join(q.split()) for q in fenced + inline if "analytics." in q]
+
+
+def test_the_documents_sample_queries_run_as_an_analyst(
+    workload: Workload, analyst: tuple[str, str]
+) -> None:
+    samples = doc_samples()
+    shown = {view for view in [*VIEWS, "labels"] if any(f"analytics.{view} " in q for q in samples)}
+    assert shown >= set(VIEWS) - {"current_labels"} | {"labels"}, "a view without a sample"
+    _, url = analyst
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sample in samples:
+            conn.execute(sample.encode()).fetchall()

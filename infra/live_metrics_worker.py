@@ -160,6 +160,9 @@ def quiet_libraries() -> None:
     worker itself says when it starts counting partitions and when the broker fails it."""
     logging.getLogger("faust").setLevel(logging.WARNING)
     logging.getLogger("mode").setLevel(logging.WARNING)
+    # "producer buffer full" at every hundred changelog records a burst queues: back-pressure
+    # on the agent while the broker takes them, not a fault.
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 

@@ -288,6 +288,9 @@ def _queries(
             CaseFilter(assignee="handler07", final=False, sort="sla_deadline"), 50, None
         ),
         "by priority": lambda: store.list_cases(CaseFilter(sort="priority"), 50, None),
+        "latest change first (updated_at)": lambda: store.list_cases(
+            CaseFilter(sort="updated_at"), 50, None
+        ),
         "sla_state=breached": lambda: store.list_cases(CaseFilter(sla_state="breached"), 50, None),
     }
     return {"dashboard": dashboard, "search": search}

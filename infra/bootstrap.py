@@ -97,6 +97,7 @@ class Container:
         for close in self.on_close:
             close()
         self.relay.close()
+        self.projections.close()
         self.ledger.close()
         self.case_types.close()
         self.pool.close()
@@ -193,6 +194,7 @@ def build_api(container: Container) -> FastAPI:
         deadline_s=container.settings.command_deadline_s,
         metrics=metrics_page(container),
         connector_admin=container.connector_admin,
+        projections=container.projections,
         read_models=ReadModels(
             ReadModelStore(container.pool),
             container.case_types,

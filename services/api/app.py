@@ -19,6 +19,7 @@ from services.api import (
     live_metrics,
     me,
     monitoring,
+    projections,
     read_model_exports,
     read_models,
     secrets,
@@ -65,6 +66,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(connector_webhooks.router)
     app.include_router(exports.router)
     app.include_router(me.router)
+    app.include_router(projections.router)
     mount_dashboard(app)
     mount_docs(app)
 

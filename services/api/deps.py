@@ -28,6 +28,7 @@ from services.deadline import deadline_in
 from services.idempotency import IdempotencyStore
 from services.ingestion import Ingestor, RunReport
 from services.metrics import MetricsPage
+from services.projection_admin import ProjectionAdmin
 from services.queries import CaseListQueries
 from services.read_models import ReadModels
 from services.secret_store import SecretBook
@@ -70,6 +71,8 @@ class ApiDependencies:
     connector_admin: ConnectorAdmin | None = None
     #: Counts, SLA status, cycle times, throughput, workload (``/read-models``).
     read_models: ReadModels | None = None
+    #: Where each projection stands, what it holds, retries (``/projections``).
+    projections: ProjectionAdmin | None = None
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its

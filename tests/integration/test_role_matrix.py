@@ -135,6 +135,15 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ("GET", "/cases/{case_id}/timeline"): (EVERYONE, case_call("/timeline")),
     ("GET", "/exports/cases.csv"): (EVERYONE, lambda c: Call("/exports/cases.csv")),
     ("GET", "/me"): (EVERYONE, lambda c: Call("/me")),
+    ("GET", "/projections"): ("admin manager auditor", lambda c: Call("/projections")),
+    ("GET", "/projections/{name}/held"): (
+        "admin manager auditor",
+        lambda c: Call("/projections/work_queues/held"),
+    ),
+    ("POST", "/projections/{name}/retry"): (
+        "admin",
+        lambda c: Call("/projections/case_list/retry", {}),
+    ),
     ("POST", "/cases/{case_id}/assign"): (
         "admin manager handler",
         case_call("/assign", {"assignee": "bob"}),

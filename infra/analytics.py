@@ -196,9 +196,9 @@ class Analytics:
             ).fetchone()
             if row is None or row["mark"] != _MARK:
                 self.replace_views(conn)
+                conn.execute(f"COMMENT ON SCHEMA analytics IS '{_MARK}'".encode())
             else:
                 self.recreate_views(conn)
-                conn.execute(f"COMMENT ON SCHEMA analytics IS '{_MARK}'".encode())
 
     @staticmethod
     def recreate_views(conn: Connection[DictRow]) -> None:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol
 from uuid import UUID
 
 from domain.definition import CLOSED, Definition, label_in
@@ -25,9 +25,6 @@ from services.queries import SlaState
 CountBy = Literal["status", "case_type", "assignee", "queue", "priority"]
 CycleBy = Literal["case_type", "state", "month"]
 WorkloadBy = Literal["assignee", "queue"]
-COUNT_BY: tuple[str, ...] = get_args(CountBy)
-CYCLE_BY: tuple[str, ...] = get_args(CycleBy)
-WORKLOAD_BY: tuple[str, ...] = get_args(WorkloadBy)
 #: How far back throughput goes at most (a day per row).
 MAX_DAYS = 366
 #: caseledger's own words for "no value" in a count or workload row.

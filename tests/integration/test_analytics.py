@@ -327,3 +327,28 @@ def test_the_documents_sample_queries_run_as_an_analyst(
     with psycopg.connect(url, autocommit=True) as conn:
         for sample in samples:
             conn.execute(sample.encode()).fetchall()
+
+
+def test_views_are_replaced_only_when_their_sql_changed(container: Container) -> None:
+    """A process start leaves the views alone (a BI query reading them is not waited for),
+    and recreates one that is missing."""
+
+    def oids() -> dict[str, int]:
+        found = rows(
+            container,
+            "SELECT c.relname, c.oid::int AS oid FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'analytics'",
+        )
+        return {r["relname"]: r["oid"] for r in found}
+
+    before = oids()
+    container.analytics.create()
+    assert oids() == before
+    with container.pool.connection() as conn:
+        conn.execute("DROP VIEW analytics.workload")
+    container.analytics.create()
+    after = oids()
+    assert set(after) == set(before) and after["workload"] != before["workload"]
+    assert {k: v for k, v in after.items() if k != "workload"} == {
+        k: v for k, v in before.items() if k != "workload"
+    }

@@ -264,7 +264,7 @@ class ProjectionRunner:
         """One statement: the rows as one array per column, unnested into an upsert."""
         columns = SQL(", ").join(Identifier(c) for c in table.written)
         arrays = SQL(", ").join(
-            SQL("%s::{}[]").format(SQL(_base_type(c.sql))) for c in table.columns
+            SQL("%b::{}[]").format(SQL(_base_type(c.sql))) for c in table.columns
         )
         others = [c for c in table.written if c not in table.key]
         tx.execute(

@@ -143,14 +143,16 @@ class CaseListProjection(Projection):
             updated_at=event.recorded_at,
             last_position=event.global_position,
         )
-        was_final, now_final = row["final"], self._final(new, event)
-        new["final"] = now_final
-        if now_final and not was_final:
-            new["closed_at"] = event.recorded_at
-        elif not now_final:
-            new["closed_at"] = None
-        new["search_text"] = _search_text(new)
-        put(rows, CASE_LIST, new)
+        if event.type in _MOVES:
+            was_final, now_final = row["final"], self._final(new, event)
+            new["final"] = now_final
+            if now_final and not was_final:
+                new["closed_at"] = event.recorded_at
+            elif not now_final:
+                new["closed_at"] = None
+        if event.type == _FIELDS:
+            new["search_text"] = _search_text(new)
+        rows[CASE_LIST.name][(event.case_id,)] = new
 
     def _opened(self, event: EventEnvelope) -> Row:
         data = event.data
@@ -282,3 +284,9 @@ _BY_CLASS: dict[type[Case.Event], Callable[[Row, dict[str, Any], EventEnvelope],
     Case.SlaBreached: _breached,
 }
 _CHANGES = {event_type(kind): change for kind, change in _BY_CLASS.items()}
+#: The events that may move a case in or out of a final state, and the one that changes
+#: what search reads besides notes (the title never changes).
+_MOVES = frozenset(
+    event_type(kind) for kind in (Case.StatusChanged, Case.Migrated, Case.Closed, Case.Reopened)
+)
+_FIELDS = event_type(Case.FieldsUpdated)

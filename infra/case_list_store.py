@@ -16,13 +16,12 @@ from psycopg_pool import ConnectionPool
 
 from infra.sla_states import NO_JIT, SLA_RANK, case_sla_rank_sql
 from projections.case_list import CaseRow
-from services.queries import PRIORITY_RANK, CaseFilter, CaseListPage, PageCursor
+from services.queries import CaseFilter, CaseListPage, PageCursor
 
 #: The columns a page shows (not the search text and its tsvector, which can be large).
 _COLUMNS = ", ".join(CaseRow.__dataclass_fields__)
-_PRIORITY = "CASE priority {} ELSE 0 END".format(
-    " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in PRIORITY_RANK.items())
-)
+#: The case list keeps each priority's rank (``projections.case_list.PRIORITY_RANK``).
+_PRIORITY = "priority_rank"
 #: The SQL each sort orders by, before the case id that breaks ties.
 _SORT_KEYS = {
     "opened_at": ("opened_at",),

@@ -124,7 +124,10 @@ def _create_table(conn: Connection[DictRow], gen: Generation, table: Table) -> N
     if table.storage:
         conn.execute(SQL("ALTER TABLE {} SET ({})").format(name, SQL(table.storage)))
     for suffix, spec in table.indexes:
-        on = SQL(spec) if spec.startswith("USING") else SQL("({})").format(SQL(spec))
+        # "a, b" indexes those columns; "USING gin (x)" or "(a) INCLUDE (b) WHERE c" is
+        # taken as written.
+        raw = spec.startswith(("USING", "("))
+        on = SQL(spec) if raw else SQL("({})").format(SQL(spec))
         conn.execute(
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} {}").format(
                 Identifier(f"{gen.name(table)}_{suffix}"), name, on

@@ -114,19 +114,11 @@ ORDER BY d.day
 # when its nearest deadline has passed); only cases whose nearest deadline is still ahead
 # have their clocks read, to find those at risk.
 _WORKLOAD = f"""
-WITH counted AS (
-    SELECT c.{{column}} AS key, count(*) AS open,
-           count(*) FILTER (WHERE c.sla_deadline <= %(now)s) AS breached
-    FROM case_list c WHERE NOT c.final GROUP BY 1
-), risky AS (
-    SELECT c.{{column}} AS key, count(*) AS at_risk
-    FROM case_list c
-    WHERE NOT c.final AND c.sla_deadline > %(now)s AND {case_sla_rank_sql("%(now)s")} = 2
-    GROUP BY 1
-)
-SELECT counted.key, counted.open, coalesce(risky.at_risk, 0) AS at_risk, counted.breached
-FROM counted LEFT JOIN risky ON risky.key IS NOT DISTINCT FROM counted.key
-ORDER BY counted.open DESC, counted.key NULLS LAST
+SELECT c.{{column}} AS key, count(*) AS open,
+       count(*) FILTER (WHERE {case_sla_rank_sql("%(now)s")} = 2) AS at_risk,
+       count(*) FILTER (WHERE c.sla_deadline <= %(now)s) AS breached
+FROM case_list c WHERE NOT c.final GROUP BY 1
+ORDER BY open DESC, key NULLS LAST
 """
 
 

@@ -1,7 +1,7 @@
 """What state an SLA clock is in, in SQL, defined once and shared by the case search
 (``infra.case_list_store``), the read-model queries (``infra.read_model_store``) and the
 analysts' views (``infra.analytics``), so that the API, the CSV exports and plain SQL agree
-on what "at risk" means (``services.queries.AT_RISK_SHARE``; docs/read-models.md, "SLA
+on what "at risk" means (``projections.case_list.AT_RISK_SHARE``; docs/read-models.md, "SLA
 status").
 
 A clock is a row ``(sla, clock)`` of ``jsonb_each(case_list.slas)``: its ``deadline``, its
@@ -10,7 +10,7 @@ A clock is a row ``(sla, clock)`` of ``jsonb_each(case_list.slas)``: its ``deadl
 
 from __future__ import annotations
 
-from services.queries import AT_RISK_SHARE
+from projections.case_list import AT_RISK_SHARE
 
 #: Run before a query that reads clocks: PostgreSQL guesses a hundred rows for each
 #: ``jsonb_each`` (cases hold one or two clocks), and the cost it then expects passes
@@ -49,13 +49,11 @@ def running_clock_sql(clock: str = "s") -> str:
 
 
 def case_sla_rank_sql(now: str, case: str = "c") -> str:
-    """The rank (:data:`SLA_RANK`) of a case's worst running clock, 0 when none runs. The
-    nearest deadline (``sla_deadline``) answers most cases without reading their clocks."""
-    worst = (
-        f"(SELECT max(CASE {clock_state_sql(now, case, 'k')} WHEN 'at_risk' THEN 2 ELSE 1 END)"
-        f" FROM jsonb_each({case}.slas) AS k(sla, clock) WHERE {running_clock_sql('k')})"
-    )
+    """The rank (:data:`SLA_RANK`) of a case's worst running clock, 0 when none runs: from
+    the case list's nearest deadline and the instant its first clock is at risk
+    (``sla_at_risk_at``, which the projection keeps by the rule of :func:`clock_state_sql`)."""
     return (
         f"CASE WHEN {case}.sla_deadline IS NULL THEN 0"
-        f" WHEN {case}.sla_deadline <= {now} THEN 3 ELSE coalesce({worst}, 0) END"
+        f" WHEN {case}.sla_deadline <= {now} THEN 3"
+        f" WHEN {case}.sla_at_risk_at <= {now} THEN 2 ELSE 1 END"
     )

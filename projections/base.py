@@ -42,7 +42,9 @@ class Table:
     """A table a projection owns.
 
     ``key`` is the primary key; every table has a ``case_id`` column, and the runner reads a
-    case's rows by it. ``indexes`` are (name suffix, indexed columns). ``derived`` columns
+    case's rows by it. ``indexes`` are (name suffix, indexed columns), or (name suffix, the
+    rest of a ``CREATE INDEX`` after the table: ``USING gin (x)``, ``(a) INCLUDE (b) WHERE
+    c``). ``derived`` columns
     are computed by PostgreSQL (``GENERATED ALWAYS AS ... STORED``); ``kept`` columns are
     written by the table's owner outside the projection (e.g. the notifier's attempts): the
     projection never writes them, a rebuild carries them over, and a drift check ignores

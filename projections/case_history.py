@@ -36,7 +36,13 @@ STATUS_HISTORY = Table(
         Column("case_version", "integer NOT NULL"),
     ),
     key=("case_id", "seq"),
-    indexes=(("entered", "entered_at"), ("status", "case_type, status, entered_at")),
+    indexes=(
+        ("entered", "entered_at"),
+        ("status", "case_type, status, entered_at"),
+        # Cycle times per state and throughput per day read these alone (index-only).
+        ("stays", "(case_type, status) INCLUDE (entered_at, left_at) WHERE left_at IS NOT NULL"),
+        ("by_day", "(entered_at) INCLUDE (case_type, kind, final, case_id, seq)"),
+    ),
 )
 SLA_OUTCOMES = Table(
     name="sla_outcomes",

@@ -25,6 +25,11 @@ from projections.base import CaseRows, Column, FinalStates, Projection, Row, Tab
 OPENED = event_type(Case.Opened)
 #: How much text one case gives to full-text search (PostgreSQL's tsvector holds ~1 MB).
 SEARCH_TEXT_LIMIT = 100_000
+#: Priorities in order, for sorting by urgency.
+PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+#: A running SLA clock is at risk once a warning milestone passed, or once less than this
+#: share of the time from its start to its deadline is left (docs/read-models.md).
+AT_RISK_SHARE = 0.25
 
 CASE_LIST = Table(
     name="case_list",
@@ -54,6 +59,8 @@ CASE_LIST = Table(
         Column("sla_deadline", "timestamptz"),
         Column("search_text", "text NOT NULL DEFAULT ''"),
         Column("note_text", "text NOT NULL DEFAULT ''"),
+        Column("priority_rank", "smallint NOT NULL DEFAULT 1"),
+        Column("sla_at_risk_at", "timestamptz"),
     ),
     key=("case_id",),
     # Most events change only columns no index covers: room on the page lets PostgreSQL
@@ -76,6 +83,10 @@ CASE_LIST = Table(
         ("party", "party_id, opened_at DESC"),
         ("deadline", "sla_deadline"),
         ("search", "USING gin (search)"),
+        ("priority_rank", "priority_rank DESC, opened_at DESC, case_id DESC"),
+        ("updated", "updated_at DESC, case_id DESC"),
+        ("closed", "(case_type, closed_at) INCLUDE (opened_at) WHERE closed_at IS NOT NULL"),
+        ("open_work", "(assignee, queue, sla_deadline, sla_at_risk_at) WHERE NOT final"),
     ),
 )
 
@@ -182,6 +193,8 @@ class CaseListProjection(Projection):
             "sla_deadline": None,
             "search_text": "",
             "note_text": "",
+            "priority_rank": PRIORITY_RANK["normal"],
+            "sla_at_risk_at": None,
         }
         row["final"] = self._final(row, event)
         row["closed_at"] = event.recorded_at if row["final"] else None
@@ -214,13 +227,30 @@ def _sla_deadline(slas: dict[str, Any]) -> datetime | None:
     return min(due) if due else None
 
 
+def _at_risk_at(slas: dict[str, Any]) -> datetime | None:
+    """When the first running clock is at risk (the warning's time once one passed)."""
+    times = [
+        datetime.fromisoformat(s["at_risk_at"])
+        for s in slas.values()
+        if s.get("running") and s.get("deadline") and s.get("at_risk_at")
+    ]
+    return min(times) if times else None
+
+
 def _set_sla(row: Row, sla: str, **changes: Any) -> None:
-    slas = {**row["slas"], sla: {**row["slas"].get(sla, {}), **changes}}
+    clock = {**row["slas"].get(sla, {}), **changes}
+    deadline, started = clock.get("deadline"), clock.get("started")
+    if deadline and started and not clock.get("warned"):
+        due = datetime.fromisoformat(deadline)
+        at_risk = due - (due - datetime.fromisoformat(started)) * AT_RISK_SHARE
+        clock["at_risk_at"] = at_risk.isoformat()
+    slas = {**row["slas"], sla: clock}
     row["slas"] = slas
     row["sla_deadline"] = _sla_deadline(slas)
+    row["sla_at_risk_at"] = _at_risk_at(slas)
 
 
-def _clock_runs(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
+def _clock_runs(row: Row, data: dict[str, Any], event: EventEnvelope) -> None:
     due = data["due"]
     _set_sla(
         row,
@@ -230,12 +260,31 @@ def _clock_runs(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
         deadline=due.get("deadline"),
         warned=False,
         breached=False,
+        started=event.recorded_at.isoformat(),
     )
 
 
-def _clock_resumes(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
-    due = data["due"]
-    _set_sla(row, data["sla"], run=data["run"], running=True, deadline=due.get("deadline"))
+def _clock_resumes(row: Row, data: dict[str, Any], event: EventEnvelope) -> None:
+    due, clock = data["due"], row["slas"].get(data["sla"], {})
+    # A run keeps its start (the SLA outcomes' "started" row); a new run starts now.
+    started = clock.get("started") if clock.get("run") == data["run"] else None
+    _set_sla(
+        row,
+        data["sla"],
+        run=data["run"],
+        running=True,
+        deadline=due.get("deadline"),
+        started=started or event.recorded_at.isoformat(),
+    )
+
+
+def _warned(row: Row, data: dict[str, Any], event: EventEnvelope) -> None:
+    _set_sla(row, data["sla"], warned=True, at_risk_at=event.recorded_at.isoformat())
+
+
+def _priority(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
+    row["priority"] = data["priority"]
+    row["priority_rank"] = PRIORITY_RANK.get(data["priority"], 0)
 
 
 def _breached(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
@@ -270,7 +319,7 @@ _BY_CLASS: dict[type[Case.Event], Callable[[Row, dict[str, Any], EventEnvelope],
     Case.FieldsUpdated: lambda row, data, _e: row.update(
         fields={**row["fields"], **data["changes"]}
     ),
-    Case.PriorityChanged: _set("priority", "priority"),
+    Case.PriorityChanged: _priority,
     Case.RoutedToQueue: _set("queue", "queue"),
     Case.Escalated: _set("escalations", "level"),
     Case.NoteAdded: _note,
@@ -280,7 +329,7 @@ _BY_CLASS: dict[type[Case.Event], Callable[[Row, dict[str, Any], EventEnvelope],
     Case.SlaStopped: lambda row, data, _e: _set_sla(
         row, data["sla"], running=False, met=data["met"]
     ),
-    Case.SlaWarned: lambda row, data, _e: _set_sla(row, data["sla"], warned=True),
+    Case.SlaWarned: _warned,
     Case.SlaBreached: _breached,
 }
 _CHANGES = {event_type(kind): change for kind, change in _BY_CLASS.items()}

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, get_args
 from uuid import UUID
 
 from domain.errors import InvalidCommand
-from projections.case_list import CaseRow
+from projections.case_list import PRIORITY_RANK, CaseRow
 
 CaseSort = Literal["opened_at", "updated_at", "sla_deadline", "priority"]
 Order = Literal["asc", "desc"]
@@ -31,11 +31,10 @@ NATURAL_ORDER: dict[str, Order] = {
     "priority": "desc",
 }
 #: A running SLA clock is breached once its deadline has passed; at risk once a warning
-#: milestone (or its goal) is reached, or once less than this share of the time between
-#: its start and its deadline is left (for SLAs that declare no warning); else on time.
-AT_RISK_SHARE = 0.25
-#: Priorities from least to most urgent: the priority sort ranks them so.
-PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+#: milestone (or its goal) is reached, or once less than ``AT_RISK_SHARE`` of the time
+#: between its start and its deadline is left; else on time. Priorities rank from least to
+#: most urgent (``PRIORITY_RANK``). Both are defined with the case list, which keeps each
+#: case's rank and the instant it becomes at risk (``projections.case_list``).
 
 
 @dataclass(frozen=True)

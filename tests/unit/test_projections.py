@@ -24,7 +24,17 @@ CASE = "00000000-0000-4000-8000-000000000001"
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DUE = {"warning:50": "2026-12-01T10:00:00+00:00", "deadline": "2026-12-01T11:00:00+00:00"}
 NOTICE = "00000000-0000-4000-8000-0000000000aa"
-SLA = {"run": 1, "running": True, "deadline": DUE["deadline"], "warned": False, "breached": False}
+SLA = {
+    "run": 1,
+    "running": True,
+    "deadline": DUE["deadline"],
+    "warned": False,
+    "breached": False,
+    "started": (T0 + timedelta(minutes=2)).isoformat(),
+    # a quarter of the 118 minutes from its start (09:02) to its deadline (11:00) left
+    "at_risk_at": "2026-12-01T10:30:30+00:00",
+}
+AT_RISK = datetime(2026, 12, 1, 10, 30, 30, tzinfo=UTC)
 
 
 def final(_case_type: str, _version: int, status: str) -> bool:
@@ -106,7 +116,7 @@ EVENTS: list[tuple[str, Any, dict[str, Any]]] = [
     (
         "PriorityChanged",
         envelope(Case.PriorityChanged, 3, {"priority": "high"}),
-        {"priority": "high"},
+        {"priority": "high", "priority_rank": 2},
     ),
     ("RoutedToQueue", envelope(Case.RoutedToQueue, 3, {"queue": "q1"}), {"queue": "q1"}),
     (
@@ -126,7 +136,7 @@ EVENTS: list[tuple[str, Any, dict[str, Any]]] = [
     (
         "SlaPaused",
         envelope(Case.SlaPaused, 3, {"sla": "fix", "worked_seconds": 60.0}),
-        {"slas": {"fix": {**SLA, "running": False}}, "sla_deadline": None},
+        {"slas": {"fix": {**SLA, "running": False}}, "sla_deadline": None, "sla_at_risk_at": None},
     ),
     (
         "SlaResumed",
@@ -141,14 +151,25 @@ EVENTS: list[tuple[str, Any, dict[str, Any]]] = [
             },
         ),
         {
-            "slas": {"fix": {**SLA, "deadline": "2026-12-01T12:00:00+00:00"}},
+            "slas": {
+                "fix": {
+                    **SLA,
+                    "deadline": "2026-12-01T12:00:00+00:00",
+                    "at_risk_at": "2026-12-01T11:15:30+00:00",
+                }
+            },
             "sla_deadline": datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+            "sla_at_risk_at": datetime(2026, 12, 1, 11, 15, 30, tzinfo=UTC),
         },
     ),
     (
         "SlaStopped",
         envelope(Case.SlaStopped, 3, {"sla": "fix", "met": True}),
-        {"slas": {"fix": {**SLA, "running": False, "met": True}}, "sla_deadline": None},
+        {
+            "slas": {"fix": {**SLA, "running": False, "met": True}},
+            "sla_deadline": None,
+            "sla_at_risk_at": None,
+        },
     ),
     (
         "SlaWarned",
@@ -157,7 +178,10 @@ EVENTS: list[tuple[str, Any, dict[str, Any]]] = [
             3,
             {"sla": "fix", "run": 1, "milestone": "warning:50", "due_at": DUE["warning:50"]},
         ),
-        {"slas": {"fix": {**SLA, "warned": True}}},
+        {
+            "slas": {"fix": {**SLA, "warned": True, "at_risk_at": "2026-12-01T09:03:00+00:00"}},
+            "sla_at_risk_at": T0 + timedelta(minutes=3),
+        },
     ),
     (
         "SlaBreached",

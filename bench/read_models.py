@@ -39,7 +39,7 @@ from bench.common import (
 from infra.bootstrap import SAMPLE_CASE_TYPES, Container, install_case_types
 from infra.read_model_store import ReadModelStore
 from projections.case_history import SLA_OUTCOMES, STATUS_HISTORY
-from projections.case_list import CASE_LIST
+from projections.case_list import AT_RISK_SHARE, CASE_LIST, PRIORITY_RANK
 from services.queries import CaseFilter, PageCursor
 from services.read_models import CountBy, ReadModels, SlaWhere
 
@@ -85,12 +85,17 @@ def _clock(rng: random.Random, opened: datetime, now: datetime) -> dict[str, Any
     (as ``warn_at: [50]`` would be, most of the time)."""
     span = timedelta(days=rng.uniform(1, 15))
     deadline = opened + span
+    warned = now >= opened + span / 2 and rng.random() < 0.7
+    # as the projection keeps it: the warning's time, else a quarter of the span left
+    at_risk = opened + span / 2 if warned else deadline - span * AT_RISK_SHARE
     return {
         "run": 1,
         "running": True,
         "deadline": deadline.isoformat(),
-        "warned": now >= opened + span / 2 and rng.random() < 0.7,
+        "warned": warned,
         "breached": deadline <= now,
+        "started": opened.isoformat(),
+        "at_risk_at": at_risk.isoformat(),
     }
 
 
@@ -151,6 +156,7 @@ def generate(
         deadlines = [datetime.fromisoformat(c["deadline"]) for c in slas.values()]
         notes = [_text(rng, 12) for _ in range(rng.randint(0, 3))]
         title = _text(rng, 4)
+        priority = rng.choice(PRIORITIES)
         row = {
             "case_id": case_id,
             "case_type": case_type,
@@ -163,7 +169,7 @@ def generate(
             "opened_at": opened,
             "updated_at": entered[-1],
             "last_position": 0,
-            "priority": rng.choice(PRIORITIES),
+            "priority": priority,
             "queue": rng.choice(QUEUES),
             "escalations": 0,
             "sla_breaches": sum(1 for c in slas.values() if c["breached"]),
@@ -175,6 +181,10 @@ def generate(
             "source": None,
             "slas": json.dumps(slas),
             "sla_deadline": min(deadlines) if deadlines else None,
+            "sla_at_risk_at": min(
+                (datetime.fromisoformat(c["at_risk_at"]) for c in slas.values()), default=None
+            ),
+            "priority_rank": PRIORITY_RANK[priority],
             "search_text": title,
             "note_text": "\n".join(notes),
         }

@@ -366,7 +366,8 @@ BAD = [
             422,
             "stauts",
             "unknown query parameter",
-            "assignee, case_type, cursor, limit, priority, queue, status",
+            "assignee, case_type, closed_from, closed_to, cursor, final, limit, opened_from,"
+            " opened_to, order, party_id, priority, q, queue, sla_state, sort, status",
         ),
         id="filter-misspelt",
     ),

@@ -136,6 +136,7 @@ def generate(
                     "reason": None,
                     "final": not is_open and seq == len(path),
                     "case_version": seq,
+                    "closes": not is_open and seq == len(path),
                 }
             )
         slas = {"respond": _clock(rng, opened, now), "resolve": _clock(rng, opened, now)}

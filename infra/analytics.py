@@ -146,10 +146,9 @@ SELECT m.day, m.case_type, coalesce(lt.label, m.case_type) AS case_type_label,
 FROM (
     SELECT (h.entered_at AT TIME ZONE 'UTC')::date AS day, h.case_type,
            count(*) FILTER (WHERE h.kind = 'opened') AS opened,
-           count(*) FILTER (WHERE h.final AND NOT coalesce(p.final, false)) AS closed,
+           count(*) FILTER (WHERE h.closes) AS closed,
            count(*) FILTER (WHERE h.kind = 'reopened') AS reopened
     FROM public.status_history h
-    LEFT JOIN public.status_history p ON p.case_id = h.case_id AND p.seq = h.seq - 1
     GROUP BY 1, 2
 ) m
 {_label("lt", "case_type", "m.case_type", "m.case_type", None)}""",

@@ -88,10 +88,7 @@ GROUP BY 1, 2 ORDER BY 1, 2
 # A stay counts as a closing when it enters a final state from one that is not: only the
 # final stays (few) read the stay before them. Days are counted first, then every day of
 # the range is listed, with zeros for days without a move.
-_CLOSES = (
-    "CASE WHEN h.final THEN NOT coalesce((SELECT p.final FROM status_history p"
-    " WHERE p.case_id = h.case_id AND p.seq = h.seq - 1), false) ELSE false END"
-)
+_CLOSES = "h.closes"
 _THROUGHPUT = f"""
 WITH moves AS (
     SELECT (h.entered_at AT TIME ZONE 'UTC')::date AS day,

@@ -1,8 +1,9 @@
 """Case history for analysts: one row per state a case entered, one row per SLA milestone.
 
 ``status_history`` holds a row per stay in a state: when the case entered it and left it, who
-moved it there and by which transition (or ``kind``: opened, closed, reopened, migrated), and
-whether the state is final. Cycle times per state and per case type are read from it
+moved it there and by which transition (or ``kind``: opened, closed, reopened, migrated),
+whether the state is final, and whether entering it closed the case (``closes``: final, from
+a state that was not). Cycle times per state and per case type are read from it
 (analytics views, docs/read-models.md). ``sla_outcomes`` holds a row per SLA clock run
 started and per milestone reached (warned, breached) or kept (met, missed at stop).
 """
@@ -34,6 +35,7 @@ STATUS_HISTORY = Table(
         Column("reason", "text"),
         Column("final", "boolean NOT NULL"),
         Column("case_version", "integer NOT NULL"),
+        Column("closes", "boolean NOT NULL DEFAULT false"),
     ),
     key=("case_id", "seq"),
     indexes=(
@@ -41,7 +43,7 @@ STATUS_HISTORY = Table(
         ("status", "case_type, status, entered_at"),
         # Cycle times per state and throughput per day read these alone (index-only).
         ("stays", "(case_type, status) INCLUDE (entered_at, left_at) WHERE left_at IS NOT NULL"),
-        ("by_day", "(entered_at) INCLUDE (case_type, kind, final, case_id, seq)"),
+        ("by_day", "(entered_at) INCLUDE (case_type, kind, closes)"),
     ),
 )
 SLA_OUTCOMES = Table(
@@ -119,6 +121,8 @@ class CaseHistoryProjection(Projection):
         last = max(history, default=None)
         if last is not None:
             update(rows, STATUS_HISTORY, last, left_at=event.recorded_at)
+        final = self.final_states(event.case_type, event.case_type_version, status)
+        was_final = last is not None and history[last]["final"]
         put(
             rows,
             STATUS_HISTORY,
@@ -135,8 +139,9 @@ class CaseHistoryProjection(Projection):
                 "actor_id": event.actor.id,
                 "actor_role": event.actor.role,
                 "reason": reason,
-                "final": self.final_states(event.case_type, event.case_type_version, status),
+                "final": final,
                 "case_version": event.case_version,
+                "closes": final and not was_final,
             },
         )
 

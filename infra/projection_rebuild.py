@@ -14,13 +14,15 @@ one to the store's head under the lock, and compares them row for row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from psycopg import Connection
 from psycopg.rows import DictRow
 
+from domain.errors import DomainError
 from infra.projection_runner import ProjectionRunner
 from infra.projection_tables import (
     NEXT,
@@ -31,6 +33,7 @@ from infra.projection_tables import (
     create,
     drop,
     exists,
+    needs_rebuild,
     swap,
 )
 
@@ -39,6 +42,12 @@ log = logging.getLogger(__name__)
 CHUNK = 5_000
 #: Progress: (position reached, store head) after each chunk.
 Progress = Callable[[int, int], None]
+
+
+class RebuildRunning(DomainError):
+    """Another rebuild or drift check of the projection holds its tables."""
+
+    code = "rebuild_running"
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,36 @@ class Rebuilder:
         """Build the projection anew from the event store and swap it in. A rebuild killed
         midway is resumed (unless ``fresh``)."""
         shadow = self._shadow(NEXT)
-        with self.pool.connection() as conn, conn.transaction():
-            if fresh or not exists(conn, shadow.gen):
-                drop(conn, shadow.gen)
-            create(conn, shadow.gen)
-            start = int(shadow.state(conn).get("store_watermark") or 0)
+        with self._only_rebuild():
+            with self.pool.connection() as conn, conn.transaction():
+                stale = exists(conn, shadow.gen) and needs_rebuild(conn, shadow.gen)
+                if fresh or stale or not exists(conn, shadow.gen):
+                    drop(conn, shadow.gen)  # an interrupted rebuild by older code too
+                create(conn, shadow.gen)
+                start = int(shadow.state(conn).get("store_watermark") or 0)
+            return self._rebuild(shadow, start, progress)
+
+    @contextmanager
+    def _only_rebuild(self) -> Iterator[None]:
+        """Hold the projection's rebuild lock (a session lock on a connection of its own):
+        two rebuilds of one projection would fill the same tables."""
+        lock = self.live.gen.lock_id + 1
+        with self.pool.connection() as holder:
+            holder.autocommit = True
+            row = holder.execute("SELECT pg_try_advisory_lock(%s) AS got", (lock,)).fetchone()
+            if not (row and row["got"]):
+                raise RebuildRunning(
+                    f"a rebuild or drift check of {self.live.name} is running already",
+                    hint="wait for it to finish (caseledger projections list shows when it"
+                    " swapped in), then try again",
+                )
+            try:
+                yield
+            finally:
+                holder.execute("SELECT pg_advisory_unlock(%s)", (lock,))
+                holder.autocommit = False
+
+    def _rebuild(self, shadow: ProjectionRunner, start: int, progress: Progress) -> RebuildReport:
         if start:
             log.info("resuming the rebuild of %s from position %d", self.live.name, start)
         position = self._fill(shadow, start, progress)
@@ -100,6 +134,10 @@ class Rebuilder:
     def verify(self, progress: Progress = _quiet) -> list[Drift]:
         """Every row where the live projection differs from one rebuilt from the store."""
         shadow = self._shadow(VERIFY)
+        with self._only_rebuild():
+            return self._verify(shadow, progress)
+
+    def _verify(self, shadow: ProjectionRunner, progress: Progress) -> list[Drift]:
         with self.pool.connection() as conn, conn.transaction():
             drop(conn, shadow.gen)
             create(conn, shadow.gen)

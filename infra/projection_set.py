@@ -20,7 +20,7 @@ from domain.envelope import EventEnvelope
 from domain.errors import DomainError
 from infra.event_store import EventStoreReader
 from infra.projection_runner import ApplyResult, ProjectionRunner
-from infra.projection_tables import AfterSwap, Generation, create_state_tables
+from infra.projection_tables import AfterSwap, Generation, create_state_tables, needs_rebuild
 from projections.base import FinalStates, Projection
 from projections.case_history import CaseHistoryProjection
 from projections.case_list import CaseListProjection
@@ -105,7 +105,11 @@ class ProjectionSet:
     def figures(self, on: Connection[DictRow]) -> dict[str, dict[str, Any]]:
         """Each projection's position, lag and held cases, for status and metrics."""
         return {
-            name: {**runner.state(on), "lag": runner.lag(on)}
+            name: {
+                **runner.state(on),
+                "lag": runner.lag(on),
+                "outdated": needs_rebuild(on, runner.gen),
+            }
             for name, runner in self.runners.items()
         }
 

@@ -11,6 +11,7 @@ and the version a case is held at behind a dead letter), a row in ``projection_s
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS projection_state (
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 ALTER TABLE projection_state ADD COLUMN IF NOT EXISTS rebuilt_at timestamptz;
+ALTER TABLE projection_state ADD COLUMN IF NOT EXISTS fingerprint text;
 CREATE TABLE IF NOT EXISTS projection_dead_letters (
     projection      text NOT NULL,
     case_id         uuid NOT NULL,
@@ -101,8 +103,40 @@ def create(conn: Connection[DictRow], gen: Generation) -> None:
     conn.execute(
         "INSERT INTO projection_state (projection) VALUES (%s) ON CONFLICT DO NOTHING", (gen.key,)
     )
+    # Tables built by this very projection (new ones, or a rebuild's) carry its fingerprint;
+    # live tables an older one built keep theirs, and wait for a rebuild (needs_rebuild).
+    fresh = gen.suffix != LIVE or (created and not _has_rows(conn, gen))
     if created and gen.suffix == LIVE:
         _adopt(conn, gen)
+    if fresh:
+        conn.execute(
+            "UPDATE projection_state SET fingerprint = %s"
+            " WHERE projection = %s AND fingerprint IS NULL",
+            (fingerprint(gen.projection), gen.key),
+        )
+
+
+def fingerprint(projection: Projection) -> str:
+    """What the projection's tables and fold are: its live tables must have been built by
+    a projection with the same fingerprint."""
+    spec = repr((type(projection).__qualname__, projection.version, projection.tables))
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def needs_rebuild(conn: Connection[DictRow], gen: Generation) -> bool:
+    """Whether the live tables were built by another version of the projection (tables
+    from before an upgrade that changed its columns or its fold)."""
+    row = conn.execute(
+        "SELECT fingerprint FROM projection_state WHERE projection = %s", (gen.key,)
+    ).fetchone()
+    return row is not None and row["fingerprint"] != fingerprint(gen.projection)
+
+
+def _has_rows(conn: Connection[DictRow], gen: Generation) -> bool:
+    return any(
+        conn.execute(SQL("SELECT 1 FROM {} LIMIT 1").format(gen.ident(t))).fetchone()
+        for t in gen.projection.tables
+    )
 
 
 def _create_table(conn: Connection[DictRow], gen: Generation, table: Table) -> None:

@@ -63,6 +63,7 @@ def list_projections(
                 "lag": f["lag"],
                 "held_cases": f["held_cases"],
                 "rebuilt_at": str(f["rebuilt_at"]) if f.get("rebuilt_at") else None,
+                "outdated": f["outdated"],
             }
             for name, f in figures.items()
         }
@@ -80,7 +81,8 @@ def list_projections(
             str(r["applied_events"]),
             str(r["lag"]),
             str(r["held_cases"]),
-            r["rebuilt_at"] or "never",
+            (r["rebuilt_at"] or "never")
+            + (" (outdated: rebuild pending)" if r["outdated"] else ""),
         )
     Console().print(table)
 

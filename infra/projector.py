@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
@@ -22,7 +23,9 @@ from kafka.errors import CommitFailedError, KafkaError
 from domain.envelope import EventEnvelope
 from infra.kafka import ensure_topic, new_consumer
 from infra.outage import Liveness, Outage
+from infra.projection_rebuild import Rebuilder, RebuildRunning
 from infra.projection_set import ProjectionSet
+from infra.projection_tables import needs_rebuild
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class ProjectionWorker:
         self.liveness = Liveness()  # see infra.outage.keep_running
 
     def run(self, stop: threading.Event) -> None:
+        self._rebuild_outdated()
         consumer: KafkaConsumer | None = None
         broker = Outage("projector", log)
         last_message = time.monotonic()
@@ -55,6 +59,27 @@ class ProjectionWorker:
         finally:
             if consumer is not None:
                 consumer.close(autocommit=False)
+
+    def _rebuild_outdated(self) -> None:
+        """Rebuild, beside the live tables, each projection whose tables an older version of
+        caseledger built (new columns, another fold): queries go on meanwhile, and the live
+        tables are swapped for the new ones when it is done. Another worker rebuilding the
+        same projection is left to it."""
+        for name, runner in self.view.runners.items():
+            with self.view.pool.connection() as conn:
+                outdated = needs_rebuild(conn, runner.gen)
+            if not outdated:
+                continue
+            log.warning("the %s tables were built by another version: rebuilding them", name)
+            rebuilder = Rebuilder(
+                runner, self.view.after_swap, self.settings.projection_rebuild_chunk
+            )
+            try:
+                report = rebuilder.rebuild(_log_progress(name))
+            except RebuildRunning:
+                log.info("another process is rebuilding %s", name)
+                continue
+            log.info("%s rebuilt: %d events applied, swapped in", name, report.applied)
 
     def _sweep(self) -> None:
         """While the topic is quiet (or the broker away), apply from the store what the view
@@ -89,6 +114,18 @@ class ProjectionWorker:
             return None
         broker.recovered()
         return consumer
+
+
+def _log_progress(name: str) -> Callable[[int, int], None]:
+    """Log a rebuild's progress about every tenth of the way."""
+    logged = [0]
+
+    def show(position: int, head: int) -> None:
+        if head and position * 10 // head > logged[0]:
+            logged[0] = position * 10 // head
+            log.info("rebuilding %s: position %d of %d", name, position, head)
+
+    return show
 
 
 def _parse(raw: bytes) -> EventEnvelope | None:

@@ -76,6 +76,9 @@ class Projection(ABC):
 
     name: str
     tables: tuple[Table, ...]
+    #: Raise it when the fold changes what it writes: a projection whose tables or version
+    #: differ from those its live tables were built with is rebuilt by the worker.
+    version: int = 1
 
     @abstractmethod
     def apply(self, rows: CaseRows, event: EventEnvelope) -> None:

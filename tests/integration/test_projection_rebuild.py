@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from infra.bootstrap import Container, build_projector
-from infra.projection_rebuild import Rebuilder
+from infra.projection_rebuild import Rebuilder, RebuildRunning
 from infra.settings import Settings
 from services.queries import CaseFilter
 from tests.conftest import settings_env
@@ -162,3 +162,38 @@ def test_queries_and_the_live_worker_go_on_through_a_rebuild_and_its_swap(
     [case_id] = open_cases(container, 1)
     container.ledger.add_note(UUID(case_id), "after", CTX, None)
     assert container.projections.catch_up_from_store(container.reader.head(), 100) == 3 * 2
+
+
+def test_tables_an_older_version_built_are_rebuilt_by_the_worker(container: Container) -> None:
+    open_cases(container, 4, notes=1)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
+    with container.pool.connection() as conn:
+        conn.execute(
+            "UPDATE projection_state SET fingerprint = 'older' WHERE projection = 'case_list'"
+        )
+        conn.execute("UPDATE case_list SET priority_rank = 0")  # as an older version left it
+        assert container.projections.figures(conn)["case_list"]["outdated"]
+
+    build_projector(container)._rebuild_outdated()
+
+    with container.pool.connection() as conn:
+        figures = container.projections.figures(conn)
+        ranks = conn.execute("SELECT DISTINCT priority_rank FROM case_list").fetchall()
+    assert not any(f["outdated"] for f in figures.values())
+    assert [r["priority_rank"] for r in ranks] == [1]
+    assert _rebuilder(container, "case_list").verify() == []
+
+
+def test_a_second_rebuild_of_a_projection_is_refused_while_one_runs(
+    container: Container,
+) -> None:
+    rebuilder = _rebuilder(container, "case_list")
+    with container.pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (rebuilder.live.gen.lock_id + 1,))
+        try:
+            with pytest.raises(RebuildRunning, match="running already") as refused:
+                rebuilder.rebuild()
+            assert "try again" in refused.value.hint
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (rebuilder.live.gen.lock_id + 1,))
+    assert rebuilder.rebuild().position == container.reader.head()

@@ -5,6 +5,8 @@ docs/read-models.md describes each projection and its tables."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -136,8 +138,10 @@ def status(
         typer.echo(f"fix the cause, then: caseledger projections retry {name}")
 
 
-def _bar(description: str) -> Progress:
-    return Progress(
+@contextmanager
+def _bar(description: str, head: int) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, and the callback a rebuild reports its position to."""
+    progress = Progress(
         TextColumn(description),
         BarColumn(),
         TaskProgressColumn(),
@@ -145,6 +149,13 @@ def _bar(description: str) -> Progress:
         TimeRemainingColumn(),
         console=console,
     )
+    with progress:
+        task = progress.add_task(description, total=max(head, 1))
+
+        def show(position: int, head: int) -> None:
+            progress.update(task, completed=position, total=max(head, 1))
+
+        yield show
 
 
 @projections_app.command()
@@ -161,14 +172,9 @@ def rebuild(
     container = _container()
     try:
         runner = container.projections.runner(name)
-        with _bar(f"rebuilding {name}") as bar:
-            task = bar.add_task(name, total=container.reader.head() or 1)
-
-            def show(position: int, head: int) -> None:
-                bar.update(task, completed=position, total=max(head, 1))
-
-            chunk = container.settings.projection_rebuild_chunk
-            rebuilder = Rebuilder(runner, container.projections.after_swap, chunk)
+        chunk = container.settings.projection_rebuild_chunk
+        rebuilder = Rebuilder(runner, container.projections.after_swap, chunk)
+        with _bar(f"rebuilding {name}", container.reader.head()) as show:
             report = rebuilder.rebuild(show, fresh=fresh)
     except Exception as error:  # noqa: BLE001
         _fail(error)
@@ -191,14 +197,9 @@ def verify(name: Name) -> None:
     container = _container()
     try:
         runner = container.projections.runner(name)
-        with _bar(f"verifying {name}") as bar:
-            task = bar.add_task(name, total=container.reader.head() or 1)
-
-            def show(position: int, head: int) -> None:
-                bar.update(task, completed=position, total=max(head, 1))
-
-            chunk = container.settings.projection_rebuild_chunk
-            drifts = Rebuilder(runner, chunk=chunk).verify(show)
+        rebuilder = Rebuilder(runner, chunk=container.settings.projection_rebuild_chunk)
+        with _bar(f"verifying {name}", container.reader.head()) as show:
+            drifts = rebuilder.verify(show)
     except Exception as error:  # noqa: BLE001
         _fail(error)
         return

@@ -3,8 +3,6 @@ every event type (issue 11: rebuilds read the whole store through it)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from eventsourcing.persistence import StoredEvent
 
 from domain.case import Case
@@ -12,17 +10,13 @@ from domain.envelope import envelope_for
 from infra.bootstrap import Container
 from infra.event_store import CASE_TOPIC_PREFIX, _plain_envelope
 from infra.settings import Settings
-from tests.integration.test_event_contracts import Clock, install, tour
+from tests.integration.test_event_contracts import toured
 
 
 def test_the_plain_decoding_equals_the_library_mapping_for_every_event_type(
     container: Container, settings: Settings
 ) -> None:
-    clock = Clock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
-    container.ledger.clock = clock
-    notices = f"notices-{settings.kafka_topic}"
-    install(container, notices, "Contract tour")
-    tour(container, clock, notices)
+    toured(container, settings)  # every event type, by real commands
     with container.pool.connection() as conn:
         rows = conn.execute(
             container.reader.sql(

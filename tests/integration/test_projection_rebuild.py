@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
@@ -18,7 +17,7 @@ from infra.settings import Settings
 from services.queries import CaseFilter
 from tests.conftest import settings_env
 from tests.integration.helpers import CTX, open_cases, running, wait_until
-from tests.integration.test_event_contracts import Clock, install, tour
+from tests.integration.test_event_contracts import toured
 
 
 def _rebuilder(container: Container, name: str, chunk: int = 5_000) -> Rebuilder:
@@ -44,11 +43,7 @@ TABLES = {
 def test_every_read_model_rebuilt_from_the_store_equals_the_live_one(
     container: Container, settings: Settings
 ) -> None:
-    clock = Clock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
-    container.ledger.clock = clock
-    notices = f"notices-{settings.kafka_topic}"
-    install(container, notices, "Contract tour")
-    tour(container, clock, notices)  # every event type, by real commands
+    toured(container, settings)  # every event type, by real commands
     open_cases(container, 5, notes=2)
     container.projections.catch_up_from_store(container.reader.head(), 10_000)
     live = {table: _table(container, table, key) for table, key in TABLES.items()}

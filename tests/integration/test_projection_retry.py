@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import UUID
 
@@ -114,6 +115,37 @@ def test_the_cli_names_the_projections_and_shows_held_cases(
     result = runner.invoke(app, ["projections", "status", "case_list"], env=env)
     assert result.exit_code == 0, result.output
     assert "held cases 0" in result.output
+
+
+def test_the_cli_rebuilds_verifies_and_lists_with_what_it_found(
+    container: Container, settings: Settings
+) -> None:
+    [case_id] = open_cases(container, 1, notes=2)
+    container.projections.catch_up_from_store(container.reader.head(), 1_000)
+    runner, env = CliRunner(), settings.as_env()
+
+    rebuilt = runner.invoke(app, ["projections", "rebuild", "case_history"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "case_history rebuilt: 3 events applied" in rebuilt.output
+    assert "swapped in" in rebuilt.output
+    verified = runner.invoke(app, ["projections", "verify", "case_list"], env=env)
+    assert verified.exit_code == 0, verified.output
+    assert "equal a rebuild from the store, row for row" in verified.output
+
+    with container.pool.connection() as conn:
+        conn.execute("UPDATE case_list SET notes = 7 WHERE case_id = %s", (case_id,))
+    drifted = runner.invoke(app, ["projections", "verify", "case_list"], env=env)
+    assert drifted.exit_code == 1
+    assert "case_list: only in live:" in drifted.output
+    assert '"notes": 7' in drifted.output
+    assert "2 rows differ; `caseledger projections rebuild case_list`" in drifted.output
+
+    listed = runner.invoke(app, ["projections", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert rows["case_history"]["rebuilt_at"] is not None
+    assert rows["case_list"]["tables"] == ["case_list"]
+    assert not rows["case_list"]["outdated"]
 
 
 def test_the_api_shows_held_events_and_retries_them(

@@ -5,23 +5,20 @@ Columns: the case id, then the columns of the reader's role view when the export
 case type (``views:`` ``columns``, without fields the view hides), else the attributes every
 case has. Status, priority and case type come with their labels in the reader's language
 beside them, and so do the choice fields of an export of one case type (``fields.category``
-then ``fields.category_label``). Cells are escaped by the ``csv`` module, and text that a
-spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
-carriage return) is prefixed with ``'`` (OWASP's advice on CSV injection).
+then ``fields.category_label``). Lines and cells are written by ``services.csv_text``:
+escaped by the ``csv`` module, and text that a spreadsheet would run as a formula is
+prefixed with ``'`` (OWASP's advice on CSV injection).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
 from services.case_views import CaseViews, Reader, RowView
+from services.csv_text import cell, lines
 from services.queries import CaseFilter, CaseListQueries
 
 COMMON = (
@@ -43,7 +40,6 @@ LABELLED = {
     "priority": "priority_label",
     "case_type": "case_type_label",
 }
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FIELD = "fields."
 
 
@@ -118,27 +114,7 @@ def _choice_label(name: str) -> Callable[[RowView], Any]:
 
 def csv_chunks(pages: Iterable[list[RowView]], columns: list[Column]) -> Iterator[str]:
     """The CSV text: the header line, then one chunk per page of rows."""
-    yield _lines([[column.header for column in columns]])
+    yield lines([[column.header for column in columns]])
     for rows in pages:
         if rows:
-            yield _lines([[_text(column.value(row)) for column in columns] for row in rows])
-
-
-def _lines(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    return buffer.getvalue()
-
-
-def _text(value: Any) -> str:
-    """The text of a cell, safe to open in a spreadsheet."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)  # a number cannot be a formula, and "-5" must stay -5
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+            yield lines([[cell(column.value(row)) for column in columns] for row in rows])

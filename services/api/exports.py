@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -12,11 +10,11 @@ from fastapi.responses import StreamingResponse
 
 from services.api.case_search import case_filter
 from services.api.cases import reader
+from services.api.csv_stream import csv_response
 from services.api.deps import CurrentCaller, Deps, authenticated, known_query_only
 from services.api.language import Languages
 from services.api.schemas import ErrorBody
 from services.case_view_csv import export_csv
-from services.deadline import deadline_in
 from services.queries import CaseFilter
 
 #: Cases read per query while exporting: one page is all an export holds in memory.
@@ -52,24 +50,4 @@ def export_cases(
     their labels in the language of your Accept-Language header. Fields your role's view
     hides are never exported. Text a spreadsheet would run as a formula starts with '."""
     chunks = export_csv(deps.views, deps.cases, where, reader(caller, languages), PAGE_SIZE)
-    return StreamingResponse(
-        _each_within(chunks, deps.deadline_s),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="cases.csv"'},
-    )
-
-
-def _each_within(chunks: Iterator[str], seconds: float | None) -> Iterator[str]:
-    """``chunks``, each read under a deadline of its own: the request's deadline covers the
-    first page (read before the answer starts), and a long export is not cut off when it
-    passes. Each chunk is read in a fresh context, outside the request's deadline."""
-    while True:
-        chunk = contextvars.Context().run(_next_within, chunks, seconds)
-        if chunk is None:
-            return
-        yield chunk
-
-
-def _next_within(chunks: Iterator[str], seconds: float | None) -> str | None:
-    with deadline_in(seconds):
-        return next(chunks, None)
+    return csv_response("cases", chunks, deps.deadline_s)

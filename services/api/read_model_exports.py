@@ -6,7 +6,6 @@ export through ``GET /exports/cases.csv`` (``?party_id=``)."""
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Annotated, Any
@@ -14,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+from services.api.csv_stream import csv_response
 from services.api.deps import Deps, authenticated, known_query_only
 from services.api.language import Languages
 from services.api.read_models import CaseTypeParam, Models, Name
 from services.api.schemas import NO_NUL, ErrorBody
-from services.deadline import deadline_in
 from services.queries import SlaState
 from services.read_model_csv import csv_pages
 from services.read_models import MAX_DAYS, CountBy, CycleBy, ReadModels, SlaWhere, WorkloadBy
@@ -45,26 +44,7 @@ def _csv(
     # The first page is read now: what refuses the export is raised before it starts.
     first = next(pages, [])
     chunks = csv_pages(columns, chain([first], pages))
-    return StreamingResponse(
-        _each_within(chunks, seconds),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
-
-
-def _each_within(chunks: Iterator[str], seconds: float | None) -> Iterator[str]:
-    """``chunks``, each read in a fresh context under a deadline of its own: a long export
-    is not cut off when the request's deadline passes."""
-    while True:
-        chunk = contextvars.Context().run(_next_within, chunks, seconds)
-        if chunk is None:
-            return
-        yield chunk
-
-
-def _next_within(chunks: Iterator[str], seconds: float | None) -> str | None:
-    with deadline_in(seconds):
-        return next(chunks, None)
+    return csv_response(name, chunks, seconds)
 
 
 @router.get("/counts.csv", response_class=StreamingResponse, responses=_CSV)

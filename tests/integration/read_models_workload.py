@@ -15,21 +15,28 @@ E      rm_probe   on_hold         -         -            respond paused, resolve
 F      generic    closed          -         -            none; party P-42, from silo crm
 G      generic    closed          -         -            none; party P-7, a note on drums
 =====  =========  ==============  ========  ===========  ====================================
+
+Test modules import the fixtures they use (``from tests.integration.read_models_workload
+import client, container, workload``): ``container`` is one stack for the whole module,
+``workload`` stores and projects the cases above in it, and ``client`` is the API on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import eventsourcing.domain
 import pytest
+from fastapi.testclient import TestClient
 
 from domain.context import CommandContext
-from infra.bootstrap import Container
+from infra.bootstrap import Container, build_api
+from infra.embedded import EmbeddedBroker
 from infra.sla_watcher import SlaWatcher
+from tests.shared_stack import module_container
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=40)
@@ -99,6 +106,27 @@ class Workload:
 
     def letters(self, case_ids: Any) -> list[str]:
         return [self.letter(str(i)) for i in case_ids]
+
+
+@pytest.fixture(scope="module")
+def container(
+    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Container]:
+    """A stack on a database of its own, for the whole test module."""
+    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("rm")) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def workload(container: Container) -> Workload:
+    return build_workload(container)
+
+
+@pytest.fixture(scope="module")
+def client(container: Container, workload: Workload) -> Iterator[TestClient]:
+    """The API on the module's stack, once the workload is stored and projected."""
+    with TestClient(build_api(container)) as test_client:
+        yield test_client
 
 
 def build_workload(container: Container) -> Workload:

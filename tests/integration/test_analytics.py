@@ -22,7 +22,6 @@ from domain.errors import DomainError
 from infra.analyst_roles import grant_analyst, revoke_analyst
 from infra.analytics import VIEWS
 from infra.bootstrap import Container
-from infra.embedded import EmbeddedBroker
 from infra.projection_rebuild import Rebuilder
 from tests.conftest import settings_env
 from tests.integration.read_models_workload import (
@@ -31,19 +30,13 @@ from tests.integration.read_models_workload import (
     T0,
     Workload,
     build_workload,
+    container,
 )
 from tests.integration.test_analytics_doc import DOC
-from tests.shared_stack import module_container
+
+__all__ = ["container"]  # fixture
 
 DAY = 86_400.0
-
-
-@pytest.fixture(scope="module")
-def container(
-    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Container]:
-    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("an")) as built:
-        yield built
 
 
 @pytest.fixture(scope="module")

@@ -7,41 +7,29 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.bootstrap import Container, build_api
-from infra.embedded import EmbeddedBroker
+from infra.bootstrap import Container
 from services.api import read_model_exports
 from services.auth import Role
 from tests.conftest import auth
-from tests.integration.read_models_workload import NOW, OCT_1, T0, Workload, build_workload
-from tests.shared_stack import module_container
+from tests.integration.read_models_workload import (
+    NOW,
+    OCT_1,
+    T0,
+    Workload,
+    client,
+    container,
+    workload,
+)
+
+__all__ = ["client", "container", "workload"]  # fixtures
 
 DAY = 86_400.0
-
-
-@pytest.fixture(scope="module")
-def container(
-    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Container]:
-    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("rm")) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def workload(container: Container) -> Workload:
-    return build_workload(container)
-
-
-@pytest.fixture(scope="module")
-def client(container: Container, workload: Workload) -> Iterator[TestClient]:
-    with TestClient(build_api(container)) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")

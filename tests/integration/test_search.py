@@ -4,7 +4,7 @@ the SLA state; each sort paged by cursor across ties; and the 422s of bad parame
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -12,33 +12,14 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.bootstrap import Container, build_api
-from infra.embedded import EmbeddedBroker
+from infra.bootstrap import Container
 from services.auth import Role
 from tests.conftest import auth
-from tests.integration.read_models_workload import T0, Workload, build_workload
-from tests.shared_stack import module_container
+from tests.integration.read_models_workload import T0, Workload, client, container, workload
+
+__all__ = ["client", "container", "workload"]  # fixtures
 
 RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
-
-
-@pytest.fixture(scope="module")
-def container(
-    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Container]:
-    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("search")) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def workload(container: Container) -> Workload:
-    return build_workload(container)
-
-
-@pytest.fixture(scope="module")
-def client(container: Container, workload: Workload) -> Iterator[TestClient]:
-    with TestClient(build_api(container)) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")

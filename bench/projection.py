@@ -2,7 +2,7 @@
 
 Stores and relays the events (untimed). Then a consumer from ``infra.kafka.new_consumer``
 feeds every projection (``ProjectionSet.apply_batch``) as ``ProjectionWorker._consume_once``
-does (poll up to 500, parse envelopes, apply in one transaction per projection, commit
+does (poll up to 2,000, parse envelopes, apply in one transaction per projection, commit
 offsets) until every event is applied. The baseline is a consumer with the same settings in
 another group that polls the same messages and only ``json.loads`` them. Each consumer first
 joins its group and is rewound to the topic's start, untimed; the clock then runs from its
@@ -31,13 +31,14 @@ from bench.common import (
     run_alone,
     seed_events,
 )
-from domain.envelope import EventEnvelope
 from infra.kafka import new_consumer
 from infra.projection_rebuild import CHUNK, Rebuilder
+from infra.projector import parse
 
 NAME = "projection"
 POLL_TIMEOUT_MS = 500
-MAX_RECORDS = 500
+#: As many as the worker polls at most (CASELEDGER_PROJECTION_BATCH_SIZE's default).
+MAX_RECORDS = 2_000
 GIVE_UP_SECONDS = 180.0
 
 Handler = Callable[[list[bytes]], None]
@@ -48,7 +49,7 @@ def project_handler(env: BenchEnv, consumer: Any) -> Handler:
     view = env.container.projections
 
     def handle(values: list[bytes]) -> None:
-        view.apply_batch([EventEnvelope.from_json(v) for v in values])
+        view.apply_batch([e for v in values if (e := parse(v))])
         consumer.commit()
 
     return handle

@@ -111,7 +111,11 @@ class EventEnvelope:
 
     @classmethod
     def from_json(cls, raw: bytes) -> EventEnvelope:
-        body = json.loads(raw)
+        return cls.from_body(json.loads(raw))
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> EventEnvelope:
+        """The envelope of a parsed JSON message (a faster parser may have read it)."""
         source = body.get("source")
         return cls(
             event_id=body["event_id"],

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import orjson
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError, KafkaError
 
@@ -92,7 +93,7 @@ class ProjectionWorker:
 
     def _consume_once(self, consumer: KafkaConsumer) -> int:
         batches = consumer.poll(timeout_ms=500)
-        events = [e for rs in batches.values() for r in rs if (e := _parse(r.value))]
+        events = [e for rs in batches.values() for r in rs if (e := parse(r.value))]
         if not events:
             return 0
         self.view.apply_batch(events)
@@ -128,10 +129,16 @@ def _log_progress(name: str) -> Callable[[int, int], None]:
     return show
 
 
-def _parse(raw: bytes) -> EventEnvelope | None:
-    """The envelope in ``raw``; a message that is not one is logged and passed over."""
+def parse(raw: bytes) -> EventEnvelope | None:
+    """The envelope in ``raw``; a message that is not one is logged and passed over. Read
+    with orjson, about three times faster than the standard library, which still reads
+    what orjson cannot (integers beyond 64 bits, which the relay writes the standard way)."""
     try:
-        return EventEnvelope.from_json(raw)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return EventEnvelope.from_json(raw)
+        return EventEnvelope.from_body(body)
     except (ValueError, KeyError, TypeError) as error:
         log.error("passing over a message that is not a case event envelope: %s", error)
         return None

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         description="events the relay reads and sends at a time (2,000 against 500: ~45% more "
         "events/s, fuller partition batches; a crash re-sends at most two batches)",
     )
-    projection_batch_size: int = Field(default=500, ge=1)
+    projection_batch_size: int = Field(default=2_000, ge=1)
     #: Stored events a rebuild or drift check reads and applies per transaction.
     projection_rebuild_chunk: int = Field(default=5_000, ge=1, le=100_000)
     relay_idle_wait_s: float = Field(default=0.5, gt=0)

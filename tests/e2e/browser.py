@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Route, sync_playw
 
 from infra.bootstrap import Container, build_api, build_projector
 from infra.embedded import free_port
-from tests.integration.helpers import running
+from tests.integration.helpers import running, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -64,8 +63,7 @@ def serving(container: Container) -> Iterator[str]:
     web = uvicorn.Server(config)
     thread = threading.Thread(target=web.run, daemon=True)
     thread.start()
-    while not web.started:
-        time.sleep(0.05)
+    wait_until(lambda: web.started, 30, "the API to start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

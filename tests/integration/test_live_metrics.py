@@ -23,7 +23,7 @@ from infra.kafka import ensure_topic, new_producer, partition_for
 from infra.settings import Settings
 from services.auth import Role
 from tests.conftest import auth, settings_env
-from tests.integration.helpers import stop_process
+from tests.integration.helpers import stop_process, wait_until
 
 WORKER_START_S = 60
 
@@ -103,16 +103,20 @@ def wait_for(
     client: TestClient, key: str, check: Callable[[dict[str, Any]], bool], timeout: float
 ) -> dict[str, Any]:
     """GET /live-metrics until ``check`` holds on its body."""
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    last: dict[str, Any] = {}
+
+    def holds() -> bool:
         answer = client.get("/live-metrics", headers=auth(key))
         assert answer.status_code == 200, answer.text
-        body = answer.json()
-        if check(body):
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; the last answer was {json.dumps(body, indent=1)}")
+        last.clear()
+        last.update(answer.json())
+        return check(last)
+
+    try:
+        wait_until(holds, timeout, "the live metrics")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the last answer was {json.dumps(last, indent=1)}") from None
+    return dict(last)
 
 
 def hour_counts(body: dict[str, Any]) -> dict[tuple[str, str, str | None], tuple[int, ...]]:

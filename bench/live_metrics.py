@@ -28,13 +28,10 @@ from bench.common import (
     Scale,
     bench_environment,
     print_figure,
-    relay_everything,
     run_alone,
-    seed_events,
     timed_progress,
 )
-from bench.projection import decode_handler, time_consumer
-from infra.kafka import new_consumer
+from bench.projection import relayed_and_raw_consumed
 
 NAME = "live-metrics"
 GIVE_UP_SECONDS = 300.0
@@ -88,15 +85,7 @@ def _table_exists(env: BenchEnv) -> bool:
 def run(scale: Scale) -> list[Figure]:
     CONSOLE.rule("[bold]live metrics events/s: the faust worker vs raw consume")
     with bench_environment("live") as env:
-        seed_events(env.container, scale.projection_events)
-        total = relay_everything(env.container)
-        settings = env.settings
-        raw_seconds = time_consumer(
-            "raw consumer (json.loads only)",
-            new_consumer(settings, f"{settings.projection_group}-raw"),
-            total,
-            lambda _consumer: decode_handler,
-        )
+        total, raw_seconds = relayed_and_raw_consumed(env, scale)
         faust_rate = time_faust_worker(env, total)
         figure = Figure(
             benchmark=NAME,

@@ -99,18 +99,26 @@ def applied_events(env: BenchEnv) -> int:
     return int(env.container.projections.state("case_list").get("applied_events", 0))
 
 
+def relayed_and_raw_consumed(env: BenchEnv, scale: Scale) -> tuple[int, float]:
+    """Store and relay the run's events (untimed), then time the raw baseline: a consumer
+    that polls them all and only decodes their JSON. Answers the count and the seconds."""
+    seed_events(env.container, scale.projection_events)
+    total = relay_everything(env.container)
+    settings = env.settings
+    raw_seconds = time_consumer(
+        "raw consumer (json.loads only)",
+        new_consumer(settings, f"{settings.projection_group}-raw"),
+        total,
+        lambda _consumer: decode_handler,
+    )
+    return total, raw_seconds
+
+
 def run(scale: Scale) -> list[Figure]:
     CONSOLE.rule("[bold]3. projection events/s: every projection vs raw consume")
     with bench_environment(NAME) as env:
-        seed_events(env.container, scale.projection_events)
-        total = relay_everything(env.container)
+        total, raw_seconds = relayed_and_raw_consumed(env, scale)
         settings = env.settings
-        raw_seconds = time_consumer(
-            "raw consumer (json.loads only)",
-            new_consumer(settings, f"{settings.projection_group}-raw"),
-            total,
-            lambda _consumer: decode_handler,
-        )
         project_seconds = time_consumer(
             "apply_batch + commit",
             new_consumer(settings, settings.projection_group),

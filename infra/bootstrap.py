@@ -25,6 +25,8 @@ from adapters.channels.webhook import TargetRefused, WebhookChannel
 from adapters.connectors import Access
 from domain.context import CommandContext
 from infra.analytics import Analytics
+from infra.audit_ledger import CheckpointStore, event_tables
+from infra.audit_ledger import install as install_audit
 from infra.case_list_store import CaseListStore
 from infra.connector_runner import IngestWorker
 from infra.connector_store import ConnectorStore
@@ -90,6 +92,8 @@ class Container:
     connector_admin: ConnectorAdmin
     #: The analysts' schema (labels and views over the read models).
     analytics: Analytics
+    #: The signed checkpoints of the event logs (tamper evidence, ``infra.audit_ledger``).
+    audit: CheckpointStore
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -121,8 +125,10 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
             ),
             deadline_s=settings.command_deadline_s,
         )
+        install_audit(pool, event_tables(ledger, case_types))  # before anything is written
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
+    ledger.recorded_versions = reader  # "the case as recorded at T" in one query (audit)
     projections = ProjectionSet(pool, reader, all_projections(ledger))
     analytics = Analytics(pool, case_types)
     with schema_lock(pool):
@@ -151,6 +157,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         ingestor=ingestor,
         connector_admin=ConnectorAdmin(connectors, quarantine, ingestor, case_types.current),
         analytics=analytics,
+        audit=CheckpointStore(pool, event_tables(ledger, case_types), settings),
     )
 
 

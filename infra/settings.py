@@ -144,6 +144,23 @@ class Settings(BaseSettings):
         "addresses are reached only when an entry names them exactly (10.0.0.8:8080, "
         "localhost:9000). Empty: no webhook may be published or sent.",
     )
+    # --- tamper evidence (infra.audit_ledger, docs/audit.md) ---
+    audit_checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often `caseledger up`'s checkpointer signs the event logs' Merkle "
+        "roots (only when a log grew since its last checkpoint)",
+    )
+    audit_signing_key_file: Path | None = Field(
+        default=None,
+        description="the Ed25519 checkpoint signing key (PEM); default "
+        "<CASELEDGER_DATA_DIR>/audit/checkpoint-signing.key, made on first use. Keep it out "
+        "of reach of whoever can write the database",
+    )
+    audit_topic: str = Field(
+        default="audit-checkpoints",
+        description="the Kafka topic every signed checkpoint is published to",
+    )
     reserved_topic_prefixes: str = Field(
         default="case-events,caseledger,__",
         description="comma-separated Kafka topic prefixes notifications may not publish to, "

@@ -235,6 +235,21 @@ class CaseTypeRegistry(Application[UUID]):
                 self._compiled[key] = compiled
         return compiled
 
+    def draft_definition(self, name: str, version: int) -> Definition:
+        """The compiled definition of draft ``version``, to try it before it is published
+        (``services.what_if``); refused for a published or discarded version, and for a draft
+        with problems (each listed)."""
+        record = self.version(name, version)
+        if record.status != "draft":
+            raise InvalidCommand(
+                f"{name} v{version} is {record.status}, not a draft",
+                hint="draft a new version (POST /case-types) and try that one",
+            )
+        problems = problems_in(record.document, self.names(), self.policy)
+        if problems:
+            raise InvalidDocument(problems)
+        return compile_definition(record.document, version, self.names())
+
     def _refresh(self) -> None:
         """Apply the case-type events stored since the last look (the store commits them in
         notification order, so nothing stored earlier can appear later)."""

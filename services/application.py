@@ -18,7 +18,7 @@ from eventsourcing.application import (
     Repository,
     project_aggregate,
 )
-from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoding
+from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.case import Case
 from domain.context import CommandContext
@@ -27,9 +27,7 @@ from domain.rules import Firing, RuleRun, facts, react, run_actions
 from domain.sla import Clock, sla_named
 from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
-from services.personal_data import SealingMapper, Vault
 from services.retry import Retry
-from services.time_travel import CaseNotYetOpened, Moment, VersionNotFound, fold_effective
 
 #: A command that loses a race without ``expected_version`` runs again on the fresh case.
 RETRY_WITHOUT_EXPECTED_VERSION = Retry(attempts=30, pause_s=0.002)
@@ -57,22 +55,6 @@ class Definitions(Protocol):
     def definition(self, name: str, version: int) -> Definition: ...
 
 
-@dataclass(frozen=True)
-class RecordedVersion:
-    """Where a case stood at a recorded moment: its version then (``None``: not opened yet),
-    when it was opened, and its version now (both ``None``: no case has that id)."""
-
-    version: int | None
-    opened_at: datetime | None
-    current: int | None
-
-
-class RecordedVersions(Protocol):
-    """Finds a case's version at a recorded moment in the store (``infra.event_store``)."""
-
-    def version_at(self, case_id: UUID, at: datetime) -> RecordedVersion: ...
-
-
 class CaseLedger(Application[UUID]):
     """Opens cases and runs commands on them; every command is one atomic save.
 
@@ -95,20 +77,13 @@ class CaseLedger(Application[UUID]):
         env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deadline_s: float | None = None,
-        vault: Vault | None = None,
     ) -> None:
-        self.definitions = definitions
-        #: Keys of data subjects: personal fields are sealed under them (set before the
-        #: library builds the mapper that uses it).
-        self.vault = vault
         super().__init__(env)
+        self.definitions = definitions
         self.clock = clock
         #: How long a command or a read may take before it is refused with 503; a command
         #: refused so is never stored later (``services.deadline``, ``infra.recorder``).
         self.deadline_s = deadline_s
-        #: Answers "which version at that moment" with one query (the composition root sets
-        #: it); without it the case's events are read to find out.
-        self.recorded_versions: RecordedVersions | None = None
 
     def open_case(
         self,
@@ -221,51 +196,6 @@ class CaseLedger(Application[UUID]):
 
         return self.run_command(case_id, None, context, command).value
 
-    def construct_mapper(self) -> Mapper[UUID]:
-        """The library's mapper, sealing personal fields (``services.personal_data``)."""
-        return SealingMapper(super().construct_mapper(), self.vault, self._definition)
-
-    def _definition(self, case_type: str, version: int) -> Definition:
-        return self.definitions.definition(case_type, version)
-
-    @property
-    def stored_mapper(self) -> Mapper[UUID]:
-        """A mapper that leaves personal values sealed, as stored: for everything that
-        carries events out of the ledger (the relay, the projections)."""
-        return Mapper(self.mapper.transcoder, self.mapper.compressor, self.mapper.cipher)
-
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        """Save, telling the mapper whose personal data each case holds."""
-        mapper = self.mapper
-        if isinstance(mapper, SealingMapper):
-            for obj in objs:
-                if isinstance(obj, Case):
-                    mapper.subjects.remember(obj.id, obj.subject)
-        return super().save(*objs, **kwargs)
-
-    def place_legal_hold(self, case_id: UUID, reason: str, context: CommandContext) -> Case:
-        """Put the case on legal hold: its personal data may not be erased until lifted."""
-
-        def command(run: RuleRun) -> None:
-            run.case.place_legal_hold(reason, run.context)
-
-        return self.run_command(case_id, None, context, command).case
-
-    def lift_legal_hold(self, case_id: UUID, reason: str, context: CommandContext) -> Case:
-        def command(run: RuleRun) -> None:
-            run.case.lift_legal_hold(reason, run.context)
-
-        return self.run_command(case_id, None, context, command).case
-
-    def erase_personal_data(self, case_id: UUID, reason: str, context: CommandContext) -> bool:
-        """Record that the case's subject's personal data is erased (refused on legal hold);
-        ``False`` when it was recorded already. Rules do not react to it."""
-
-        def command(run: RuleRun) -> bool:
-            return run.case.erase_personal_data(run.definition, reason, run.context)
-
-        return self.run_command(case_id, None, context, command).value
-
     def construct_repository(self) -> Repository[UUID]:
         """The library's repository, with its cache and fast-forward as ``infra.db`` sets
         them, copying a cached case only while no other thread brings it up to date."""
@@ -310,87 +240,15 @@ class CaseLedger(Application[UUID]):
             raise CaseNotFound(f"no case has id {case_id}")
         return case
 
-    # -- time travel (services.time_travel) ---------------------------------------------
-
-    def case_at(self, case_id: UUID, moment: Moment) -> Case:
-        """The case as recorded at ``moment.as_of`` or ``moment.version`` (loaded from the
-        nearest snapshot), or as it stood at ``moment.effective_at`` by what was known then;
-        now when ``moment`` names no moment."""
-        if moment.is_now:
-            return self.get_case(case_id)
-        version = self.known_version(case_id, moment)
-        if moment.effective_at is None:
-            return self.get_case(case_id, version)
-        with deadline_in(self.deadline_s):
-            events = self.history(case_id, upto=version)
-            case = fold_effective(events, moment.effective_at)
-        if case is None:
-            raise CaseNotYetOpened(
-                f"case {case_id} was not open yet at effective time "
-                f"{moment.effective_at.isoformat()}: it was opened effective "
-                f"{_effective_opening(events).isoformat()}",
-                hint="ask for an effective_at at or after that moment",
-            )
-        return case
-
-    def known_version(self, case_id: UUID, moment: Moment) -> int:
-        """The version of the case that ``moment`` reflects: ``moment.version``, the version
-        at ``moment.as_of``, or the current one."""
-        if moment.as_of is not None:
-            return self.version_at(case_id, moment.as_of)
-        case = self.get_case(case_id, moment.version)
-        if moment.version is not None and case.version < moment.version:
-            raise VersionNotFound(
-                f"case {case_id} is at version {case.version}; it has no version "
-                f"{moment.version} (yet)",
-                hint=f"ask for a version from 1 to {case.version}",
-            )
-        return case.version
-
-    def version_at(self, case_id: UUID, at: datetime) -> int:
-        """The case's version at recorded moment ``at``: that of its newest event recorded
-        by then. 404 (:class:`CaseNotYetOpened`) when it was opened later."""
-        with deadline_in(self.deadline_s):
-            found = (
-                self.recorded_versions.version_at(case_id, at)
-                if self.recorded_versions is not None
-                else self._scan_version_at(case_id, at)
-            )
-        if found.current is None or found.opened_at is None:
-            raise CaseNotFound(
-                f"no case has id {case_id}", hint="check the id, or list cases with GET /cases"
-            )
-        if found.version is None:
-            raise CaseNotYetOpened(
-                f"case {case_id} did not exist yet at {at.isoformat()}: it was opened at "
-                f"{found.opened_at.isoformat()}",
-                hint="ask for a moment at or after its opening",
-            )
-        return found.version
-
-    def _scan_version_at(self, case_id: UUID, at: datetime) -> RecordedVersion:
-        events = [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
-        if not events:
-            return RecordedVersion(None, None, None)
-        known = [e.originator_version for e in events if e.timestamp <= at]
-        return RecordedVersion(max(known, default=None), events[0].timestamp, len(events))
-
     def definition_of(self, case: Case) -> Definition:
         """The case type version the case is pinned to."""
         return self.definitions.definition(case.case_type, case.case_type_version)
 
-    def history(self, case_id: UUID, upto: int | None = None) -> list[Case.Event]:
-        """Every event of the case, in version order (up to version ``upto``, if given)."""
+    def history(self, case_id: UUID) -> list[Case.Event]:
+        """Every event of the case, in version order."""
         with deadline_in(self.deadline_s):
-            self.get_case(case_id, upto)
-            return [e for e in self.events.get(case_id, lte=upto) if isinstance(e, Case.Event)]
-
-    def history_page(self, case_id: UUID, after: int, limit: int) -> list[Case.Event]:
-        """Up to ``limit`` events of the case after version ``after``, in version order (an
-        export reads a long history so, a page at a time)."""
-        with deadline_in(self.deadline_s):
-            page = self.events.get(case_id, gt=after, limit=limit)
-            return [e for e in page if isinstance(e, Case.Event)]
+            self.get_case(case_id)
+            return [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
 
     def run_command(
         self,
@@ -446,11 +304,6 @@ def reach_milestone(run: RuleRun, sla: str, sla_run: int, milestone: str) -> boo
         firing = Firing(f"sla:{sla}", f"sla:{milestone}", case.version, actions)
         run_actions(run, firing)
     return True
-
-
-def _effective_opening(events: list[Case.Event]) -> datetime:
-    occurred = events[0].context.get("occurred_at") if isinstance(events[0], Case.Opened) else None
-    return datetime.fromisoformat(occurred) if occurred else events[0].timestamp
 
 
 def _conflict(case_id: UUID, actual: int | None, expected: int | None) -> VersionConflict:

@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.analysts_cli import analysts_app
+from infra.audit_replay_cli import case_types_what_if
 from infra.connectors_cli import connectors_app, echo_refusal
 from infra.projections_cli import projections_app
 from infra.settings import Settings
@@ -322,6 +323,9 @@ def case_types_discard(
     finally:
         container.close()
     typer.echo(f"{name} v{version} discarded")
+
+
+types_app.command("what-if")(case_types_what_if)  # infra.audit_replay_cli
 
 
 @types_app.command("migrate")

@@ -23,6 +23,7 @@ from services.api import (
     read_model_exports,
     read_models,
     secrets,
+    what_if,
 )
 from services.api.deadline import RequestDeadline
 from services.api.deps import ApiDependencies, Deps, KnownCaller, known_query_only
@@ -67,6 +68,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(me.router)
     app.include_router(projections.router)
+    app.include_router(what_if.router)
     mount_dashboard(app)
     mount_docs(app)
 

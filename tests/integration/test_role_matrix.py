@@ -223,6 +223,10 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         EVERYONE,
         lambda c: Call("/case-types/generic/history"),
     ),
+    ("POST", "/case-types/{name}/versions/{version}/what-if"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/what-if", {"days": 1}),
+    ),
     ("POST", "/case-types/{name}/migrations"): (
         "admin",
         lambda c: Call("/case-types/generic/migrations", {"to_version": 1}),

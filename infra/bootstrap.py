@@ -25,6 +25,7 @@ from adapters.channels.webhook import TargetRefused, WebhookChannel
 from adapters.connectors import Access
 from domain.context import CommandContext
 from infra.analytics import Analytics
+from infra.audit_bundle import AuditTrail
 from infra.audit_ledger import CheckpointStore, event_tables
 from infra.audit_ledger import install as install_audit
 from infra.case_list_store import CaseListStore
@@ -202,6 +203,7 @@ def build_api(container: Container) -> FastAPI:
         metrics=metrics_page(container),
         connector_admin=container.connector_admin,
         projections=container.projections,
+        audit=AuditTrail(container.audit, publish=False),  # the checkpointer publishes
         read_models=ReadModels(
             ReadModelStore(container.pool),
             container.case_types,

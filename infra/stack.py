@@ -23,7 +23,16 @@ from infra.settings import STACK_ENV, Settings
 from infra.supervisor import Supervisor
 from services.auth import Role
 
-CHILDREN = ("serve", "relay", "project", "sla-watch", "notify", "ingest", "live-metrics")
+CHILDREN = (
+    "serve",
+    "relay",
+    "project",
+    "sla-watch",
+    "notify",
+    "ingest",
+    "live-metrics",
+    "audit-checkpoints",
+)
 _OWNER = "# written by caseledger up, pid "
 
 

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from domain.context import CommandContext
 from services.api.errors import DATABASE_DOWN
 from services.application import CaseLedger
+from services.audit import AuditTrail
 from services.auth import KeyStore, Role
 from services.case_types import CaseTypeRegistry
 from services.case_views import CaseViews
@@ -73,6 +74,8 @@ class ApiDependencies:
     read_models: ReadModels | None = None
     #: Where each projection stands, what it holds, retries (``/projections``).
     projections: ProjectionAdmin | None = None
+    #: Checkpoints and evidence bundles (``/audit``, ``/cases/{id}/evidence``).
+    audit: AuditTrail | None = None
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its

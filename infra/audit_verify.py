@@ -1,0 +1,599 @@
+"""``caseledger audit verify``: recompute the event store's tamper evidence and report every
+problem, naming the case and version where it can.
+
+Per event log (the case ledger's and the case-type registry's):
+1. the chain, streamed in (originator_id, originator_version) order: each event's hash
+   recomputed from its content and its previous version's stored hash; versions 1..N with
+   none missing; versions stored in the order they were made. A hash that fits another case
+   (or version) names the event as moved there;
+2. the tree, streamed in audit_leaf order: leaves 0, 1, 2, ... with none missing, in
+   notification order, none inserted behind a checkpoint; the Merkle root at every
+   checkpoint's size equal to the root it signed;
+3. the checkpoints: each signed by a trusted key, and each published copy on the
+   ``audit-checkpoints`` topic present in the table and equal to it (a deleted or altered row
+   is caught by its copy, which also checks the tree);
+4. the case list's versions, an independent copy: a case whose newest events were deleted.
+
+Memory stays bounded (server-side cursors; only the problems found are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from uuid import UUID
+
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
+from psycopg import Connection
+from psycopg.rows import DictRow, tuple_row
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import ConnectionPool
+
+from domain.evidence import ZERO_HASH, Frontier, event_hash, leaf_hash
+from infra.audit_keys import verify_signature
+from infra.audit_ledger import Checkpoint, message_of
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+_ITERSIZE = 20_000
+#: Problems kept in detail; beyond, only counted (a wholesale rewrite is one story).
+MAX_DETAILED = 10_000
+_RANGE_NAMES = 20  # events named in a checkpoint's range when its root differs
+
+_CHAIN = """
+SELECT originator_id, originator_version, notification_id, topic, state, audit_hash
+FROM {table} ORDER BY originator_id, originator_version
+"""
+_TREE = """
+SELECT audit_leaf, notification_id, audit_hash, originator_id, originator_version
+FROM {table} ORDER BY audit_leaf
+"""
+_LIST_AHEAD = """
+SELECT c.case_id, c.version, s.stored FROM case_list c
+CROSS JOIN LATERAL (SELECT coalesce(max(e.originator_version), 0) AS stored
+                    FROM {table} e WHERE e.originator_id = c.case_id) s
+WHERE c.version > s.stored
+"""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: its kind, the log, and the case, version and position where known."""
+
+    kind: str
+    log: str
+    what: str
+    case_id: str | None = None
+    version: int | None = None
+    position: int | None = None
+
+    def __str__(self) -> str:
+        where = [self.log]
+        if self.case_id is not None:
+            where.append(f"case {self.case_id}")
+        if self.version is not None:
+            where.append(f"version {self.version}")
+        if self.position is not None and self.case_id is not None:
+            where.append(f"position {self.position}")
+        return f"{', '.join(where)}: {self.what} [{self.kind}]"
+
+
+@dataclass
+class Report:
+    """What verify found."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    checkpoints: int = 0
+    published: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    uncounted: int = 0  # problems beyond MAX_DETAILED
+
+    def add(self, problem: Problem) -> None:
+        if len(self.problems) < MAX_DETAILED:
+            self.problems.append(problem)
+        else:
+            self.uncounted += 1
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": sum(self.events.values()),
+            "logs": self.events,
+            "checkpoints": self.checkpoints,
+            "published_checkpoints": self.published,
+            "problems": [asdict(p) | {"message": str(p)} for p in self.problems],
+            "more_problems": self.uncounted,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where an event could have been: a case, a version and the hash before it."""
+
+    case_id: UUID
+    version: int
+    prev: bytes
+
+
+@dataclass(frozen=True)
+class _Mismatch:
+    case_id: UUID
+    version: int
+    position: int
+    topic: str
+    state: bytes
+    stored: bytes
+    prev: bytes
+
+
+class Verifier:
+    """Verifies the logs ``tables`` (the case ledger's first) against their checkpoints."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection[DictRow]],
+        tables: list[str],
+        settings: Settings,
+        trusted: dict[str, bytes],
+    ) -> None:
+        self.pool = pool
+        self.tables = tables
+        self.settings = settings
+        #: key id -> raw public key of every key whose checkpoints count.
+        self.trusted = trusted
+
+    def verify(self, progress: Progress | None = None, *, read_topic: bool = True) -> Report:
+        report = Report()
+        show = progress or (lambda done, total: None)
+        with self.pool.connection() as conn:
+            stored = _table_checkpoints(conn)
+            sizes = {t: _log_size(conn, t) for t in self.tables}
+        published = self._published(report) if read_topic else []
+        checkpoints = self._check_checkpoints(stored, published, report)
+        total, done = 2 * sum(sizes.values()), 0
+        for table in self.tables:
+            report.events[table] = 0
+            for count in self._chain(table, report):
+                show(done + count, total)
+            done += sizes[table]
+            mine = sorted((c for c in checkpoints if c.log == table), key=lambda c: c.size)
+            for count in self._tree(table, mine, report):
+                show(done + count, total)
+            done += sizes[table]
+        self._case_list_versions(self.tables[0], report)
+        show(total, total)
+        return report
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def _published(self, report: Report) -> list[Checkpoint]:
+        try:
+            messages = read_published(self.settings)
+        except (KafkaError, OSError) as error:
+            report.add(
+                Problem(
+                    "witness_unavailable",
+                    self.settings.audit_topic,
+                    f"the published checkpoints could not be read ({type(error).__name__}: "
+                    f"{error}); a deleted or altered checkpoint row would go unnoticed: check "
+                    "KAFKA_BOOTSTRAP_SERVERS and run verify again",
+                )
+            )
+            return []
+        mine = [m for m in messages if m.key_id in self.trusted]
+        if len(mine) < len(messages):
+            report.notes.append(
+                f"{len(messages) - len(mine)} published checkpoints signed by keys not trusted "
+                "here were left aside (another deployment's, or a retired key: pass it with "
+                "--trusted-key)"
+            )
+        report.published = len(mine)
+        return mine
+
+    def _check_checkpoints(
+        self, stored: list[Checkpoint], published: list[Checkpoint], report: Report
+    ) -> list[Checkpoint]:
+        """The checkpoints whose signature holds, from the table and from the topic; each
+        problem with either reported."""
+        report.checkpoints = len(stored)
+        good: dict[tuple[str, int, str], Checkpoint] = {}
+        by_size = {(c.log, c.size): c for c in stored}
+        for checkpoint in stored:
+            if self._signed(checkpoint, report, "in audit_checkpoints"):
+                good[(checkpoint.log, checkpoint.size, checkpoint.root)] = checkpoint
+        seen: set[tuple[str, int]] = set()
+        for copy in published:
+            if (copy.log, copy.size) in seen or not self._signed(copy, report, "published"):
+                continue
+            seen.add((copy.log, copy.size))
+            good.setdefault((copy.log, copy.size, copy.root), copy)
+            row = by_size.get((copy.log, copy.size))
+            if row is None:
+                report.add(
+                    Problem(
+                        "checkpoint_missing",
+                        copy.log,
+                        f"the checkpoint of size {copy.size:,} signed at {copy.signed_at} is on "
+                        f"the {self.settings.audit_topic} topic but not in audit_checkpoints: "
+                        "it was deleted from the table",
+                    )
+                )
+            elif row.as_json() != copy.as_json():
+                changed = [k for k, v in copy.as_json().items() if row.as_json()[k] != v]
+                report.add(
+                    Problem(
+                        "checkpoint_altered",
+                        copy.log,
+                        f"checkpoint #{row.id} (size {row.size:,}) differs from its published "
+                        f"copy in {', '.join(changed)}: it was altered in the table",
+                    )
+                )
+        for row in stored:
+            if row.published and (row.log, row.size) not in seen and published:
+                report.notes.append(
+                    f"checkpoint #{row.id} of {row.log} (size {row.size:,}) is marked published "
+                    "but its copy is not on the topic (the topic's retention dropped it?)"
+                )
+        return list(good.values())
+
+    def _signed(self, checkpoint: Checkpoint, report: Report, where: str) -> bool:
+        name = f"checkpoint #{checkpoint.id}" if checkpoint.id else "a checkpoint"
+        key = self.trusted.get(checkpoint.key_id)
+        if key is None:
+            what = f"is signed by key {checkpoint.key_id}, which is not trusted: forged"
+        elif not _signature_holds(key, checkpoint):
+            what = "has a signature that does not hold for its content: forged or altered"
+        else:
+            return True
+        report.add(
+            Problem(
+                "checkpoint_forged",
+                checkpoint.log,
+                f"{name} {where} (size {checkpoint.size:,}, signed at {checkpoint.signed_at}) "
+                + what,
+            )
+        )
+        return False
+
+    # --- chain ----------------------------------------------------------------------------
+
+    def _chain(self, table: str, report: Report) -> Iterator[int]:
+        """Check every case's chain; yields how many events it read so far."""
+        mismatches: list[_Mismatch] = []
+        slots: list[_Slot] = []
+        case: UUID | None = None
+        last_version, last_position, last_hash, count = 0, 0, ZERO_HASH, 0
+        hashes_of = event_hash
+        for case_id, version, position, topic, state, stored in _stream(
+            self.pool, SQL(_CHAIN).format(table=Identifier(table))
+        ):
+            count += 1
+            if not count % _ITERSIZE:
+                yield count
+            if case_id != case:
+                case, last_version, last_position, last_hash = case_id, 0, 0, ZERO_HASH
+            if version != last_version + 1:
+                self._missing(table, case_id, last_version, version, last_hash, report, slots)
+                last_version, last_position, last_hash = version, position, stored
+                continue
+            if position <= last_position:
+                report.add(
+                    Problem(
+                        "order_changed",
+                        table,
+                        f"it is stored at position {position:,}, before version "
+                        f"{version - 1} (position {last_position:,}): the log's order was "
+                        "changed",
+                        str(case_id),
+                        version,
+                        position,
+                    )
+                )
+            if hashes_of(last_hash, case_id, version, topic, state) != stored:
+                if len(mismatches) < MAX_DETAILED:
+                    mismatches.append(
+                        _Mismatch(case_id, version, position, topic, state, stored, last_hash)
+                    )
+                else:
+                    report.uncounted += 1
+            last_version, last_position, last_hash = version, position, stored
+        report.events[table] = count
+        self._explain(table, mismatches, slots, report)
+        yield count
+
+    def _missing(
+        self,
+        table: str,
+        case_id: UUID,
+        last_version: int,
+        version: int,
+        last_hash: bytes,
+        report: Report,
+        slots: list[_Slot],
+    ) -> None:
+        if version <= last_version:  # only with the primary key dropped
+            what = f"version {version} is stored twice"
+        else:
+            missing = range(last_version + 1, version)
+            what = (
+                f"version {missing[0]} is missing: the event was deleted"
+                if len(missing) == 1
+                else f"versions {missing[0]} to {missing[-1]} are missing: deleted"
+            )
+            if len(slots) < MAX_DETAILED:
+                slots.append(_Slot(case_id, missing[0], last_hash))
+        report.add(
+            Problem(
+                "event_missing",
+                table,
+                what + f" (version {version}'s hash cannot be checked without it)",
+                str(case_id),
+                last_version + 1 if version > last_version else version,
+            )
+        )
+
+    def _explain(
+        self, table: str, mismatches: list[_Mismatch], slots: list[_Slot], report: Report
+    ) -> None:
+        """Report each event whose hash does not fit: moved when its hash fits another case's
+        (or version's) place, changed otherwise."""
+        places = slots + [_Slot(m.case_id, m.version, m.prev) for m in mismatches]
+        for m in mismatches:
+            origin = next(
+                (
+                    p
+                    for p in places
+                    if (p.case_id, p.version) != (m.case_id, m.version)
+                    and event_hash(p.prev, p.case_id, p.version, m.topic, m.state) == m.stored
+                ),
+                None,
+            )
+            if origin is not None:
+                where = (
+                    f"case {origin.case_id} version {origin.version}"
+                    if origin.case_id != m.case_id
+                    else f"version {origin.version}"
+                )
+                kind = "event_moved" if origin.case_id != m.case_id else "order_changed"
+                what = f"the event stored here was {where}: it was moved"
+                if origin.case_id != m.case_id:
+                    what += " to another case"
+            else:
+                kind = "content_changed"
+                what = (
+                    "its content (state or topic) does not match its hash: changed after it "
+                    "was stored"
+                )
+            report.add(Problem(kind, table, what, str(m.case_id), m.version, m.position))
+
+    # --- tree -----------------------------------------------------------------------------
+
+    def _tree(self, table: str, checkpoints: list[Checkpoint], report: Report) -> Iterator[int]:
+        """Check the leaves and every checkpoint's root; yields how many leaves it read."""
+        frontier = Frontier()
+        pending = iter(checkpoints)
+        target = next(pending, None)
+        covered = 0  # the highest position a checkpoint at or below this leaf signed
+        expected, last_position, differing, since = 0, 0, 0, 0
+        recent: list[tuple[UUID, int, int]] = []  # events since the last checkpoint checked
+        for leaf, position, stored, case_id, version in _stream(
+            self.pool, SQL(_TREE).format(table=Identifier(table))
+        ):
+            if not frontier.size % _ITERSIZE and frontier.size:
+                yield frontier.size
+            if leaf != expected:
+                report.add(
+                    Problem(
+                        "event_missing",
+                        table,
+                        f"leaves {expected:,} to {leaf - 1:,} of the log are missing, between "
+                        f"positions {last_position:,} and {position:,}: events were deleted",
+                    )
+                    if leaf > expected
+                    else Problem(
+                        "event_inserted",
+                        table,
+                        f"leaf {leaf:,} is taken twice: an event was inserted",
+                        str(case_id),
+                        version,
+                        position,
+                    )
+                )
+            if position <= covered:
+                report.add(
+                    Problem(
+                        "event_inserted",
+                        table,
+                        f"it sits at leaf {leaf:,}, after the checkpoint that signed every "
+                        f"event up to position {covered:,}, yet its position is "
+                        f"{position:,}: it was inserted into the signed log",
+                        str(case_id),
+                        version,
+                        position,
+                    )
+                )
+            elif position <= last_position:
+                report.add(
+                    Problem(
+                        "order_changed",
+                        table,
+                        f"at leaf {leaf:,} it comes after position {last_position:,}: the "
+                        "log's order was changed",
+                        str(case_id),
+                        version,
+                        position,
+                    )
+                )
+            expected, last_position = max(expected, leaf + 1), max(last_position, position)
+            frontier.append(leaf_hash(position, stored))
+            since += 1
+            if len(recent) < _RANGE_NAMES:
+                recent.append((case_id, version, position))
+            while target is not None and target.size == frontier.size:
+                if differing:
+                    differing += 1
+                elif not _root_holds(target, frontier, position):
+                    differing = 1
+                    report.add(_differs(table, target, recent, since))
+                covered = max(covered, target.position)
+                recent, since = [], 0
+                target = next(pending, None)
+        if differing > 1:
+            report.add(
+                Problem(
+                    "checkpoint_differs",
+                    table,
+                    f"{differing - 1} later checkpoints differ from the log too (each covers "
+                    "the first one's events)",
+                )
+            )
+        for beyond in [target, *pending] if target is not None else []:
+            report.add(
+                Problem(
+                    "event_missing",
+                    table,
+                    f"checkpoint #{beyond.id or '(published)'} signed {beyond.size:,} events "
+                    f"up to position {beyond.position:,}, but the log holds {frontier.size:,}: "
+                    "events at the end of the log were deleted",
+                )
+            )
+        yield frontier.size
+
+    # --- an independent copy of each case's version ---------------------------------------
+
+    def _case_list_versions(self, table: str, report: Report) -> None:
+        """Cases the case list (a projection) knows at a version the store no longer holds:
+        the last events of a case deleted, which neither its chain nor a gap shows."""
+        with self.pool.connection() as conn:
+            if conn.execute("SELECT to_regclass('case_list') AS t").fetchone()["t"] is None:  # type: ignore[index]
+                return
+            rows = conn.execute(SQL(_LIST_AHEAD).format(table=Identifier(table))).fetchall()
+        for row in rows:
+            first, last = row["stored"] + 1, row["version"]
+            versions = f"version {first}" if first == last else f"versions {first} to {last}"
+            report.add(
+                Problem(
+                    "event_missing",
+                    table,
+                    f"the case list holds version {last} of this case, the store ends at "
+                    f"version {row['stored']}: {versions} deleted",
+                    str(row["case_id"]),
+                    first,
+                )
+            )
+
+
+def _differs(
+    table: str, checkpoint: Checkpoint, recent: list[tuple[UUID, int, int]], since: int
+) -> Problem:
+    named = ", ".join(f"case {c} version {v} (position {p:,})" for c, v, p in recent)
+    more = f" and {since - len(recent):,} more" if since > len(recent) else ""
+    return Problem(
+        "checkpoint_differs",
+        table,
+        f"the log's first {checkpoint.size:,} events no longer hash to the root checkpoint "
+        f"#{checkpoint.id or '(published)'} signed at {checkpoint.signed_at}: an event it "
+        "covers was changed (its hash recomputed), moved, reordered, inserted or deleted; "
+        f"the change is among the events added since the previous checkpoint: {named}{more}",
+    )
+
+
+def _root_holds(checkpoint: Checkpoint, frontier: Frontier, position: int) -> bool:
+    return frontier.root().hex() == checkpoint.root and position == checkpoint.position
+
+
+def _signature_holds(key: bytes, checkpoint: Checkpoint) -> bool:
+    try:
+        signature = bytes.fromhex(checkpoint.signature)
+    except ValueError:
+        return False
+    return verify_signature(key, signature, message_of(checkpoint))
+
+
+def _stream(pool: ConnectionPool[Connection[DictRow]], query: Any) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``query`` through a server-side cursor, in binary (bytea as bytes)."""
+    with (
+        pool.connection() as conn,
+        conn.transaction(),
+        conn.cursor(name="audit_verify", row_factory=tuple_row, binary=True) as cursor,
+    ):
+        cursor.itersize = _ITERSIZE
+        cursor.execute(query)
+        yield from cursor
+
+
+def _log_size(conn: Connection[DictRow], table: str) -> int:
+    row = conn.execute(
+        SQL("SELECT coalesce(max(audit_leaf) + 1, 0) AS n FROM {table}").format(
+            table=Identifier(table)
+        )
+    ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _table_checkpoints(conn: Connection[DictRow]) -> list[Checkpoint]:
+    from infra.audit_ledger import checkpoint_from_row  # noqa: PLC0415
+
+    rows = conn.execute(
+        "SELECT id, log, size, position, root, signed_at, key_id, signature, published_at"
+        " FROM audit_checkpoints ORDER BY log, size, id"
+    ).fetchall()
+    return [checkpoint_from_row(r) for r in rows]
+
+
+def read_published(settings: Settings, timeout_s: float = 10.0) -> list[Checkpoint]:
+    """Every checkpoint on the audit topic, oldest first ([] when the topic does not exist)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_servers,
+        enable_auto_commit=False,
+        request_timeout_ms=int(timeout_s * 1000) + 1000,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        partitions = consumer.partitions_for_topic(settings.audit_topic)
+        if not partitions:
+            return []
+        assigned = [TopicPartition(settings.audit_topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = consumer.end_offsets(assigned)
+        found: list[Checkpoint] = []
+        while any(consumer.position(p) < ends[p] for p in assigned):
+            batch = consumer.poll(timeout_ms=int(timeout_s * 1000))
+            if not batch:
+                raise KafkaError(f"no answer from {settings.audit_topic} in {timeout_s} s")
+            for records in batch.values():
+                found.extend(c for r in records if (c := _parse(r.value)) is not None)
+        return found
+    finally:
+        consumer.close()
+
+
+def _parse(value: bytes) -> Checkpoint | None:
+    try:
+        data = json.loads(value)
+        return Checkpoint(
+            log=str(data["log"]),
+            size=int(data["size"]),
+            position=int(data["position"]),
+            root=str(data["root"]),
+            signed_at=str(data["signed_at"]),
+            key_id=str(data["key_id"]),
+            signature=str(data["signature"]),
+            published=True,
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("a message on the audit topic is not a checkpoint: %r", value[:200])
+        return None

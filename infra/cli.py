@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 
 from infra.analysts_cli import analysts_app
+from infra.audit_cli import audit_app
 from infra.audit_replay_cli import case_types_what_if
 from infra.connectors_cli import connectors_app, echo_refusal
 from infra.projections_cli import projections_app
@@ -64,6 +65,7 @@ app.add_typer(types_app, name="case-types")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(projections_app, name="projections")
 app.add_typer(analysts_app, name="analysts")
+app.add_typer(audit_app, name="audit")
 
 
 def _settings() -> Settings:
@@ -229,6 +231,18 @@ def live_metrics() -> None:
     from infra.live_metrics_worker import LiveMetricsWorker
 
     _run_worker("live-metrics", LiveMetricsWorker)
+
+
+@app.command("audit-checkpoints")
+def audit_checkpoints() -> None:
+    """Sign the event logs' Merkle roots every CASELEDGER_AUDIT_CHECKPOINT_INTERVAL_S (when
+    a log grew) and publish them on the audit topic (`caseledger audit --help`)."""
+    from infra.audit_worker import Checkpointer
+
+    _run_worker(
+        "audit-checkpoints",
+        lambda c: Checkpointer(c.audit, c.settings.audit_checkpoint_interval_s),
+    )
 
 
 @app.command("demo-feed", hidden=True)

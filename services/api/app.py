@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from services.api import (
+    audit,
     bulk,
     case_types,
     cases,
@@ -23,6 +24,7 @@ from services.api import (
     read_model_exports,
     read_models,
     secrets,
+    subjects,
     what_if,
 )
 from services.api.deadline import RequestDeadline
@@ -68,7 +70,9 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(me.router)
     app.include_router(projections.router)
+    app.include_router(audit.router)
     app.include_router(what_if.router)
+    app.include_router(subjects.router)
     mount_dashboard(app)
     mount_docs(app)
 

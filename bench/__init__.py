@@ -15,7 +15,9 @@ Run them all from the project root with ``make bench`` or ``.venv/bin/python -m 
 - ``bench.ingest``: records/s from a legacy PostgreSQL table through the SQL source and the
   Ingestor (dedup on) vs a raw SELECT of the rows and vs batched ``ledger.save`` of new cases;
 - ``bench.webhook``: signed webhook deliveries/s (1 and 10 records each) with the whole stack
-  running, over HTTP with wrk, vs a no-op FastAPI POST.
+  running, over HTTP with wrk, vs a no-op FastAPI POST;
+- ``bench.evidence_offline``: an auditor's offline check of a 10,000-event evidence bundle
+  (``domain/evidence.py``) vs ``json.loads`` of the file and one SHA-256 per event.
 
 Each run also writes its figures to ``bench-results/`` as JSON, to compare runs.
 """

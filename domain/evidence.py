@@ -496,6 +496,20 @@ def _read_checkpoint(value: object, report: _Report) -> Checkpoint | None:
     return Checkpoint(log, size, position, root, signed_at, key_id, raw_signature, raw_root)
 
 
+def _hashes_from_hex(values: list[object]) -> list[bytes] | None:
+    """A list of 32-byte hashes from a list of 64-hex-digit strings (one fromhex for all)."""
+    texts = [v for v in values if isinstance(v, str) and len(v) == 64]
+    if len(texts) != len(values):
+        return None
+    try:
+        raw = bytes.fromhex("".join(texts))
+    except ValueError:
+        return None
+    if len(raw) != 32 * len(values):  # fromhex skips spaces
+        return None
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
 def _signature_from_hex(value: object) -> bytes | None:
     if not isinstance(value, str) or len(value) != 128:
         return None
@@ -529,8 +543,9 @@ def _check_events(
     last_version = 0
     last_hash: bytes | None = ZERO_HASH  # None: the previous event's hash was unreadable
     last_leaf = last_position = -1
+    uuids: dict[str, bytes | None] = {}  # every event names the same case: parse it once
     for number, event in enumerate(events, 1):
-        fields = _read_event(event, number, report)
+        fields = _read_event(event, number, uuids, report)
         if fields is None:
             last_hash = None
             last_version += 1
@@ -572,7 +587,9 @@ def _check_events(
 _EventFields = tuple[int, int, int, bytes, str, bytes, bytes, list[object]]
 
 
-def _read_event(event: object, number: int, report: _Report) -> _EventFields | None:
+def _read_event(
+    event: object, number: int, uuids: dict[str, bytes | None], report: _Report
+) -> _EventFields | None:
     """The typed fields of the `number`th event, or None after reporting what is wrong."""
     if not isinstance(event, dict):
         report(None, f"event #{number} is not an object")
@@ -583,7 +600,13 @@ def _read_event(event: object, number: int, report: _Report) -> _EventFields | N
         return None
     position = _whole(event.get("position"), 0, _MAX_UINT64)
     leaf = _whole(event.get("leaf"), 0, _MAX_UINT64)
-    raw_id, topic = _uuid_or_none(event.get("originator_id")), event.get("topic")
+    originator, topic = event.get("originator_id"), event.get("topic")
+    if isinstance(originator, str):
+        if originator not in uuids:
+            uuids[originator] = _uuid_or_none(originator)
+        raw_id = uuids[originator]
+    else:
+        raw_id = None
     stated = _hash_from_hex(event.get("hash"))
     proof = event.get("proof")
     state = _base64_or_none(event.get("state"))
@@ -662,13 +685,10 @@ def _check_inclusion(
             f"its position {position} is after the checkpoint's last ({checkpoint.position})",
         )
         return
-    path = []
-    for element in proof:
-        raw = _hash_from_hex(element)
-        if raw is None:
-            report(version, "its proof holds something other than 64 hex digits")
-            return
-        path.append(raw)
+    path = _hashes_from_hex(proof)
+    if path is None:
+        report(version, "its proof holds something other than 64 hex digits")
+        return
     if not verify_inclusion(
         leaf_hash(position, stated), leaf, checkpoint.size, path, checkpoint.root
     ):
@@ -681,7 +701,7 @@ _SPKI_ED25519_PREFIX = bytes.fromhex("302a300506032b6570032100")
 _DESCRIPTION = """\
 Check a caseledger evidence bundle offline, with nothing but Python and this file.
 
-A bundle (from `caseledger audit evidence CASE_ID`) holds every event of one case, each with
+A bundle (from `caseledger audit bundle CASE_ID`) holds every event of one case, each with
 its hash and its Merkle inclusion proof, and the signed checkpoint they are proved against.
 This script recomputes each event's hash from its content and the previous version's hash
 (versions 1..N, none missing), checks that each event is a leaf of the tree whose root the
@@ -770,7 +790,6 @@ def summary(bundle: dict[str, object]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="evidence.py",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

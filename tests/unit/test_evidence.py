@@ -603,7 +603,9 @@ def test_the_script_says_ok_for_a_valid_bundle(
     )
     hex_file = tmp_path / "key.hex"
     hex_file.write_text(SIGNER.public.hex() + "\n")
-    for key in (SIGNER.public.hex(), str(pem), str(hex_file)):
+    printed = tmp_path / "public-key.txt"  # all `caseledger audit public-key` prints
+    printed.write_text(f"key id: 0011\nhex:    {SIGNER.public.hex()}\n{pem.read_text()}")
+    for key in (SIGNER.public.hex(), str(pem), str(hex_file), str(printed)):
         done = script(str(path), "--public-key", key)
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(

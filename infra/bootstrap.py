@@ -130,6 +130,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
     ledger.recorded_versions = reader  # "the case as recorded at T" in one query (audit)
+    ledger.recorded_versions = reader  # "the case as recorded at T" in one query (audit)
     projections = ProjectionSet(pool, reader, all_projections(ledger))
     analytics = Analytics(pool, case_types)
     with schema_lock(pool):

@@ -26,7 +26,7 @@ from domain.envelope import (
     source_of,
 )
 from domain.event_names import data_fields, event_type
-from services.application import CaseLedger
+from services.application import CaseLedger, RecordedVersion
 from services.contract import Headers, event_headers
 
 CASE_TOPIC_PREFIX = f"{get_topic(Case)}."  # the topics of Case's nested event classes
@@ -51,6 +51,34 @@ ORDER BY originator_version
 """
 
 
+#: When a stored event was recorded: the event's own timestamp (``recorded_at`` of its
+#: envelope), read from its JSON state, as the library stores it.
+_RECORDED = "(convert_from(state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')::timestamptz"
+#: The case's version at a recorded moment (the newest event recorded by then, found from the
+#: newest down the primary key, so a moment near the end reads few rows), when it was opened,
+#: and its current version; one round trip.
+_VERSION_AT = f"""
+SELECT
+  (SELECT originator_version FROM {{events}}
+   WHERE originator_id = %(case_id)s AND {_RECORDED} <= %(at)s
+   ORDER BY originator_version DESC LIMIT 1),
+  (SELECT {_RECORDED} FROM {{events}}
+   WHERE originator_id = %(case_id)s AND originator_version = 1),
+  (SELECT max(originator_version) FROM {{events}} WHERE originator_id = %(case_id)s)
+"""
+#: The cases with an event recorded in ``[since, until)``, by the first one's position.
+_CASES_TOUCHED = f"""
+SELECT originator_id FROM {{events}}
+WHERE topic LIKE %(topics)s AND {_RECORDED} >= %(since)s AND {_RECORDED} < %(until)s
+GROUP BY originator_id ORDER BY min(notification_id)
+"""
+_POSITIONS = """
+SELECT originator_version, notification_id FROM {events}
+WHERE originator_id = %(case_id)s AND originator_version > %(after)s
+  AND originator_version <= %(upto)s
+"""
+
+
 class EventStoreReader:
     """Turns stored events into the envelopes the relay publishes and projections apply."""
 
@@ -63,10 +91,37 @@ class EventStoreReader:
         self.channel = Identifier(table.replace(".", "_"))
         self._case_events = SQL(_CASE_EVENTS).format(events=self.table)
         self._log = SQL(_LOG).format(events=self.table)
+        self._version_at = SQL(_VERSION_AT).format(events=self.table)
+        self._cases_touched = SQL(_CASES_TOUCHED).format(events=self.table)
+        self._positions = SQL(_POSITIONS).format(events=self.table)
 
     def sql(self, statement: str) -> Composed:
         """``statement`` with ``{events}`` naming the event store's table."""
         return SQL(statement).format(events=self.table)
+
+    def version_at(self, case_id: UUID, at: datetime) -> RecordedVersion:
+        """The version of case ``case_id`` at recorded moment ``at`` (``None`` when none of
+        its events was recorded by then), when it was opened and its current version (both
+        ``None`` when no case has that id): one query on the store."""
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            row = cursor.execute(self._version_at, {"case_id": case_id, "at": at}).fetchone()
+        return RecordedVersion(*row)
+
+    def cases_touched(self, since: datetime, until: datetime) -> list[UUID]:
+        """The cases with an event recorded in ``[since, until)``, in the order they were
+        first touched then (one pass over the store; ids only)."""
+        params = {"topics": f"{CASE_TOPIC_PREFIX}%", "since": since, "until": until}
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            return [row[0] for row in cursor.execute(self._cases_touched, params)]
+
+    def positions(self, case_id: UUID, after: int, upto: int) -> dict[int, int]:
+        """The global position of each event of the case with ``after < version <= upto``."""
+        params = {"case_id": case_id, "after": after, "upto": upto}
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            return dict(cursor.execute(self._positions, params).fetchall())
 
     def head(self) -> int:
         """The global position of the newest stored event (0 for an empty store)."""

@@ -28,6 +28,7 @@ from domain.sla import Clock, sla_named
 from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
 from services.retry import Retry
+from services.time_travel import CaseNotYetOpened, Moment, VersionNotFound, fold_effective
 
 #: A command that loses a race without ``expected_version`` runs again on the fresh case.
 RETRY_WITHOUT_EXPECTED_VERSION = Retry(attempts=30, pause_s=0.002)
@@ -53,6 +54,25 @@ class Definitions(Protocol):
     def current(self, name: str) -> Definition: ...
 
     def definition(self, name: str, version: int) -> Definition: ...
+
+
+@dataclass(frozen=True)
+class RecordedVersion:
+    """Where a case stood at a recorded moment: its version then (``None``: not opened yet),
+    when it was opened, and its version now (both ``None``: no case has that id)."""
+
+    version: int | None
+    opened_at: datetime | None
+    current: int | None
+
+
+class RecordedVersions(Protocol):
+    """The store's index of a case's events (``infra.event_store``): its version at a
+    recorded moment, and the global position of its events."""
+
+    def version_at(self, case_id: UUID, at: datetime) -> RecordedVersion: ...
+
+    def positions(self, case_id: UUID, after: int, upto: int) -> dict[int, int]: ...
 
 
 class CaseLedger(Application[UUID]):
@@ -84,6 +104,9 @@ class CaseLedger(Application[UUID]):
         #: How long a command or a read may take before it is refused with 503; a command
         #: refused so is never stored later (``services.deadline``, ``infra.recorder``).
         self.deadline_s = deadline_s
+        #: Answers "which version at that moment" with one query (the composition root sets
+        #: it); without it the case's events are read to find out.
+        self.recorded_versions: RecordedVersions | None = None
 
     def open_case(
         self,
@@ -240,15 +263,94 @@ class CaseLedger(Application[UUID]):
             raise CaseNotFound(f"no case has id {case_id}")
         return case
 
+    # -- time travel (services.time_travel) ---------------------------------------------
+
+    def case_at(self, case_id: UUID, moment: Moment) -> Case:
+        """The case as recorded at ``moment.as_of`` or ``moment.version`` (loaded from the
+        nearest snapshot), or as it stood at ``moment.effective_at`` by what was known then;
+        now when ``moment`` names no moment."""
+        if moment.is_now:
+            return self.get_case(case_id)
+        version = self.known_version(case_id, moment)
+        if moment.effective_at is None:
+            return self.get_case(case_id, version)
+        with deadline_in(self.deadline_s):
+            events = self.history(case_id, upto=version)
+            case = fold_effective(events, moment.effective_at)
+        if case is None:
+            raise CaseNotYetOpened(
+                f"case {case_id} was not open yet at effective time "
+                f"{moment.effective_at.isoformat()}: it was opened effective "
+                f"{_effective_opening(events).isoformat()}",
+                hint="ask for an effective_at at or after that moment",
+            )
+        return case
+
+    def known_version(self, case_id: UUID, moment: Moment) -> int:
+        """The version of the case that ``moment`` reflects: ``moment.version``, the version
+        at ``moment.as_of``, or the current one."""
+        if moment.as_of is not None:
+            return self.version_at(case_id, moment.as_of)
+        case = self.get_case(case_id, moment.version)
+        if moment.version is not None and case.version < moment.version:
+            raise VersionNotFound(
+                f"case {case_id} is at version {case.version}; it has no version "
+                f"{moment.version} (yet)",
+                hint=f"ask for a version from 1 to {case.version}",
+            )
+        return case.version
+
+    def version_at(self, case_id: UUID, at: datetime) -> int:
+        """The case's version at recorded moment ``at``: that of its newest event recorded
+        by then. 404 (:class:`CaseNotYetOpened`) when it was opened later."""
+        with deadline_in(self.deadline_s):
+            found = (
+                self.recorded_versions.version_at(case_id, at)
+                if self.recorded_versions is not None
+                else self._scan_version_at(case_id, at)
+            )
+        if found.current is None or found.opened_at is None:
+            raise CaseNotFound(
+                f"no case has id {case_id}", hint="check the id, or list cases with GET /cases"
+            )
+        if found.version is None:
+            raise CaseNotYetOpened(
+                f"case {case_id} did not exist yet at {at.isoformat()}: it was opened at "
+                f"{found.opened_at.isoformat()}",
+                hint="ask for a moment at or after its opening",
+            )
+        return found.version
+
+    def positions(self, case_id: UUID, after: int, upto: int) -> dict[int, int]:
+        """The global position of each event of the case with ``after < version <= upto``
+        (none known without the store's index)."""
+        if self.recorded_versions is None:
+            return {}
+        return self.recorded_versions.positions(case_id, after, upto)
+
+    def _scan_version_at(self, case_id: UUID, at: datetime) -> RecordedVersion:
+        events = [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
+        if not events:
+            return RecordedVersion(None, None, None)
+        known = [e.originator_version for e in events if e.timestamp <= at]
+        return RecordedVersion(max(known, default=None), events[0].timestamp, len(events))
+
     def definition_of(self, case: Case) -> Definition:
         """The case type version the case is pinned to."""
         return self.definitions.definition(case.case_type, case.case_type_version)
 
-    def history(self, case_id: UUID) -> list[Case.Event]:
-        """Every event of the case, in version order."""
+    def history(self, case_id: UUID, upto: int | None = None) -> list[Case.Event]:
+        """Every event of the case, in version order (up to version ``upto``, if given)."""
         with deadline_in(self.deadline_s):
-            self.get_case(case_id)
-            return [e for e in self.events.get(case_id) if isinstance(e, Case.Event)]
+            self.get_case(case_id, upto)
+            return [e for e in self.events.get(case_id, lte=upto) if isinstance(e, Case.Event)]
+
+    def history_page(self, case_id: UUID, after: int, limit: int) -> list[Case.Event]:
+        """Up to ``limit`` events of the case after version ``after``, in version order (an
+        export reads a long history so, a page at a time)."""
+        with deadline_in(self.deadline_s):
+            page = self.events.get(case_id, gt=after, limit=limit)
+            return [e for e in page if isinstance(e, Case.Event)]
 
     def run_command(
         self,
@@ -304,6 +406,11 @@ def reach_milestone(run: RuleRun, sla: str, sla_run: int, milestone: str) -> boo
         firing = Firing(f"sla:{sla}", f"sla:{milestone}", case.version, actions)
         run_actions(run, firing)
     return True
+
+
+def _effective_opening(events: list[Case.Event]) -> datetime:
+    occurred = events[0].context.get("occurred_at") if isinstance(events[0], Case.Opened) else None
+    return datetime.fromisoformat(occurred) if occurred else events[0].timestamp
 
 
 def _conflict(case_id: UUID, actual: int | None, expected: int | None) -> VersionConflict:

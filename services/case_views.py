@@ -35,12 +35,15 @@ from services.case_view_actions import (
 )
 from services.case_view_phrases import CLOSED_STATUS, phrase_language, priority_label
 from services.queries import CaseFilter, CaseListQueries, PageCursor
-from services.timeline import TimelineEntry, Wording, tell
+from services.time_travel import EffectiveTimes, Moment, effective_order, effective_times
+from services.timeline import Teller, TimelineEntry, Wording, tell
 
-__all__ = ["CaseViews", "Reader", "SeenCase", "SeenEvent", "visible"]
+__all__ = ["NOW", "CaseViews", "Moment", "Reader", "SeenCase", "SeenEvent", "visible"]
 
 _FIELD_READ = re.compile(r"\bfields\.([A-Za-z_][A-Za-z0-9_]*)")
 _FIELDS = re.compile(r"\bfields\b")
+#: A read of the case as it is now (every read path takes a :class:`Moment`).
+NOW = Moment()
 
 
 def visible(fields: Mapping[str, Any], view: View) -> dict[str, Any]:
@@ -112,6 +115,9 @@ class SeenEvent:
     event: Case.Event
     envelope: EventEnvelope
     withheld: list[str]
+    #: When it took effect in the world (``services.time_travel``): its ``occurred_at``, or
+    #: for a derived event its cause's.
+    effective_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,25 @@ class Timeline:
     entries: list[TimelineEntry]
 
 
+@dataclass(frozen=True)
+class ToldEvent:
+    """One event of a case's history as a role sees it, and its timeline sentence."""
+
+    seen: SeenEvent
+    entry: TimelineEntry
+
+
+@dataclass(frozen=True)
+class ToldHistory:
+    """A case and its history for an audit export: the case as the role sees it now, its
+    status label, and its history a page at a time (read once, as it is iterated)."""
+
+    seen: SeenCase
+    language: str
+    status_label: str
+    pages: Iterator[list[ToldEvent]]
+
+
 class CaseViews:
     """Decides what each role may read of cases; the one place read rights are applied."""
 
@@ -208,16 +233,18 @@ class CaseViews:
     def view(self, case_type: str, version: int, role: str) -> View:
         return self.ledger.definitions.definition(case_type, version).view_for(role)
 
-    def case(self, case_id: UUID, role: str) -> SeenCase:
-        case = self.ledger.get_case(case_id)
+    def case(self, case_id: UUID, role: str, at: Moment = NOW) -> SeenCase:
+        """The case as ``role`` sees it, now or at the moment ``at`` names."""
+        case = self.ledger.case_at(case_id, at)
         definition = self.ledger.definition_of(case)
         view = definition.view_for(role)
         return SeenCase(case, definition, view, visible(case.fields, view))
 
-    def case_view(self, case_id: UUID, reader: Reader) -> CaseView:
+    def case_view(self, case_id: UUID, reader: Reader, at: Moment = NOW) -> CaseView:
         """The case ready to show to ``reader``: what its role sees, in its language, with
-        the transitions and commands it may use now."""
-        seen = self.case(case_id, reader.role.value)
+        the transitions and commands it may use now (on a past case: those it could have
+        used then); at the moment ``at`` names, if any."""
+        seen = self.case(case_id, reader.role.value, at)
         case, definition, view = seen.case, seen.definition, seen.view
         language = view_language(definition, reader.languages)
         labels = ViewLabels(
@@ -290,21 +317,38 @@ class CaseViews:
         """The fields ``role``'s view of the current ``case_type`` shows (``None``: all)."""
         return self.ledger.definitions.current(case_type).view_for(role).see
 
-    def timeline(self, case_id: UUID, reader: Reader) -> Timeline:
+    def timeline(self, case_id: UUID, reader: Reader, at: Moment = NOW) -> Timeline:
         """The case's history as sentences in the case type's language for ``reader``, made
-        of the history its role sees (:meth:`history`) and nothing else."""
-        events = self.ledger.history(case_id)
-        case_type, version = _pinned(events)
-        definition = self.ledger.definitions.definition(case_type, version)
-        language = view_language(definition, reader.languages)
+        of the history its role sees (:meth:`history`) and nothing else; up to the moment
+        ``at`` names (in effective-time order for an ``effective_at``)."""
+        events = self._events(case_id, at)
+        definition = self.ledger.definitions.definition(*_pinned(events))
+        words = self._wording(definition, reader)
         view = definition.view_for(reader.role.value)
-        words = Wording(
+        return Timeline(words.language, tell(self._seen(events, view, at), words))
+
+    def _wording(self, definition: Definition, reader: Reader) -> Wording:
+        language = view_language(definition, reader.languages)
+        return Wording(
             language=language,
             definition=definition,
-            definition_at=lambda at: self._definition_or(case_type, at, definition),
+            definition_at=lambda at: self._definition_or(definition.name, at, definition),
             type_label=lambda name: self._type_label(name, language),
         )
-        return Timeline(language, tell([self._event(e, view) for e in events], words))
+
+    def audit_trail(self, case_id: UUID, reader: Reader, page_size: int) -> ToldHistory:
+        """The case as ``reader``'s role sees it now, and its whole history as that role
+        sees it, each event with its sentence, read a page at a time (an audit export)."""
+        seen = self.case(case_id, reader.role.value)
+        words = self._wording(seen.definition, reader)
+        status = status_label(seen.definition, seen.case.status, words.language)
+
+        def pages() -> Iterator[list[ToldEvent]]:
+            teller = Teller(words)
+            for page in self.history_pages(case_id, reader.role.value, page_size):
+                yield [ToldEvent(event, teller.tell(event)) for event in page]
+
+        return ToldHistory(seen, words.language, status, pages())
 
     def _definition_or(self, case_type: str, version: int, fallback: Definition) -> Definition:
         try:
@@ -319,15 +363,42 @@ class CaseViews:
             return case_type
         return label_in(labels, (language,), case_type)
 
-    def history(self, case_id: UUID, role: str) -> list[SeenEvent]:
+    def history(self, case_id: UUID, role: str, at: Moment = NOW) -> list[SeenEvent]:
         """Every event of the case, oldest first, filtered by the role's view of the case
-        type version the case runs under now (as ``GET /cases/{id}`` shows it)."""
-        events = self.ledger.history(case_id)
+        type version the case runs under now (as ``GET /cases/{id}`` shows it); up to the
+        moment ``at`` names, and for an ``effective_at`` in effective-time order."""
+        events = self._events(case_id, at)
         view = self.view(*_pinned(events), role)
-        return [self._event(event, view) for event in events]
+        return self._seen(events, view, at)
 
-    def _event(self, event: Case.Event, view: View) -> SeenEvent:
-        return seen_event(event, view, self._notification)
+    def history_pages(self, case_id: UUID, role: str, page_size: int) -> Iterator[list[SeenEvent]]:
+        """The case's whole history as :meth:`history` filters it, a page of events at a
+        time (an export of a long history never holds it whole), under the role's view of
+        the case type version the case runs under now."""
+        view = self._current_view(case_id, role)
+        after, dating = 0, EffectiveTimes()
+        while page := self.ledger.history_page(case_id, after, page_size):
+            yield [self._event(event, view, dating.of(event)) for event in page]
+            after = page[-1].originator_version
+
+    def _current_view(self, case_id: UUID, role: str) -> View:
+        case = self.ledger.get_case(case_id)
+        return self.view(case.case_type, case.case_type_version, role)
+
+    def _events(self, case_id: UUID, at: Moment) -> list[Case.Event]:
+        upto = None if at.is_now else self.ledger.known_version(case_id, at)
+        return self.ledger.history(case_id, upto)
+
+    def _seen(self, events: list[Case.Event], view: View, at: Moment) -> list[SeenEvent]:
+        """``events`` as ``view`` shows them, each with its effective time: all in version
+        order, or for an ``effective_at`` those in effect by then, in effective-time order."""
+        if at.effective_at is None:
+            times = effective_times(events)
+            return [self._event(e, view, times[e.originator_version]) for e in events]
+        return [self._event(e, view, t) for e, t in effective_order(events, at.effective_at)]
+
+    def _event(self, event: Case.Event, view: View, effective: datetime | None = None) -> SeenEvent:
+        return replace(seen_event(event, view, self._notification), effective_at=effective)
 
     def _notification(self, case_type: str, version: int, name: str) -> Notification | None:
         return self.ledger.definitions.definition(case_type, version).notifications.get(name)

@@ -205,13 +205,23 @@ class Told:
 
 def tell(seen: list[SeenEvent], words: Wording) -> list[TimelineEntry]:
     """The timeline of a case from its history as the reader's role sees it, oldest first."""
-    folded, entries = Folded(), []
-    for event in seen:
-        step = Step(event, words, folded)
-        told = TELLERS[type(event.event)](step)
-        entries.append(_entry(step, told))
-        folded = fold(folded, event)
-    return entries
+    teller = Teller(words)
+    return [teller.tell(event) for event in seen]
+
+
+class Teller:
+    """Tells a case's history one event at a time, in order, remembering only the case as
+    folded so far (an audit export tells a long history a page at a time)."""
+
+    def __init__(self, words: Wording) -> None:
+        self.words = words
+        self.folded = Folded()
+
+    def tell(self, event: SeenEvent) -> TimelineEntry:
+        step = Step(event, self.words, self.folded)
+        entry = _entry(step, TELLERS[type(event.event)](step))
+        self.folded = fold(self.folded, event)
+        return entry
 
 
 def _entry(step: Step, told: Told) -> TimelineEntry:

@@ -3,17 +3,20 @@ case list. What each role may read and do is decided by ``services.case_views``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, replace
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from domain.case import Case
 from domain.context import CommandContext
 from domain.errors import NotAllowed
 from services.api.case_search import case_filter
+from services.api.csv_stream import _each_within as each_within
 from services.api.deps import (
     Caller,
     CurrentCaller,
@@ -46,10 +49,12 @@ from services.api.schemas import (
     TransitionPublic,
     _Lineage,
 )
+from services.audit_export import AuditExport, ExportScope
 from services.auth import OPEN_CASE, REOPEN_CASE, UPDATE_CASE, WORK_CASE, Role
-from services.case_views import CaseView, Reader, RowView
+from services.case_views import CaseView, Moment, Reader, RowView
 from services.idempotency import HEADER, MAX_KEY_LENGTH
 from services.queries import CaseFilter, PageCursor
+from services.time_travel import parse_moment
 
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503, 504)
@@ -209,17 +214,84 @@ def reopen(
     return _accepted(deps.ledger.reopen_case(case_id, body.reason, context, body.expected_version))
 
 
+# -- time travel: the moment a read reflects (docs/audit.md, "Time travel and exports") ----
+
+_MOMENT = (
+    "ISO 8601 with a UTC offset (2026-03-01T12:00:00Z, 2026-03-01T12:00:00+01:00; in a URL "
+    "write + as %2B)"
+)
+
+
+def moment(
+    as_of: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=NO_NUL,
+            description="read it as recorded at this moment (what caseledger knew then): "
+            + _MOMENT,
+        ),
+    ] = None,
+    version: Annotated[
+        int | None,
+        Query(ge=1, description="read it at this version of the case, instead of as_of"),
+    ] = None,
+    effective_at: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=NO_NUL,
+            description="read it as it stood in the world at this moment (facts by their "
+            "occurred_at; derived events dated by their cause), by what was known now or at "
+            "as_of/version: " + _MOMENT,
+        ),
+    ] = None,
+) -> Moment:
+    """The moment a read reflects: a recorded moment or version, and an effective moment."""
+    return Moment(
+        as_of=parse_moment("as_of", as_of),
+        version=version,
+        effective_at=parse_moment("effective_at", effective_at),
+    )
+
+
+At = Annotated[Moment, Depends(moment)]
+
+
+def _say_moment(response: Response, at: Moment, version: int) -> None:
+    """Headers saying which version and which moments a read reflects."""
+    response.headers["X-Case-Version"] = str(version)
+    if at.as_of is not None:
+        response.headers["X-As-Of"] = at.as_of.isoformat()
+    if at.effective_at is not None:
+        response.headers["X-Effective-At"] = at.effective_at.isoformat()
+
+
 @router.get("/{case_id}")
 def get_case(
-    case_id: UUID, deps: Deps, caller: CurrentCaller, languages: Languages, response: Response
+    case_id: UUID,
+    deps: Deps,
+    caller: CurrentCaller,
+    languages: Languages,
+    response: Response,
+    at: At,
 ) -> CasePublic:
     """The case as its events make it now, shaped by your role's view of its case type, with
     labels in the language of your Accept-Language header (French or English), and what
     your role may do now: each transition from its state (enabled, or not with the reason)
-    and the other commands (``actions``)."""
-    view = deps.views.case_view(case_id, reader(caller, languages))
+    and the other commands (``actions``).
+
+    With ``as_of`` (or ``version``), the case as it was recorded then; with
+    ``effective_at``, as it stood in the world then. ``version``, ``as_of`` and
+    ``effective_at`` in the answer (and the headers X-Case-Version, X-As-Of,
+    X-Effective-At) say what it reflects."""
+    view = deps.views.case_view(case_id, reader(caller, languages), at)
     response.headers["Content-Language"] = view.labels.language
-    return _case_public(view)
+    _say_moment(response, at, view.case.version)
+    public = _case_public(view)
+    if at.is_now:
+        return public
+    return public.model_copy(update={"as_of": at.as_of, "effective_at": at.effective_at})
 
 
 def reader(caller: Caller, languages: tuple[str, ...]) -> Reader:
@@ -266,11 +338,18 @@ def _case_public(view: CaseView) -> CasePublic:
 
 
 @router.get("/{case_id}/history")
-def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEntry]:
+def history(
+    case_id: UUID, deps: Deps, caller: CurrentCaller, response: Response, at: At
+) -> list[HistoryEntry]:
     """Every change to the case: who, when, what and why, oldest first. Field values your
-    role's view hides are left out of each entry's data, and ``withheld`` names them."""
+    role's view hides are left out of each entry's data, and ``withheld`` names them.
+    With ``as_of`` or ``version``, the history up to then; with ``effective_at``, the
+    changes in effect by then, in effective-time order (``effective_at`` of each entry)."""
     entries = []
-    for seen in deps.views.history(case_id, caller.role.value):
+    seen_events = deps.views.history(case_id, caller.role.value, at)
+    if not at.is_now:
+        _say_moment(response, at, max((s.envelope.case_version for s in seen_events), default=0))
+    for seen in seen_events:
         envelope = seen.envelope
         entries.append(
             HistoryEntry(
@@ -285,6 +364,7 @@ def history(case_id: UUID, deps: Deps, caller: CurrentCaller) -> list[HistoryEnt
                 source=asdict(envelope.source) if envelope.source else None,
                 data=envelope.data,
                 withheld=seen.withheld,
+                effective_at=seen.effective_at,
             )
         )
     return entries
@@ -297,6 +377,7 @@ def timeline(
     caller: CurrentCaller,
     languages: Languages,
     response: Response,
+    at: At,
     lang: Annotated[
         str | None,
         Query(
@@ -308,11 +389,56 @@ def timeline(
     """The case's history told as sentences in the case type's language ("Ann moved the
     insurance claim from Under review to Approved"), oldest first: field edits as before and
     after, the rule behind each automatic step, SLA milestones and the source of ingested
-    facts. Times are UTC. Field values your role's view hides are in no entry."""
+    facts. Times are UTC. Field values your role's view hides are in no entry. With
+    ``as_of``, ``version`` or ``effective_at``, as the history tells it then."""
     wanted = (lang, *languages) if lang else languages
-    told = deps.views.timeline(case_id, reader(caller, wanted))
+    told = deps.views.timeline(case_id, reader(caller, wanted), at)
     response.headers["Content-Language"] = told.language
+    if not at.is_now:
+        _say_moment(response, at, max((entry.version for entry in told.entries), default=0))
     return [TimelineEntryPublic.model_validate(e, from_attributes=True) for e in told.entries]
+
+
+# -- the audit export of one case (docs/audit.md, "Time travel and exports") ---------------
+
+AUDIT_EXPORT = frozenset({Role.ADMIN, Role.AUDITOR})
+_EXPORT_TYPES = {"jsonl": "application/x-ndjson", "html": "text/html; charset=utf-8"}
+
+
+@router.get(
+    "/{case_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}, "text/html": {}}}},
+)
+def export_case(
+    case_id: UUID,
+    deps: Deps,
+    caller: Annotated[Caller, Depends(require(AUDIT_EXPORT, "export case histories"))],
+    languages: Languages,
+    export_format: Annotated[
+        Literal["jsonl", "html"],
+        Query(
+            alias="format",
+            description="jsonl: one event envelope a line (with the rule behind each automatic "
+            "step, withheld fields, effective time); html: a readable, printable report",
+        ),
+    ] = "jsonl",
+) -> StreamingResponse:
+    """The case's whole history for an auditor, as your role's view shows it, streamed a
+    page at a time: JSON Lines or a self-contained HTML report (``caseledger audit export``
+    makes the same for many cases, and PDF)."""
+    exporter = AuditExport(deps.views)
+    trail = deps.views.audit_trail(case_id, reader(caller, languages), exporter.page_size)
+    if export_format == "jsonl":
+        chunks: Iterator[str] = (line.decode() for line in exporter.jsonl([trail]))
+    else:
+        scope = ExportScope(caller.role.value, caller.actor_id, datetime.now(UTC), case_id)
+        chunks = exporter.html(scope, [trail])
+    return StreamingResponse(
+        each_within(chunks, deps.deadline_s),
+        media_type=_EXPORT_TYPES[export_format],
+        headers={"Content-Disposition": f'attachment; filename="case-{case_id}.{export_format}"'},
+    )
 
 
 @router.get("")

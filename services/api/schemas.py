@@ -199,6 +199,13 @@ class CasePublic(BaseModel):
     version: int
     opened_at: datetime
     updated_at: datetime
+    # Time travel (audit): which moments a past read reflects; null when read as it is now.
+    as_of: datetime | None = Field(
+        default=None, description="the recorded moment this read reflects (?as_of=)"
+    )
+    effective_at: datetime | None = Field(
+        default=None, description="the effective moment this read reflects (?effective_at=)"
+    )
 
 
 class ActorPublic(BaseModel):
@@ -225,6 +232,11 @@ class HistoryEntry(BaseModel):
         default_factory=list,
         description="what your role's view hides and was left out of data: field names, or "
         "subject, body, recipients of a notification that quotes hidden fields",
+    )
+    effective_at: datetime | None = Field(  # time travel (audit)
+        default=None,
+        description="when it took effect in the world: occurred_at, or for an automatic step "
+        "(a rule's action, an SLA milestone) the time of its cause or when it fell due",
     )
 
 

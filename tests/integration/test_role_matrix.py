@@ -133,6 +133,7 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ("GET", "/cases/{case_id}"): (EVERYONE, case_call("")),
     ("GET", "/cases/{case_id}/history"): (EVERYONE, case_call("/history")),
     ("GET", "/cases/{case_id}/timeline"): (EVERYONE, case_call("/timeline")),
+    ("GET", "/cases/{case_id}/export"): ("admin auditor", case_call("/export?format=html")),
     ("GET", "/exports/cases.csv"): (EVERYONE, lambda c: Call("/exports/cases.csv")),
     ("GET", "/me"): (EVERYONE, lambda c: Call("/me")),
     ("GET", "/read-models/counts"): (EVERYONE, lambda c: Call("/read-models/counts?by=status")),
@@ -362,6 +363,8 @@ def _read_answers(client: TestClient, key: str, case_id: str) -> dict[str, Any]:
         "list": client.get("/cases", headers=headers),
         "list of the type": client.get("/cases?case_type=patient_care", headers=headers),
         "history": client.get(f"/cases/{case_id}/history", headers=headers),
+        "case as opened": client.get(f"/cases/{case_id}?version=1", headers=headers),
+        "timeline as opened": client.get(f"/cases/{case_id}/timeline?version=1", headers=headers),
     }
     for name, answer in answers.items():
         assert answer.status_code == 200, f"{name}: {answer.text}"

@@ -43,26 +43,20 @@ def event_hash(
 ) -> bytes:
     """SHA-256 of prev, the 16 UUID bytes, the version (int64), the topic's length and
     UTF-8 bytes, then the state: the hash PostgreSQL stores as audit_hash."""
-    raw_id = (
-        originator_id.bytes if isinstance(originator_id, uuid.UUID) else _uuid_bytes(originator_id)
+    raw_id = originator_id if isinstance(originator_id, uuid.UUID) else uuid.UUID(originator_id)
+    return _event_hash(prev, raw_id.bytes, version, topic.encode("utf-8"), state)
+
+
+def _event_hash(prev: bytes, raw_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
+    parts = (
+        prev,
+        raw_id,
+        version.to_bytes(8, "big", signed=True),
+        len(topic).to_bytes(4, "big"),
+        topic,
+        state,
     )
-    name = topic.encode("utf-8")
-    return _sha256(
-        b"".join(
-            (
-                prev,
-                raw_id,
-                version.to_bytes(8, "big", signed=True),
-                len(name).to_bytes(4, "big"),
-                name,
-                state,
-            )
-        )
-    ).digest()
-
-
-def _uuid_bytes(text: str) -> bytes:
-    return uuid.UUID(text).bytes
+    return _sha256(b"".join(parts)).digest()
 
 
 def leaf_hash(position: int, event_hash: bytes) -> bytes:
@@ -561,19 +555,7 @@ def _check_events(
         last_leaf, last_position = leaf, position
         if prev is None:
             continue  # the previous event is unreadable, already reported
-        name = topic.encode("utf-8")
-        computed = _sha256(
-            b"".join(
-                (
-                    prev,
-                    raw_id,
-                    version.to_bytes(8, "big", signed=True),
-                    len(name).to_bytes(4, "big"),
-                    name,
-                    state,
-                )
-            )
-        ).digest()
+        computed = _event_hash(prev, raw_id, version, topic.encode("utf-8"), state)
         if computed != stated:
             report(
                 version,

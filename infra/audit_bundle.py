@@ -67,9 +67,11 @@ def range_hashes(leaves: Iterable[bytes], size: int, wanted: set[Range]) -> dict
             if (start, start + width) in wanted:
                 found[(start, start + width)] = node
         stack.append((start, width, node))
+    if sum(width for _, width, _ in stack) != size:
+        raise KeyError(size)  # fewer leaves than the tree's size: some were deleted
     for first, last in wanted - found.keys():
-        assert last == size, f"range {first}-{last} is neither perfect nor a right edge"
         parts = [h for s, _, h in stack if s >= first]
+        assert last == size and parts, f"range {first}-{last} is neither perfect nor a right edge"
         folded = parts[-1]
         for left in reversed(parts[:-1]):
             folded = node_hash(left, folded)
@@ -103,7 +105,14 @@ class EvidenceBundles:
         assert checkpoint is not None
         self._publish()
         wanted = {r for e in events for r in path_ranges(e["leaf"], checkpoint.size)}
-        hashes = range_hashes(self._leaves(checkpoint.size), checkpoint.size, wanted)
+        try:
+            hashes = range_hashes(self._leaves(checkpoint.size), checkpoint.size, wanted)
+        except KeyError:
+            raise LogNotDense(
+                f"{self.table} holds fewer events than its checkpoint of size "
+                f"{checkpoint.size:,} covers: events were deleted",
+                hint="run `caseledger audit verify` to see what was changed",
+            ) from None
         for event in events:
             event["proof"] = [hashes[r].hex() for r in path_ranges(event["leaf"], checkpoint.size)]
         return {

@@ -284,6 +284,12 @@ class CheckpointStore:
                         f"{table}: leaf {frontier.size} is missing (the next is {leaf}); "
                         "nothing was signed: run `caseledger audit verify`"
                     )
+                if notification_id <= position:
+                    raise LogGap(
+                        f"{table}: leaf {leaf} is at position {notification_id}, not after "
+                        f"position {position}: an event was inserted or moved; nothing was "
+                        "signed: run `caseledger audit verify`"
+                    )
                 frontier.append(leaf_hash(notification_id, event_hash))
                 position = notification_id
             if last is not None and frontier.size == last["size"]:

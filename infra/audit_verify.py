@@ -273,6 +273,7 @@ class Verifier:
         """Check every case's chain; yields how many events it read so far."""
         mismatches: list[_Mismatch] = []
         slots: list[_Slot] = []
+        disorder: list[tuple[UUID, int, int, int]] = []  # case, version, position, previous
         case: UUID | None = None
         last_version, last_position, last_hash, count = 0, 0, ZERO_HASH, 0
         hashes_of = event_hash
@@ -288,19 +289,8 @@ class Verifier:
                 self._missing(table, case_id, last_version, version, last_hash, report, slots)
                 last_version, last_position, last_hash = version, position, stored
                 continue
-            if position <= last_position:
-                report.add(
-                    Problem(
-                        "order_changed",
-                        table,
-                        f"it is stored at position {position:,}, before version "
-                        f"{version - 1} (position {last_position:,}): the log's order was "
-                        "changed",
-                        str(case_id),
-                        version,
-                        position,
-                    )
-                )
+            if position <= last_position and len(disorder) < MAX_DETAILED:
+                disorder.append((case_id, version, position, last_position))
             if hashes_of(last_hash, case_id, version, topic, state) != stored:
                 if len(mismatches) < MAX_DETAILED:
                     mismatches.append(
@@ -310,7 +300,21 @@ class Verifier:
                     report.uncounted += 1
             last_version, last_position, last_hash = version, position, stored
         report.events[table] = count
-        self._explain(table, mismatches, slots, report)
+        moved = self._explain(table, mismatches, slots, report)
+        for case_id, version, position, before in disorder:
+            if {(case_id, version), (case_id, version - 1)} & moved:
+                continue  # a consequence of the move already reported
+            report.add(
+                Problem(
+                    "order_changed",
+                    table,
+                    f"it is stored at position {position:,}, before version {version - 1} "
+                    f"(position {before:,}): the log's order was changed",
+                    str(case_id),
+                    version,
+                    position,
+                )
+            )
         yield count
 
     def _missing(
@@ -346,37 +350,43 @@ class Verifier:
 
     def _explain(
         self, table: str, mismatches: list[_Mismatch], slots: list[_Slot], report: Report
-    ) -> None:
+    ) -> set[tuple[UUID, int]]:
         """Report each event whose hash does not fit: moved when its hash fits another case's
-        (or version's) place, changed otherwise."""
+        (or version's) place, changed otherwise. An event whose only fault is that its
+        predecessor was moved away is intact and not reported. Answers the places (case,
+        version) that moved events now occupy."""
         places = slots + [_Slot(m.case_id, m.version, m.prev) for m in mismatches]
+        origins: dict[tuple[UUID, int], _Slot] = {}
+        original: dict[tuple[UUID, int], bytes] = {}  # a place -> the hash of its own event
         for m in mismatches:
-            origin = next(
-                (
-                    p
-                    for p in places
-                    if (p.case_id, p.version) != (m.case_id, m.version)
-                    and event_hash(p.prev, p.case_id, p.version, m.topic, m.state) == m.stored
-                ),
-                None,
-            )
+            for p in places:
+                if (p.case_id, p.version) != (m.case_id, m.version) and (
+                    event_hash(p.prev, p.case_id, p.version, m.topic, m.state) == m.stored
+                ):
+                    origins[(m.case_id, m.version)] = p
+                    original[(p.case_id, p.version)] = m.stored
+                    break
+        for m in mismatches:
+            origin = origins.get((m.case_id, m.version))
             if origin is not None:
-                where = (
-                    f"case {origin.case_id} version {origin.version}"
-                    if origin.case_id != m.case_id
-                    else f"version {origin.version}"
-                )
-                kind = "event_moved" if origin.case_id != m.case_id else "order_changed"
-                what = f"the event stored here was {where}: it was moved"
-                if origin.case_id != m.case_id:
-                    what += " to another case"
+                elsewhere = origin.case_id != m.case_id
+                where = f"case {origin.case_id} " if elsewhere else ""
+                kind = "event_moved" if elsewhere else "order_changed"
+                what = f"the event stored here was {where}version {origin.version}: it was moved"
+                what += " to another case" if elsewhere else ""
             else:
+                before = original.get((m.case_id, m.version - 1))
+                if before is not None and (
+                    event_hash(before, m.case_id, m.version, m.topic, m.state) == m.stored
+                ):
+                    continue  # intact: the event before it was moved away
                 kind = "content_changed"
                 what = (
                     "its content (state or topic) does not match its hash: changed after it "
                     "was stored"
                 )
             report.add(Problem(kind, table, what, str(m.case_id), m.version, m.position))
+        return set(origins)
 
     # --- tree -----------------------------------------------------------------------------
 
@@ -398,8 +408,12 @@ class Verifier:
                     Problem(
                         "event_missing",
                         table,
-                        f"leaves {expected:,} to {leaf - 1:,} of the log are missing, between "
-                        f"positions {last_position:,} and {position:,}: events were deleted",
+                        (
+                            f"leaf {expected:,} of the log is missing"
+                            if leaf == expected + 1
+                            else f"leaves {expected:,} to {leaf - 1:,} of the log are missing"
+                        )
+                        + f", between positions {last_position:,} and {position:,}: deleted",
                     )
                     if leaf > expected
                     else Problem(
@@ -465,8 +479,8 @@ class Verifier:
                     "event_missing",
                     table,
                     f"checkpoint #{beyond.id or '(published)'} signed {beyond.size:,} events "
-                    f"up to position {beyond.position:,}, but the log holds {frontier.size:,}: "
-                    "events at the end of the log were deleted",
+                    f"up to position {beyond.position:,}, but the log holds only "
+                    f"{frontier.size:,}: events were deleted",
                 )
             )
         yield frontier.size

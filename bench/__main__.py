@@ -2,7 +2,8 @@
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
 with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
-live-metrics, read-models, evidence (all of them by default). ``BENCH_QUICK=1`` acts as ``--quick``.
+live-metrics, read-models, evidence, as-of (all of them by default). ``BENCH_QUICK=1`` acts as
+``--quick``.
 Exits 1 when a benchmark failed (the others still run). Every run also writes its figures to
 ``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
 """
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import (
+    as_of,
     case_rules,
     evidence_offline,
     http,
@@ -50,6 +52,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     live_metrics.NAME: live_metrics.run,
     read_models.NAME: read_models.run,
     evidence_offline.NAME: evidence_offline.run,
+    as_of.NAME: as_of.run,
 }
 RESULTS = Path("bench-results")
 

@@ -18,6 +18,7 @@ from domain.definition import CLOSED, PRIORITIES, Definition, View
 from domain.envelope import event_id_for
 from domain.errors import InvalidCommand, InvalidTransition, NotAllowed
 from domain.event_names import event_type
+from domain.personal_data import check_not_sealed, data_subject
 from domain.sla import Clock, clock_changes, due_times, sla_named, worked_until
 from domain.values import check_field_values, check_storable_text
 
@@ -34,6 +35,14 @@ class Case(Aggregate):
     Public methods are commands: they check the rules, then record events. The private
     ``_on_*`` methods only change state, because they also run when the case is replayed.
     """
+
+    #: The legal hold the case is on (reason, by, at), if any. Class-level defaults, so that
+    #: snapshots taken before these attributes existed still load.
+    legal_hold: dict[str, Any] | None = None
+    #: The personal fields erased with the case's data subject (their values are ``None``).
+    erased: tuple[str, ...] = ()
+    #: The subject whose personal data was erased from the case (``None``: not erased).
+    erased_subject: str | None = None
 
     class Opened(Aggregate.Created):
         """A case was opened under a case type version, with its title and field values."""
@@ -211,6 +220,29 @@ class Case(Aggregate):
         to_status: str
         context: dict[str, Any]
 
+    class LegalHoldPlaced(Aggregate.Event):
+        """The case was put on legal hold: its personal data may not be erased until the
+        hold is lifted."""
+
+        reason: str
+        context: dict[str, Any]
+
+    class LegalHoldLifted(Aggregate.Event):
+        """The case's legal hold was lifted."""
+
+        reason: str
+        context: dict[str, Any]
+
+    class PersonalDataErased(Aggregate.Event):
+        """The personal data of the case's data subject was erased: ``fields`` are the
+        personal fields that become unreadable, everywhere, once the subject's key is
+        destroyed (right after this event)."""
+
+        subject: str
+        fields: list[str]
+        reason: str
+        context: dict[str, Any]
+
     @classmethod
     def event_classes(cls) -> tuple[type[Case.Event], ...]:
         """The event classes declared above, in declared order (without the library's bases)."""
@@ -286,6 +318,7 @@ class Case(Aggregate):
         opening, may be given (``None``: any field, e.g. for a rule's child case)."""
         check_text("title", title, MAX_TITLE)
         check_field_values(fields)
+        check_not_sealed(fields)
         if view is not None and view.edit is not None:
             settable = view.edit | {n for n, spec in definition.fields.items() if spec.required}
             refused = sorted(set(fields) - settable)
@@ -309,6 +342,11 @@ class Case(Aggregate):
         )
         case.update_clocks(definition, None, context, now)
         return case
+
+    @property
+    def subject(self) -> str:
+        """The data subject whose personal data the case holds (its party, else itself)."""
+        return data_subject(self.party_id, self.id)
 
     @property
     def is_closed(self) -> bool:
@@ -395,6 +433,7 @@ class Case(Aggregate):
         """Change field values, as far as the role's ``view`` lets it (``None``: any field)."""
         self.check_open("update")
         check_field_values(changes)
+        check_not_sealed(changes)
         if view is not None and view.edit is not None:
             refused = sorted(set(changes) - view.edit)
             if refused:
@@ -436,6 +475,48 @@ class Case(Aggregate):
         old = self.status
         self._on_reopened(reason=reason, status=definition.initial, context=self.stamp(context))
         self.update_clocks(definition, old, context, now)
+
+    # -- legal hold and erasure ------------------------------------------------------------
+
+    def place_legal_hold(self, reason: str, context: dict[str, Any]) -> None:
+        """Put the case on legal hold (open or closed): erasure is refused until it is lifted."""
+        check_text("reason", reason, MAX_NOTE)
+        if self.legal_hold is not None:
+            raise InvalidTransition(
+                "the case is already on legal hold",
+                hint=f"it was placed by {self.legal_hold.get('by')}: "
+                f"{self.legal_hold.get('reason')}; lift it first to place another",
+            )
+        self._on_legal_hold_placed(reason=reason, context=self.stamp(context))
+
+    def lift_legal_hold(self, reason: str, context: dict[str, Any]) -> None:
+        check_text("reason", reason, MAX_NOTE)
+        if self.legal_hold is None:
+            raise InvalidTransition(
+                "the case is not on legal hold", hint="there is no hold to lift"
+            )
+        self._on_legal_hold_lifted(reason=reason, context=self.stamp(context))
+
+    def erase_personal_data(
+        self, definition: Definition, reason: str, context: dict[str, Any]
+    ) -> bool:
+        """Record that the personal data of the case's subject is erased (its personal
+        fields become ``None``); refused while the case is on legal hold. ``False``, and
+        nothing recorded, when it was recorded already."""
+        check_text("reason", reason, MAX_NOTE)
+        if self.legal_hold is not None:
+            raise LegalHoldBlocks(
+                f"case {self.id} is on legal hold ({self.legal_hold.get('reason')}): its "
+                "personal data may not be erased",
+                hint="lift the hold first (DELETE /cases/{id}/legal-hold) when the law allows",
+            )
+        if self.erased_subject == self.subject:
+            return False
+        fields = sorted(definition.personal_fields | set(self.erased))
+        self._on_personal_data_erased(
+            subject=self.subject, fields=fields, reason=reason, context=self.stamp(context)
+        )
+        return True
 
     # -- SLA clocks ------------------------------------------------------------------------
 
@@ -702,6 +783,28 @@ class Case(Aggregate):
     def _on_child_opened(self, child_id: str, case_type: str, context: dict[str, Any]) -> None:
         self.children.append(child_id)
 
+    @event(LegalHoldPlaced)
+    def _on_legal_hold_placed(self, reason: str, context: dict[str, Any]) -> None:
+        self.legal_hold = {
+            "reason": reason,
+            "by": context.get("actor_id"),
+            "version": self.version + 1,
+        }
+
+    @event(LegalHoldLifted)
+    def _on_legal_hold_lifted(self, reason: str, context: dict[str, Any]) -> None:
+        self.legal_hold = None
+
+    @event(PersonalDataErased)
+    def _on_personal_data_erased(
+        self, subject: str, fields: list[str], reason: str, context: dict[str, Any]
+    ) -> None:
+        self.fields = {
+            name: None if name in fields else value for name, value in self.fields.items()
+        }
+        self.erased = tuple(sorted(set(self.erased) | set(fields)))
+        self.erased_subject = subject
+
     @event(Migrated)
     def _on_migrated(
         self,
@@ -737,6 +840,12 @@ rules, SLA clocks, notifications and child cases, which follow from these."""
 def rule_trigger_types() -> tuple[str, ...]:
     """The names of :data:`RULE_TRIGGERS`, as a case-type document writes them."""
     return tuple(event_type(kind) for kind in RULE_TRIGGERS)
+
+
+class LegalHoldBlocks(InvalidTransition):
+    """The case is on legal hold, so its personal data may not be erased."""
+
+    code = "legal_hold"
 
 
 def stamp(context: dict[str, Any], case_type: str, version: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Protocol
 
 from domain.calendar import BusinessCalendar
@@ -76,7 +77,9 @@ def label_in(labels: Labels, languages: tuple[str, ...], fallback: str) -> str:
 class FieldSpec:
     """A typed field of the case type, with its validation. ``choice_labels`` gives the
     values of a choice field their texts per language (``{"water": {"en": "Water damage"}}``);
-    a value without one is shown as it is."""
+    a value without one is shown as it is. A ``personal`` field holds personal data of the
+    case's data subject: it is stored sealed under the subject's key, and erasing the
+    subject makes it unreadable (docs/audit.md, "Personal data and erasure")."""
 
     name: str
     kind: str
@@ -89,6 +92,7 @@ class FieldSpec:
     pattern: str | None = None
     currencies: tuple[str, ...] = ()
     choice_labels: Mapping[str, Labels] = field(default_factory=dict)
+    personal: bool = False
 
     def problem_with(self, value: Any) -> str | None:
         """Why ``value`` does not fit this field, or ``None`` when it does."""
@@ -321,6 +325,11 @@ class Definition:
     rules: tuple[Rule, ...] = ()
     notifications: Mapping[str, Notification] = field(default_factory=dict)
     views: Mapping[str, View] = field(default_factory=dict)
+
+    @cached_property
+    def personal_fields(self) -> frozenset[str]:
+        """The fields that hold personal data of the case's data subject."""
+        return frozenset(name for name, spec in self.fields.items() if spec.personal)
 
     def is_final(self, status: str) -> bool:
         return status == CLOSED or (status in self.states and self.states[status].final)

@@ -50,6 +50,7 @@ from infra.relay import Relay
 from infra.secrets import SecretStore
 from infra.settings import Settings
 from infra.sla_watcher import SlaWatcher
+from infra.subject_keys import SubjectKeys, subject_keys_for
 from infra.work_queue_store import PostgresOutbox, WorkQueueStore
 from services.api.app import create_app
 from services.api.deps import ApiDependencies, WebhookIntake
@@ -95,6 +96,8 @@ class Container:
     analytics: Analytics
     #: The signed checkpoints of the event logs (tamper evidence, ``infra.audit_ledger``).
     audit: CheckpointStore
+    #: The keys of data subjects (personal fields are sealed under them).
+    subject_keys: SubjectKeys
     #: Called on close, for what the builders below add (e.g. the API's broker probe).
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -114,6 +117,8 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     migrate(pool)
     with schema_lock(pool):
         timeout = settings.db_write_timeout_s
+        subject_keys = subject_keys_for(pool, settings.data_dir)
+        subject_keys.create()
         secrets = SecretStore(pool)
         policy = NotificationRules(EgressPolicy.from_settings(settings), secrets)
         case_types = CaseTypeRegistry(
@@ -125,11 +130,11 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
                 settings.dsn, settings.db_pool_size, timeout, settings.case_cache_size
             ),
             deadline_s=settings.command_deadline_s,
+            vault=subject_keys,
         )
         install_audit(pool, event_tables(ledger, case_types))  # before anything is written
         install_case_types(case_types, BUILT_IN_CASE_TYPES)
     reader = EventStoreReader(ledger)
-    ledger.recorded_versions = reader  # "the case as recorded at T" in one query (audit)
     ledger.recorded_versions = reader  # "the case as recorded at T" in one query (audit)
     projections = ProjectionSet(pool, reader, all_projections(ledger))
     analytics = Analytics(pool, case_types)
@@ -160,6 +165,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
         connector_admin=ConnectorAdmin(connectors, quarantine, ingestor, case_types.current),
         analytics=analytics,
         audit=CheckpointStore(pool, event_tables(ledger, case_types), settings),
+        subject_keys=subject_keys,
     )
 
 

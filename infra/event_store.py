@@ -85,6 +85,9 @@ class EventStoreReader:
     def __init__(self, ledger: CaseLedger) -> None:
         self.ledger = ledger
         self.recorder = ledger.recorder
+        #: Decodes stored events leaving personal values sealed, as stored: envelopes carry
+        #: them so to Kafka and the read models (``services.personal_data``).
+        self.mapper = ledger.stored_mapper
         table: str = self.recorder.events_table_name  # type: ignore[attr-defined]
         #: The store's table, for SQL; its NOTIFY channel has the same name.
         self.table = Identifier(table)
@@ -156,7 +159,7 @@ class EventStoreReader:
         return messages, rows[-1][0] if rows else after
 
     def _message(self, stored: StoredEvent, position: int) -> Message:
-        event = self.ledger.mapper.to_domain_event(stored)
+        event = self.mapper.to_domain_event(stored)
         assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
         body = envelope_body(event, position)
         return body["case_id"].encode(), envelope_json(body), event_headers(body["type"])
@@ -183,7 +186,7 @@ class EventStoreReader:
         fast = _plain_envelope(stored, position)
         if fast is not None:
             return fast
-        event = self.ledger.mapper.to_domain_event(stored)
+        event = self.mapper.to_domain_event(stored)
         assert isinstance(event, Case.Event), f"not a case event: {stored.topic}"
         return envelope_for(event, position)
 

@@ -6,7 +6,10 @@ it was reopened, where it came from (``source``: the lineage of the event that o
 the state of each of its SLA clocks (``slas``) and the nearest deadline of a running clock
 (``sla_deadline``, for sorting by urgency), and the text that full-text search reads
 (``search_text``: title and text field values, ``note_text``: the notes; PostgreSQL derives
-``search`` from both).
+``search`` from both). Personal fields are held sealed, as the events carry them (search
+never reads them; ``services.case_views`` unseals them for readers), and set to null once
+their subject is erased (``erased`` names them); ``legal_hold`` says whether the case is
+on legal hold.
 Documented in docs/read-models.md.
 """
 
@@ -61,6 +64,8 @@ CASE_LIST = Table(
         Column("note_text", "text NOT NULL DEFAULT ''"),
         Column("priority_rank", "smallint NOT NULL DEFAULT 1"),
         Column("sla_at_risk_at", "timestamptz"),
+        Column("legal_hold", "boolean NOT NULL DEFAULT false"),
+        Column("erased", "jsonb NOT NULL DEFAULT '[]'"),
     ),
     key=("case_id",),
     # Most events change only columns no index covers: room on the page lets PostgreSQL
@@ -118,6 +123,8 @@ class CaseRow:
     source: dict[str, Any] | None = None
     slas: dict[str, Any] = field(default_factory=dict)
     sla_deadline: datetime | None = None
+    legal_hold: bool = False
+    erased: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, row: Row) -> CaseRow:
@@ -161,7 +168,7 @@ class CaseListProjection(Projection):
                 new["closed_at"] = event.recorded_at
             elif not now_final:
                 new["closed_at"] = None
-        if event.type == _FIELDS:
+        if event.type in _FIELDS:
             new["search_text"] = _search_text(new)
         rows[CASE_LIST.name][(event.case_id,)] = new
 
@@ -195,6 +202,8 @@ class CaseListProjection(Projection):
             "note_text": "",
             "priority_rank": PRIORITY_RANK["normal"],
             "sla_at_risk_at": None,
+            "legal_hold": False,
+            "erased": [],
         }
         row["final"] = self._final(row, event)
         row["closed_at"] = event.recorded_at if row["final"] else None
@@ -303,6 +312,13 @@ def _reopened(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
     row["reopened"] += 1
 
 
+def _erased(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
+    """The subject's personal values go (they were sealed, and their key is destroyed)."""
+    erased = data["fields"]
+    row["fields"] = {k: None if k in erased else v for k, v in row["fields"].items()}
+    row["erased"] = sorted({*row["erased"], *erased})
+
+
 def _set(column: str, key: str) -> Callable[[Row, dict[str, Any], EventEnvelope], None]:
     def change(row: Row, data: dict[str, Any], _event: EventEnvelope) -> None:
         row[column] = data[key]
@@ -331,11 +347,14 @@ _BY_CLASS: dict[type[Case.Event], Callable[[Row, dict[str, Any], EventEnvelope],
     ),
     Case.SlaWarned: _warned,
     Case.SlaBreached: _breached,
+    Case.LegalHoldPlaced: lambda row, data, _e: row.update(legal_hold=True),
+    Case.LegalHoldLifted: lambda row, data, _e: row.update(legal_hold=False),
+    Case.PersonalDataErased: _erased,
 }
 _CHANGES = {event_type(kind): change for kind, change in _BY_CLASS.items()}
-#: The events that may move a case in or out of a final state, and the one that changes
-#: what search reads besides notes (the title never changes).
+#: The events that may move a case in or out of a final state, and those that change what
+#: search reads besides notes (the title never changes).
 _MOVES = frozenset(
     event_type(kind) for kind in (Case.StatusChanged, Case.Migrated, Case.Closed, Case.Reopened)
 )
-_FIELDS = event_type(Case.FieldsUpdated)
+_FIELDS = frozenset(event_type(kind) for kind in (Case.FieldsUpdated, Case.PersonalDataErased))

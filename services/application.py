@@ -18,7 +18,7 @@ from eventsourcing.application import (
     Repository,
     project_aggregate,
 )
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoding
 
 from domain.case import Case
 from domain.context import CommandContext
@@ -27,6 +27,7 @@ from domain.rules import Firing, RuleRun, facts, react, run_actions
 from domain.sla import Clock, sla_named
 from services.deadline import deadline_in
 from services.errors import CaseNotFound, VersionConflict
+from services.personal_data import SealingMapper, Vault
 from services.retry import Retry
 from services.time_travel import CaseNotYetOpened, Moment, VersionNotFound, fold_effective
 
@@ -97,9 +98,13 @@ class CaseLedger(Application[UUID]):
         env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         deadline_s: float | None = None,
+        vault: Vault | None = None,
     ) -> None:
-        super().__init__(env)
         self.definitions = definitions
+        #: Keys of data subjects: personal fields are sealed under them (set before the
+        #: library builds the mapper that uses it).
+        self.vault = vault
+        super().__init__(env)
         self.clock = clock
         #: How long a command or a read may take before it is refused with 503; a command
         #: refused so is never stored later (``services.deadline``, ``infra.recorder``).
@@ -216,6 +221,51 @@ class CaseLedger(Application[UUID]):
 
         def command(run: RuleRun) -> bool:
             return run.case.record_delivery(notification_id, error, detail, run.context)
+
+        return self.run_command(case_id, None, context, command).value
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper, sealing personal fields (``services.personal_data``)."""
+        return SealingMapper(super().construct_mapper(), self.vault, self._definition)
+
+    def _definition(self, case_type: str, version: int) -> Definition:
+        return self.definitions.definition(case_type, version)
+
+    @property
+    def stored_mapper(self) -> Mapper[UUID]:
+        """A mapper that leaves personal values sealed, as stored: for everything that
+        carries events out of the ledger (the relay, the projections)."""
+        return Mapper(self.mapper.transcoder, self.mapper.compressor, self.mapper.cipher)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save, telling the mapper whose personal data each case holds."""
+        mapper = self.mapper
+        if isinstance(mapper, SealingMapper):
+            for obj in objs:
+                if isinstance(obj, Case):
+                    mapper.subjects.remember(obj.id, obj.subject)
+        return super().save(*objs, **kwargs)
+
+    def place_legal_hold(self, case_id: UUID, reason: str, context: CommandContext) -> Case:
+        """Put the case on legal hold: its personal data may not be erased until lifted."""
+
+        def command(run: RuleRun) -> None:
+            run.case.place_legal_hold(reason, run.context)
+
+        return self.run_command(case_id, None, context, command).case
+
+    def lift_legal_hold(self, case_id: UUID, reason: str, context: CommandContext) -> Case:
+        def command(run: RuleRun) -> None:
+            run.case.lift_legal_hold(reason, run.context)
+
+        return self.run_command(case_id, None, context, command).case
+
+    def erase_personal_data(self, case_id: UUID, reason: str, context: CommandContext) -> bool:
+        """Record that the case's subject's personal data is erased (refused on legal hold);
+        ``False`` when it was recorded already. Rules do not react to it."""
+
+        def command(run: RuleRun) -> bool:
+            return run.case.erase_personal_data(run.definition, reason, run.context)
 
         return self.run_command(case_id, None, context, command).value
 

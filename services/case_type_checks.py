@@ -97,6 +97,7 @@ class FieldDoc(Part):
     pattern: str | None = None
     currencies: list[str] | None = None
     choice_labels: dict[str, dict[str, str]] | None = None
+    personal: bool = False  # personal data of the case's subject (docs/case-types.md)
 
 
 class SlaDoc(Part):

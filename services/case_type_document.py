@@ -30,6 +30,7 @@ from domain.definition import (
     FIELD_KINDS,
     Definition,
     FieldSpec,
+    Notification,
     Rule,
     Sla,
     State,
@@ -145,6 +146,7 @@ def _compile(
     transitions = _each(scope, "transitions", top["transitions"], TransitionDoc, _transition)
     slas, rules = _slas(scope, calendar, top["slas"]), _rules(scope, top["rules"])
     views = build_views(scope, top["views"])
+    _personal_quotes(scope, notifications, rules, slas)
     if scope.problems:
         return sorted(scope.problems, key=_rank), None
     initial = next(name for name, value in top["states"].items() if (value or {}).get("initial"))
@@ -154,6 +156,49 @@ def _compile(
         labels=top["labels"], calendar=calendar, slas=tuple(slas), rules=tuple(rules),
         notifications=notifications, views=views,
     )  # fmt: skip
+
+
+def _personal_quotes(
+    scope: Scope, notifications: Mapping[str, Notification], rules: list[Rule], slas: list[Sla]
+) -> None:
+    """Refuse templates and recipients that would copy a personal field's value into text
+    that is stored as it is (a notification's subject, body or recipients, a child case's
+    title): erasing the subject could not reach those copies."""
+    personal = {name for name, spec in scope.fields.items() if spec.personal}
+    if not personal:
+        return
+    why = "would copy the personal field {} into text stored unsealed; leave it out"
+    for name, notification in notifications.items():
+        path = f"notifications.{name}"
+        for part, template in (("subject", notification.subject), ("body", notification.body)):
+            quoted = template is not None and _quotes(template.source, personal)
+            if quoted:
+                scope.add(f"{path}.{part}", why.format(quoted))
+        for index, to in enumerate(notification.to):
+            if to.kind == "field" and to.value in personal:
+                scope.add(f"{path}.to[{index}]", why.format(to.value))
+    acting = [(f"rules[{i}].do", rule.actions) for i, rule in enumerate(rules)]
+    acting += [(f"slas[{i}].on_warning", sla.on_warning) for i, sla in enumerate(slas)]
+    acting += [(f"slas[{i}].on_breach", sla.on_breach) for i, sla in enumerate(slas)]
+    for path, actions in acting:
+        for index, action in enumerate(actions):
+            title = action.params.get("title") if action.kind == "open_child" else None
+            quoted = title is not None and _quotes(title.source, personal)
+            if quoted:
+                scope.add(f"{path}[{index}].open_child.title", why.format(quoted))
+
+
+_FIELD_READ = re.compile(r"\bfields\.([A-Za-z_][A-Za-z0-9_]*)")
+_ANY_FIELDS = re.compile(r"\bfields\b")
+
+
+def _quotes(source: str, personal: set[str]) -> str | None:
+    """The personal field a template may read (``fields`` read whole counts as any)."""
+    named = sorted({str(read) for read in _FIELD_READ.findall(source) if read in personal})
+    if named:
+        return named[0]
+    rest = _FIELD_READ.sub("", source)
+    return sorted(personal)[0] if _ANY_FIELDS.search(rest) else None
 
 
 def _rank(problem: str) -> int:
@@ -278,6 +323,7 @@ def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | Non
         choices=tuple(doc.choices or ()), minimum=_decimal(doc.minimum),
         maximum=_decimal(doc.maximum), max_length=doc.max_length, pattern=doc.pattern,
         currencies=tuple(doc.currencies or ()), choice_labels=doc.choice_labels or {},
+        personal=doc.personal,
     )  # fmt: skip
 
 

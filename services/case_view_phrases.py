@@ -92,6 +92,9 @@ SENTENCES: dict[str, dict[str, str]] = {
         "child_opened": "{actor} opened a child case: {child}",
         "migrated": "{actor} moved the {noun} to version {version} of its case type, from "
         "{before} to {after}",
+        "legal_hold_placed": "{actor} put the {noun} on legal hold",
+        "legal_hold_lifted": "{actor} lifted the legal hold",
+        "personal_data_erased": "{actor} erased the personal data in the {noun}",
         "rule_actor_start": "The rule {rule}",
         "sla_actor_start": "The SLA {sla}",
         "sla_rule": "SLA {sla}",
@@ -141,6 +144,9 @@ SENTENCES: dict[str, dict[str, str]] = {
         "child_opened": "{actor} a ouvert un dossier enfant : {child}",
         "migrated": "{actor} a fait passer le dossier à la version {version} de son type, de "
         "« {before} » à « {after} »",
+        "legal_hold_placed": "{actor} a placé le dossier sous conservation légale",
+        "legal_hold_lifted": "{actor} a levé la conservation légale",
+        "personal_data_erased": "{actor} a effacé les données personnelles du dossier",
         "rule_actor_start": "La règle {rule}",
         "sla_actor_start": "Le délai {sla}",
         "sla_rule": "Délai {sla}",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -34,6 +34,7 @@ from services.case_view_actions import (
     decide_transitions,
 )
 from services.case_view_phrases import CLOSED_STATUS, phrase_language, priority_label
+from services.personal_data import unseal_fields
 from services.queries import CaseFilter, CaseListQueries, PageCursor
 from services.time_travel import EffectiveTimes, Moment, effective_order, effective_times
 from services.timeline import Teller, TimelineEntry, Wording, tell
@@ -104,6 +105,12 @@ class SeenCase:
         """The case type's fields this role sees (for their labels)."""
         see = self.view.see
         return {n: f for n, f in self.definition.fields.items() if see is None or n in see}
+
+    @property
+    def erased(self) -> list[str]:
+        """The personal fields this role sees whose values were erased with the subject."""
+        see = self.view.see
+        return [name for name in self.case.erased if see is None or name in see]
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,8 @@ class RowView:
     priority_label: str
     choice_labels: dict[str, str]
     slas: dict[str, ListedClock]
+    #: The personal fields among ``fields`` whose values were erased (shown as ``None``).
+    erased: list[str] = field(default_factory=list)
 
     @property
     def sla_deadline(self) -> datetime | None:
@@ -267,7 +276,9 @@ class CaseViews:
         type version shows, and labels in the reader's language."""
         definition = self.ledger.definitions.definition(row.case_type, row.case_type_version)
         language = view_language(definition, reader.languages)
-        fields = visible(row.fields, definition.view_for(reader.role.value))
+        view = definition.view_for(reader.role.value)
+        fields, erased = unseal_fields(self.ledger.vault, row.case_id, visible(row.fields, view))
+        erased = sorted({*erased, *(name for name in row.erased if name in fields)})
         return RowView(
             row=row,
             fields=fields,
@@ -276,6 +287,7 @@ class CaseViews:
             priority_label=priority_label(row.priority, language),
             choice_labels=choice_labels(definition.fields, fields, language),
             slas={name: ListedClock.of(clock) for name, clock in row.slas.items()},
+            erased=erased,
         )
 
     def page(

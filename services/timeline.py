@@ -453,6 +453,11 @@ def _migrated(step: Step) -> Told:
     return Told(step.say("migrated", version=data["to_version"], before=before, after=after))
 
 
+def _legal_hold(key: str) -> Callable[[Step], Told]:
+    """A legal hold placed or lifted, or personal data erased: who, and why."""
+    return lambda step: Told(quoted(step.language, step.say(key), step.data["reason"]))
+
+
 TELLERS: dict[type[Case.Event], Callable[[Step], Told]] = {
     Case.Opened: _opened,
     Case.Assigned: _assigned,
@@ -476,5 +481,8 @@ TELLERS: dict[type[Case.Event], Callable[[Step], Told]] = {
     Case.NotificationFailed: _notification_failed,
     Case.ChildOpened: _child_opened,
     Case.Migrated: _migrated,
+    Case.LegalHoldPlaced: _legal_hold("legal_hold_placed"),
+    Case.LegalHoldLifted: _legal_hold("legal_hold_lifted"),
+    Case.PersonalDataErased: _legal_hold("personal_data_erased"),
 }
 """How each event type of the case is told: one entry per class of ``Case.event_classes()``."""

@@ -24,6 +24,7 @@ from services.api import (
     read_model_exports,
     read_models,
     secrets,
+    subjects,
     what_if,
 )
 from services.api.deadline import RequestDeadline
@@ -71,6 +72,7 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(projections.router)
     app.include_router(audit.router)
     app.include_router(what_if.router)
+    app.include_router(subjects.router)
     mount_dashboard(app)
     mount_docs(app)
 

@@ -40,6 +40,7 @@ from services.api.schemas import (
     ErrorBody,
     FieldsCommand,
     HistoryEntry,
+    LegalHoldPublic,
     NoteCommand,
     NotePublic,
     ReasonCommand,
@@ -331,10 +332,19 @@ def _case_public(view: CaseView) -> CasePublic:
         closed_reason=case.closed_reason,
         parent_id=case.parent_id,
         children=list(case.children),
+        erased=list(view.seen.erased),
+        legal_hold=_legal_hold(case),
         version=case.version,
         opened_at=case.created_on,
         updated_at=case.modified_on,
     )
+
+
+def _legal_hold(case: Case) -> LegalHoldPublic | None:
+    hold = case.legal_hold
+    if hold is None:
+        return None
+    return LegalHoldPublic(reason=hold["reason"], placed_by=hold["by"], version=hold["version"])
 
 
 @router.get("/{case_id}/history")
@@ -489,4 +499,6 @@ def _summary(view: RowView) -> CaseSummary:
             name: CaseSlaPublic.model_validate(clock, from_attributes=True)
             for name, clock in view.slas.items()
         },
+        erased=view.erased,
+        legal_hold=row.legal_hold,
     )

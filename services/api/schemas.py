@@ -170,6 +170,14 @@ class CaseLabels(BaseModel):
     )
 
 
+class LegalHoldPublic(BaseModel):
+    """A case's legal hold: its personal data may not be erased until it is lifted."""
+
+    reason: str
+    placed_by: str | None
+    version: int = Field(description="the case version that placed it")
+
+
 class CasePublic(BaseModel):
     id: UUID
     case_type: str
@@ -196,6 +204,15 @@ class CasePublic(BaseModel):
     closed_reason: str | None
     parent_id: str | None
     children: list[str]
+    # Personal data (audit): erased fields and the legal hold; both absent from older answers.
+    erased: list[str] = Field(
+        default_factory=list,
+        description="personal fields whose values were erased with the case's data subject "
+        "(shown as null in fields)",
+    )
+    legal_hold: LegalHoldPublic | None = Field(
+        default=None, description="the legal hold the case is on (null: none)"
+    )
     version: int
     opened_at: datetime
     updated_at: datetime
@@ -334,6 +351,11 @@ class CaseSummary(BaseModel):
         "the order of ?sort=sla_deadline"
     )
     slas: dict[str, CaseSlaPublic] = Field(description="each SLA of the case, by name")
+    erased: list[str] = Field(
+        default_factory=list,
+        description="personal fields in `fields` erased with the case's data subject (null)",
+    )
+    legal_hold: bool = Field(default=False, description="the case is on legal hold")
 
 
 class CasePage(BaseModel):

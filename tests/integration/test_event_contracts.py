@@ -128,6 +128,9 @@ def tour(container: Container, clock: Clock, notices: str) -> UUID:
     migrate_cases(
         ledger, [case.id], container.case_types.current("contract_tour"), {}, False, ADMIN
     )
+    ledger.place_legal_hold(case.id, "litigation", ADMIN)  # personal data and legal hold
+    ledger.lift_legal_hold(case.id, "settled", ADMIN)
+    ledger.erase_personal_data(case.id, "the customer asked", ADMIN)
     return case.id
 
 

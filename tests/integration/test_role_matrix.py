@@ -117,6 +117,19 @@ def _signed_webhook(container: Container) -> Call:
     return Call("/connectors/matrix_hook/webhook", content=body, headers=headers)
 
 
+def _subject(container: Container) -> str:
+    """A data subject with personal data sealed (of a case whose save did not happen)."""
+    subject = f"matrix-{uuid4().hex[:8]}"
+    container.subject_keys.seal(subject, uuid4(), "name", "Ann")
+    return subject
+
+
+def _held_case(container: Container) -> str:
+    case_id = _case(container)
+    container.ledger.place_legal_hold(UUID(case_id), "litigation", SETUP)
+    return case_id
+
+
 def case_call(suffix: str, body: Any = None, closed: bool = False) -> Prepare:
     return lambda c: Call(f"/cases/{_case(c, closed)}{suffix}", body)
 
@@ -236,6 +249,19 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         lambda c: Call("/case-types/generic/migrations", {"to_version": 1}),
     ),
     ("GET", "/keys"): ("admin", lambda c: Call("/keys")),
+    # personal data: erasure, legal hold (docs/audit.md, "Personal data and erasure")
+    ("POST", "/subjects/{subject}/erasure"): (
+        "admin",
+        lambda c: Call(f"/subjects/{_subject(c)}/erasure", {"reason": "asked"}),
+    ),
+    ("POST", "/cases/{case_id}/legal-hold"): (
+        "admin manager",
+        case_call("/legal-hold", {"reason": "litigation"}),
+    ),
+    ("DELETE", "/cases/{case_id}/legal-hold"): (
+        "admin",
+        lambda c: Call(f"/cases/{_held_case(c)}/legal-hold?reason=settled"),
+    ),
     ("POST", "/keys"): ("admin", lambda c: Call("/keys", {"role": "auditor", "label": "new"})),
     ("DELETE", "/keys/{key_id}"): ("admin", lambda c: Call(f"/keys/{_key_id(c)}")),
     ("GET", "/health"): (PUBLIC, lambda c: Call("/health")),

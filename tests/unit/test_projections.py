@@ -232,6 +232,25 @@ EVENTS: list[tuple[str, Any, dict[str, Any]]] = [
         ),
         {"status": "open"},
     ),
+    (
+        "LegalHoldPlaced",
+        envelope(Case.LegalHoldPlaced, 3, {"reason": "litigation"}),
+        {"legal_hold": True},
+    ),
+    ("LegalHoldLifted", envelope(Case.LegalHoldLifted, 3, {"reason": "settled"}), {}),
+    (
+        "PersonalDataErased",
+        envelope(
+            Case.PersonalDataErased,
+            3,
+            {"subject": "cust-7", "fields": ["policy"], "reason": "the customer asked"},
+        ),
+        {
+            "fields": {"policy": None, "estimate": 10},
+            "erased": ["policy"],
+            "search_text": "Water damage",
+        },
+    ),
 ]
 
 

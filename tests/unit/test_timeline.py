@@ -132,6 +132,9 @@ def history() -> tuple[Case.Event, ...]:
     events += command(case, NOW, lambda r: r.case.close(repair(), "fixed", ANN, r.now))
     events += command(case, NOW, lambda r: r.case.reopen(repair(), "leaks again", ANN, r.now))
     case.migrate(repair(1), repair(2), "working", ANN, NOW)
+    case.place_legal_hold("litigation", ANN)
+    case.lift_legal_hold("settled", ANN)
+    case.erase_personal_data(repair(2), "the customer asked", ANN)
     events += collected(case)
     return tuple(events)
 
@@ -285,6 +288,24 @@ TABLE: list[tuple[str, int, str, str]] = [
         0,
         "Ann moved the repair job to version 2 of its case type, from New to Working",
         "Ann a fait passer le dossier à la version 2 de son type, de « Nouvelle » à « En cours »",
+    ),
+    (
+        "CaseLegalHoldPlaced",
+        0,
+        "Ann put the repair job on legal hold: “litigation”",
+        "Ann a placé le dossier sous conservation légale : « litigation »",
+    ),
+    (
+        "CaseLegalHoldLifted",
+        0,
+        "Ann lifted the legal hold: “settled”",
+        "Ann a levé la conservation légale : « settled »",
+    ),
+    (
+        "CasePersonalDataErased",
+        0,
+        "Ann erased the personal data in the repair job: “the customer asked”",
+        "Ann a effacé les données personnelles du dossier : « the customer asked »",
     ),
 ]
 

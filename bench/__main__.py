@@ -2,7 +2,7 @@
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
 with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
-live-metrics, read-models, evidence, as-of (all of them by default). ``BENCH_QUICK=1`` acts as
+live-metrics, read-models, evidence, as-of, audit-verify (all of them by default). ``BENCH_QUICK=1`` acts as
 ``--quick``.
 Exits 1 when a benchmark failed (the others still run). Every run also writes its figures to
 ``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench import (
     as_of,
+    audit_verify,
     case_rules,
     evidence_offline,
     http,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     read_models.NAME: read_models.run,
     evidence_offline.NAME: evidence_offline.run,
     as_of.NAME: as_of.run,
+    audit_verify.NAME: audit_verify.run,
 }
 RESULTS = Path("bench-results")
 

@@ -2,8 +2,8 @@
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
 with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
-live-metrics, read-models, evidence, as-of, audit-verify (all of them by default). ``BENCH_QUICK=1`` acts as
-``--quick``.
+live-metrics, read-models, evidence, as-of, audit-verify (all of them by default).
+``BENCH_QUICK=1`` acts as ``--quick``.
 Exits 1 when a benchmark failed (the others still run). Every run also writes its figures to
 ``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
 """

@@ -245,9 +245,7 @@ def print_pdf(html: Iterable[bytes], output: Path) -> None:
             f"--print-to-pdf={target}",
             page.as_uri(),
         ]
-        done = subprocess.run(
-            command, capture_output=True, timeout=PDF_TIMEOUT_S, check=False
-        )
+        done = subprocess.run(command, capture_output=True, timeout=PDF_TIMEOUT_S, check=False)
         if done.returncode != 0 or not target.exists():
             detail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
             raise ExportRefused(

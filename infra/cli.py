@@ -26,6 +26,7 @@ from infra.audit_replay_cli import case_types_what_if
 from infra.connectors_cli import connectors_app, echo_refusal
 from infra.projections_cli import projections_app
 from infra.settings import Settings
+from infra.subjects_cli import subjects_app
 from services.auth import Role
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ app.add_typer(connectors_app, name="connectors")
 app.add_typer(projections_app, name="projections")
 app.add_typer(analysts_app, name="analysts")
 app.add_typer(audit_app, name="audit")
+app.add_typer(subjects_app, name="subjects")
 
 
 def _settings() -> Settings:

@@ -2,7 +2,7 @@
 
 From the project root: ``make bench``, or ``.venv/bin/python -m bench [--quick] [NAME ...]``
 with NAME among writes, relay, projection, latency, rules, http, loading, ingest, webhook,
-live-metrics, read-models, evidence, as-of, audit-verify (all of them by default).
+live-metrics, read-models, evidence, as-of, audit-verify, personal-data (all of them by default).
 ``BENCH_QUICK=1`` acts as ``--quick``.
 Exits 1 when a benchmark failed (the others still run). Every run also writes its figures to
 ``bench-results/`` as JSON (one file per run and ``latest.json``), so that runs can be compared.
@@ -31,6 +31,7 @@ from bench import (
     latency,
     live_metrics,
     loading,
+    personal_data,
     projection,
     read_models,
     relay,
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     evidence_offline.NAME: evidence_offline.run,
     as_of.NAME: as_of.run,
     audit_verify.NAME: audit_verify.run,
+    personal_data.NAME: personal_data.run,
 }
 RESULTS = Path("bench-results")
 

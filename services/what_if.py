@@ -188,7 +188,7 @@ class _Shadow:
         command(run)
         if trial.pending_events:
             react(run)
-        self.events.extend(trial.collect_events())
+        self.events.extend(_case_events(trial))
         self.case = trial
 
 
@@ -216,7 +216,7 @@ def replay(
             continue
         _reach_milestones(shadow, until=now)
         try:
-            shadow.attempt(_command(group), dict(group[0].context), now)
+            shadow.attempt(_command(group), dict(_context(group[0])), now)
         except DomainError as error:
             shadow.refused.append(_refusal(group, error))
     _reach_milestones(shadow, until=events[-1].timestamp)
@@ -260,7 +260,7 @@ def recorded_commands(events: Sequence[Case.Event]) -> Iterator[list[Case.Event]
             if group:
                 yield group
             group = [event]
-        elif group and not (isinstance(event, _SAME_COMMAND) and "rule" not in event.context):
+        elif group and not (isinstance(event, _SAME_COMMAND) and "rule" not in _context(event)):
             yield group
             group = []
     if group:
@@ -315,6 +315,11 @@ def _context(event: Case.Event) -> dict[str, Any]:
     return context
 
 
+def _case_events(case: Case) -> list[Case.Event]:
+    """The events the case recorded since last asked (they are all case events)."""
+    return [e for e in case.collect_events() if isinstance(e, Case.Event)]
+
+
 def _fold(events: Sequence[Case.Event]) -> Case:
     case: Any = None
     for event in events:
@@ -347,7 +352,7 @@ def _open(shadow: _Shadow, group: list[Case.Event], now: datetime) -> Refusal | 
         rest(RuleRun(case, definition, context, now, shadow.case_types))
         run = RuleRun(case, definition, context, now, shadow.case_types)
         react(run)
-        shadow.events.extend(case.collect_events())
+        shadow.events.extend(_case_events(case))
     except DomainError as error:
         return _refusal(group, error)
     return None

@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,7 +74,7 @@ def claims(container: Container) -> dict[str, str]:
         "bike": opened("Stolen bike", claim("theft", 900, contact_email="a@b.example")),
         "fire": opened("Kitchen fire", claim("fire", 4_000)),
     }
-    bike, fire = (ledger.get_case(ids[k]).id for k in ("bike", "fire"))
+    bike, fire = (UUID(ids[k]) for k in ("bike", "fire"))
     ledger.transition(bike, "start_review", None, {}, HANDLER, None)
     ledger.add_note(bike, "seen the receipt", HANDLER, None)
     ledger.assign(bike, "ann", HANDLER, None)
@@ -166,8 +166,8 @@ def test_a_new_notification_rule_reports_who_would_be_written_to(
 MONDAY_10 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # 10:00 in Paris, office hours
 
 
-def _at(events: list[Case.Event], moment: datetime) -> list[Case.Event]:
-    return [dataclasses.replace(e, timestamp=moment) for e in events]  # type: ignore[type-var]
+def _at(events: Sequence[Any], moment: datetime) -> list[Case.Event]:
+    return [dataclasses.replace(e, timestamp=moment) for e in events]
 
 
 def _recorded_claim(published: Definition) -> list[Case.Event]:
@@ -205,8 +205,8 @@ def test_a_shorter_sla_reports_the_breach_and_what_its_actions_would_do() -> Non
 # -- the shadow touches nothing live -------------------------------------------------------
 
 
-def _tables(container: Container) -> dict[str, str]:
-    """Every table of the database, as a fingerprint of its rows."""
+def table_fingerprints(container: Container) -> dict[str, str]:
+    """Every table of the database, as a fingerprint of its rows (test_republish uses it)."""
     with container.pool.connection() as conn:
         names = [
             (r["table_schema"], r["table_name"])
@@ -227,12 +227,26 @@ def _tables(container: Container) -> dict[str, str]:
     return prints
 
 
-def _end_offsets(settings: Settings) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers)
+def end_offsets(settings: Settings) -> dict[int, int]:
+    """Each partition's end offset, as a fetch reports it (the broker's ListOffsets answers
+    1 for every partition of a topic, so KafkaConsumer.end_offsets cannot tell)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(settings.kafka_topic) or set()
-        ends = consumer.end_offsets([TopicPartition(settings.kafka_topic, p) for p in partitions])
-        return {tp.partition: offset for tp, offset in ends.items()}
+        topic = settings.kafka_topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+
+        def read_to_the_end() -> bool:
+            consumer.poll(timeout_ms=200)
+            marks = [consumer.highwater(p) for p in partitions]
+            return all(
+                m is not None and consumer.position(p) >= m
+                for p, m in zip(partitions, marks, strict=True)
+            )
+
+        wait_until(read_to_the_end, 30, "the end of the topic")
+        return {p.partition: consumer.highwater(p) or 0 for p in partitions}
     finally:
         consumer.close()
 
@@ -252,7 +266,8 @@ def test_the_shadow_changes_nothing_in_the_store_the_topic_or_the_read_models(
     document = copy.deepcopy(shipped_document("insurance_claim"))
     document["rules"][0]["do"] = [{"assign": {"queue": "elsewhere"}}, {"assign": {"user": "zed"}}]
     version = draft(container, document)
-    head, tables, offsets = container.reader.head(), _tables(container), _end_offsets(settings)
+    head, tables = container.reader.head(), table_fingerprints(container)
+    offsets = end_offsets(settings)
     assert sum(offsets.values()) > 0
 
     report = WhatIf(container.ledger, container.case_types, container.case_list).run(
@@ -261,8 +276,8 @@ def test_the_shadow_changes_nothing_in_the_store_the_topic_or_the_read_models(
     assert report.differing == 4  # it did replay something
 
     assert container.reader.head() == head
-    assert _tables(container) == tables
-    assert _end_offsets(settings) == offsets
+    assert table_fingerprints(container) == tables
+    assert end_offsets(settings) == offsets
 
 
 # -- the API and the CLI -------------------------------------------------------------------

@@ -72,7 +72,8 @@ CASE = Page("case.html", "casePage")
 SEARCH = Page("search.html", "search")
 MANAGER = Page("manager.html", "manager")
 NEW_CASE = Page("new-case.html", "newCase")
-ALL_PAGES = (QUEUE, CASE, SEARCH, MANAGER, NEW_CASE)
+CASE_TYPE = Page("case-type.html", "caseTypePage")
+ALL_PAGES = (QUEUE, CASE, SEARCH, MANAGER, NEW_CASE, CASE_TYPE)
 
 
 def render_pages() -> dict[Page, str]:
@@ -105,6 +106,7 @@ def dashboard() -> Starlette:
             Route("/search", serve(SEARCH)),
             Route("/manager", serve(MANAGER)),
             Route("/new", serve(NEW_CASE)),
+            Route("/case-types/{name:str}", serve(CASE_TYPE)),
             Mount("/assets", StaticFiles(directory=STATIC), name="assets"),
         ]
     )

@@ -201,7 +201,8 @@ def _plain_envelope(stored: StoredEvent, position: int) -> EventEnvelope | None:
     the only transcoded value and no upcast to apply (nearly all of them), decoded straight
     from the JSON, about four times faster than through the library's mapper; ``None`` for
     any other, which then goes through the mapper. tests/integration/test_event_store.py
-    checks both ways agree on every event type."""
+    checks both ways agree on every event type. Sealed personal values are plain JSON
+    objects (``{"sealed": ...}``, ``services.personal_data``): they pass through as stored."""
     kind = _CLASSES.get(stored.topic)
     state = stored.state
     if kind is None or not state.startswith(b"{") or state.count(_TYPED) != 1:

@@ -140,6 +140,9 @@ def test_after_erasure_no_personal_value_is_readable_anywhere_and_others_stay_re
     case = client.get(f"/cases/{first}", headers=auth(handler)).json()
     assert case["fields"] == {"full_name": None, "email": None, "ward": "B2"}
     assert case["erased"] == ["email", "full_name"]
+    past = client.get(f"/cases/{first}?version=1", headers=auth(handler))
+    assert past.status_code == 200, past.text
+    assert past.json()["fields"]["full_name"] is None  # its key is gone for the past too
     listed = {c["id"]: c for c in client.get("/cases", headers=auth(handler)).json()["cases"]}
     assert listed[second]["erased"] == ["email", "full_name"]
     assert listed[other]["fields"]["full_name"] == OTHER_NAME  # another subject: untouched

@@ -274,6 +274,7 @@ class Verifier:
         mismatches: list[_Mismatch] = []
         slots: list[_Slot] = []
         disorder: list[tuple[UUID, int, int, int]] = []  # case, version, position, previous
+        followed: set[tuple[UUID, int]] = set()  # mismatches that have a next version
         case: UUID | None = None
         last_version, last_position, last_hash, count = 0, 0, ZERO_HASH, 0
         hashes_of = event_hash
@@ -291,6 +292,11 @@ class Verifier:
                 continue
             if position <= last_position and len(disorder) < MAX_DETAILED:
                 disorder.append((case_id, version, position, last_position))
+            if mismatches and (mismatches[-1].case_id, mismatches[-1].version) == (
+                case_id,
+                version - 1,
+            ):
+                followed.add((case_id, version - 1))
             if hashes_of(last_hash, case_id, version, topic, state) != stored:
                 if len(mismatches) < MAX_DETAILED:
                     mismatches.append(
@@ -300,7 +306,7 @@ class Verifier:
                     report.uncounted += 1
             last_version, last_position, last_hash = version, position, stored
         report.events[table] = count
-        moved = self._explain(table, mismatches, slots, report)
+        moved = self._explain(table, mismatches, slots, followed, report)
         for case_id, version, position, before in disorder:
             if {(case_id, version), (case_id, version - 1)} & moved:
                 continue  # a consequence of the move already reported
@@ -349,12 +355,19 @@ class Verifier:
         )
 
     def _explain(
-        self, table: str, mismatches: list[_Mismatch], slots: list[_Slot], report: Report
+        self,
+        table: str,
+        mismatches: list[_Mismatch],
+        slots: list[_Slot],
+        followed: set[tuple[UUID, int]],
+        report: Report,
     ) -> set[tuple[UUID, int]]:
         """Report each event whose hash does not fit: moved when its hash fits another case's
-        (or version's) place, changed otherwise. An event whose only fault is that its
-        predecessor was moved away is intact and not reported. Answers the places (case,
-        version) that moved events now occupy."""
+        (or version's) place; its stored hash changed when its content still gives the hash
+        its next version was chained to; its content changed otherwise. An event whose only
+        fault is that its predecessor was moved away, or had its stored hash changed, is
+        intact and not reported. Answers the places (case, version) that moved events now
+        occupy. ``followed``: the mismatches that have a next version."""
         places = slots + [_Slot(m.case_id, m.version, m.prev) for m in mismatches]
         origins: dict[tuple[UUID, int], _Slot] = {}
         original: dict[tuple[UUID, int], bytes] = {}  # a place -> the hash of its own event
@@ -366,6 +379,7 @@ class Verifier:
                     origins[(m.case_id, m.version)] = p
                     original[(p.case_id, p.version)] = m.stored
                     break
+        rehashed = _rehashed(mismatches, origins)
         for m in mismatches:
             origin = origins.get((m.case_id, m.version))
             if origin is not None:
@@ -380,11 +394,9 @@ class Verifier:
                     event_hash(before, m.case_id, m.version, m.topic, m.state) == m.stored
                 ):
                     continue  # intact: the event before it was moved away
-                kind = "content_changed"
-                what = (
-                    "its content (state or topic) does not match its hash: changed after it "
-                    "was stored"
-                )
+                if (m.case_id, m.version - 1) in rehashed:
+                    continue  # intact: only the stored hash before it was changed
+                kind, what = _changed(m, rehashed, followed)
             report.add(Problem(kind, table, what, str(m.case_id), m.version, m.position))
         return set(origins)
 
@@ -507,6 +519,44 @@ class Verifier:
                     first,
                 )
             )
+
+
+def _rehashed(
+    mismatches: list[_Mismatch], origins: dict[tuple[UUID, int], _Slot]
+) -> set[tuple[UUID, int]]:
+    """The places whose stored hash alone was changed: the next version, also a mismatch,
+    is chained to the hash the event's content gives."""
+    by_place = {(m.case_id, m.version): m for m in mismatches}
+    found: set[tuple[UUID, int]] = set()
+    for m in mismatches:
+        after = by_place.get((m.case_id, m.version + 1))
+        if after is None or (m.case_id, m.version) in origins:
+            continue
+        own = event_hash(m.prev, m.case_id, m.version, m.topic, m.state)
+        if event_hash(own, after.case_id, after.version, after.topic, after.state) == (
+            after.stored
+        ):
+            found.add((m.case_id, m.version))
+    return found
+
+
+def _changed(
+    m: _Mismatch, rehashed: set[tuple[UUID, int]], followed: set[tuple[UUID, int]]
+) -> tuple[str, str]:
+    """The kind and description of an event, not moved, whose hash does not fit."""
+    if (m.case_id, m.version) in rehashed:
+        return "hash_changed", (
+            "its stored hash (audit_hash) was changed: its content still gives the hash "
+            f"version {m.version + 1} was chained to"
+        )
+    if (m.case_id, m.version) in followed:
+        return "content_changed", (
+            "its content (state or topic) does not match its hash: changed after it was stored"
+        )
+    return "content_changed", (
+        "its content (state or topic) does not match its stored hash: one of them was changed "
+        "after it was stored (this is the case's newest event: no later hash tells which)"
+    )
 
 
 def _differs(

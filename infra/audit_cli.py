@@ -36,6 +36,8 @@ audit_app = typer.Typer(
 )
 console = Console(stderr=True)
 CaseId = Annotated[str, typer.Argument(help="the case's id (a UUID)")]
+#: Problems `verify` prints unless told otherwise (the rest are counted).
+SHOWN = 50
 Output = Annotated[
     Path | None, typer.Option("--output", "-o", help="write to this file (default: stdout)")
 ]
@@ -59,7 +61,13 @@ def _write(text: str, output: Path | None) -> None:
 @audit_app.command()
 def checkpoint() -> None:
     """Sign a checkpoint of every event log that grew since its last one, and publish it on
-    the audit topic (one the broker does not take now is published by the next attempt)."""
+    the audit topic (one the broker does not take now is published by the next attempt).
+    `caseledger up` runs this every minute by default (`caseledger audit-checkpoints`); run
+    it by hand to seal the history up to now, e.g. before an audit.
+
+    Exit codes: 0 signed (or nothing new to sign); 1 refused because the log has a missing
+    or inserted event: nothing is signed over it; run `caseledger audit verify` to see what
+    and where."""
     from infra.audit_bundle import AuditTrail  # noqa: PLC0415
     from services.audit import LogNotDense  # noqa: PLC0415
 
@@ -80,12 +88,28 @@ def checkpoint() -> None:
 
 @audit_app.command("public-key")
 def public_key() -> None:
-    """Print the checkpoint signing key's public half, in hex and PEM: give it to auditors,
-    who pass it to the verifier (`--public-key`)."""
+    """Print the checkpoint signing key's public half, in hex and PEM, and its id: give it to
+    auditors, who pass it to the verifier (`--public-key`) and to `audit verify
+    --trusted-key` on another machine. Hand it over by a channel the database's
+    administrators do not control, or compare its id with the key_id of the published
+    checkpoints.
+
+    It reads the key of this configuration (CASELEDGER_AUDIT_SIGNING_KEY_FILE, else
+    CASELEDGER_DATA_DIR/audit/checkpoint-signing.key); when that file does not exist it
+    refuses (exit 1) rather than make a key no checkpoint was signed with."""
     from infra.audit_keys import key_file, signing_key  # noqa: PLC0415
     from infra.cli import _settings  # noqa: PLC0415
 
     settings = _settings()
+    if not key_file(settings).exists():
+        typer.echo(
+            f"error: there is no checkpoint signing key at {key_file(settings)}\n"
+            "  how to fix it: point CASELEDGER_AUDIT_SIGNING_KEY_FILE (or CASELEDGER_DATA_DIR) "
+            "at the key the checkpointer uses; a new key is made by the first checkpoint "
+            "(`caseledger audit checkpoint`)",
+            err=True,
+        )
+        raise typer.Exit(1)
     key = signing_key(settings)
     typer.echo(f"key id: {key.key_id}   (file {key_file(settings)})")
     typer.echo(f"hex:    {key.public_hex}")
@@ -152,45 +176,73 @@ def verify(
             "unnoticed)",
         ),
     ] = False,
+    show: Annotated[
+        int,
+        typer.Option(
+            "--show",
+            min=0,
+            help="print at most this many problems, then how many more (0: all that were "
+            "kept, up to 10,000); --json always gives them all",
+        ),
+    ] = SHOWN,
 ) -> None:
-    """Recompute every event's hash from its content, every case's chain, the Merkle tree,
-    every checkpoint's root and signature, and compare the table with the checkpoints
-    published on the audit topic. Prints every problem with the case, version and position
-    it concerns; exits 1 when there is any, 0 when the store is intact."""
+    """Check that no recorded event was changed, deleted, inserted, reordered or moved:
+    recompute every event's hash from its content, every case's chain, the Merkle tree,
+    every checkpoint's root and signature, and compare the checkpoints table with the
+    copies published on the audit topic. Read-only; a progress bar shows on stderr.
+
+    Prints each problem with the log, case, version and position it concerns (the first
+    --show of them; --json gives them all, up to 10,000), a count per kind, and what to do.
+    Checkpoints count when signed by this configuration's signing key or a --trusted-key:
+    on a machine without the key file, pass the key `caseledger audit public-key` printed.
+
+    Exit codes: 0 intact; 1 a problem found (or the published copies could not be read:
+    fix the broker's address, or accept the risk with --skip-topic); 2 bad arguments."""
     from infra.audit_verify import Verifier  # noqa: PLC0415
 
     trusted = _trusted(trusted_key or [])
     container = _container()
     try:
         verifier = Verifier(container.pool, container.audit.tables, container.settings, trusted)
-        with _bar("verifying the event logs") as show:
-            report = verifier.verify(show, read_topic=not skip_topic)
+        with _bar("verifying the event logs") as progress:
+            report = verifier.verify(progress, read_topic=not skip_topic)
     finally:
         container.close()
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
-        _print(report)
+        _print(report, show)
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _print(report: Report) -> None:
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
+def _print(report: Report, show: int = 0) -> None:
     for note in report.notes:
         typer.echo(f"note: {note}")
-    for problem in report.problems:
+    shown = report.problems[:show] if show else report.problems
+    for problem in shown:
         typer.echo(f"PROBLEM {problem}")
-    if report.uncounted:
-        typer.echo(f"... and {report.uncounted:,} more problems")
+    if (rest := report.count - len(shown)) > 0:
+        more = "use --show 0 or --json for the rest" if report.problems[len(shown) :] else ""
+        typer.echo(
+            f"... and {_plural(rest, 'more problem')} {f'({more})' if more else ''}".rstrip()
+        )
     events = ", ".join(f"{n:,} in {t}" for t, n in report.events.items())
     summary = (
-        f"{events}; {report.checkpoints} checkpoints in the table, "
-        f"{report.published} published copies"
+        f"{events}; {_plural(report.checkpoints, 'checkpoint')} in the table, "
+        f"{_plural(report.published, 'published copy', 'published copies')}"
     )
     if report.ok:
         typer.echo(f"intact: {summary}")
-    else:
-        count = len(report.problems) + report.uncounted
-        typer.echo(f"NOT INTACT: {count:,} problems; {summary}")
+        return
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in report.by_kind().items())
+    typer.echo(f"NOT INTACT: {_plural(report.count, 'problem')} ({kinds}); {summary}")
+    typer.echo("\nWhat to do:")
+    for line in report.what_to_do():
+        typer.echo(f"  {line}")
 
 
 def _bundle(case_id: str, output: Path | None) -> None:
@@ -216,10 +268,14 @@ def _bundle(case_id: str, output: Path | None) -> None:
 
 @audit_app.command()
 def bundle(case_id: CaseId, output: Output = None) -> None:
-    """Write the evidence bundle of one case: its events with their hashes and Merkle
+    """Write the evidence bundle of one case (JSON): its events with their hashes and Merkle
     inclusion proofs, and the signed checkpoint they are proved against (a fresh one when the
-    latest does not cover the case's newest event). Check it with `caseledger audit verifier`'s
-    script and `caseledger audit public-key`."""
+    latest does not cover the case's newest event). Give it to the auditor with the script
+    of `caseledger audit verifier` and the key of `caseledger audit public-key`; they check
+    it offline, without access to caseledger.
+
+    Exit codes: 0 written; 1 no such case, or the log has a missing or inserted event (no
+    proof is made over it: run `caseledger audit verify`); 2 CASE_ID is not a UUID."""
     _bundle(case_id, output)
 
 
@@ -231,8 +287,15 @@ def evidence(case_id: CaseId, output: Output = None) -> None:
 
 @audit_app.command()
 def verifier(output: Output = None) -> None:
-    """Write the standalone verifier for auditors: one Python file, standard library only.
-    Run it as `python verifier.py BUNDLE.json --public-key KEY`."""
+    """Write the standalone verifier for auditors: one Python 3 file, standard library
+    only, nothing of caseledger needed. Run it as `python verifier.py BUNDLE.json
+    --public-key KEY` with the key of `caseledger audit public-key` (never the one inside the
+    bundle): it recomputes every event's hash, checks each inclusion proof against the
+    checkpoint's root and the checkpoint's Ed25519 signature.
+
+    The script exits 0 when the bundle holds, 1 when it found problems (each printed with the
+    case, version and what is wrong: the case's history as bundled is not what was signed),
+    2 when the bundle or key cannot be read."""
     import domain.evidence  # noqa: PLC0415
 
     _write(Path(domain.evidence.__file__).read_text().rstrip("\n"), output)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -94,12 +95,54 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     uncounted: int = 0  # problems beyond MAX_DETAILED
+    kinds: Counter[str] = field(default_factory=Counter)  # every problem added, by kind
 
     def add(self, problem: Problem) -> None:
+        self.kinds[problem.kind] += 1
         if len(self.problems) < MAX_DETAILED:
             self.problems.append(problem)
         else:
             self.uncounted += 1
+
+    @property
+    def count(self) -> int:
+        return len(self.problems) + self.uncounted
+
+    def by_kind(self) -> dict[str, int]:
+        """Problems per kind, most frequent first (the ones only counted, past the detailed
+        ones' limit without their kind, as "unclassified")."""
+        counted = dict(self.kinds.most_common())
+        if (rest := self.count - sum(counted.values())) > 0:
+            counted["unclassified"] = rest
+        return counted
+
+    def what_to_do(self) -> list[str]:
+        """What the operator should do about the problems found (nothing when intact)."""
+        if self.ok:
+            return []
+        if set(self.kinds) == {"witness_unavailable"}:
+            return [
+                "The store itself checked out, but the published checkpoints could not be "
+                "read: a deleted or altered checkpoint row would go unnoticed. Make the broker "
+                "reachable (KAFKA_BOOTSTRAP_SERVERS) and run verify again, or run it with "
+                "--skip-topic to accept not checking them."
+            ]
+        return [
+            "Treat it as a security incident: recorded history was changed outside "
+            "caseledger (or a checkpoint was forged or removed).",
+            "1. Keep the evidence: copy the database now (pg_dump or a snapshot), before "
+            "anything repairs or writes over it, and keep this report (--json lists every "
+            "problem).",
+            "2. Report it to whoever handles security incidents, with the cases and versions "
+            "named here; database and access logs of the time tell who wrote them.",
+            "3. The checkpoints published on the audit topic, outside the database, are what "
+            "was signed: `caseledger audit bundle CASE_ID` proves a named case against the "
+            "latest one, for the auditor's offline verifier.",
+            "4. To repair, restore a backup taken before the first problem and run verify "
+            "on it: it holds when the only problems left are the published checkpoints newer "
+            "than the backup (missing, with the events they signed); those events must be "
+            "recorded again.",
+        ]
 
     @property
     def ok(self) -> bool:
@@ -114,7 +157,9 @@ class Report:
             "published_checkpoints": self.published,
             "problems": [asdict(p) | {"message": str(p)} for p in self.problems],
             "more_problems": self.uncounted,
+            "problems_by_kind": self.by_kind(),
             "notes": self.notes,
+            "what_to_do": self.what_to_do(),
         }
 
 

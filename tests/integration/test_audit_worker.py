@@ -51,6 +51,11 @@ def _worker_settings(settings: Settings, tmp_path: Path, **changes: Any) -> Sett
     )
 
 
+def _dsn(settings: Settings) -> str:
+    assert settings.database_url is not None
+    return settings.database_url
+
+
 def _spawn(settings: Settings, logs: Path) -> subprocess.Popen[bytes]:
     log = open(logs / "audit-checkpoints.log", "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
@@ -187,7 +192,7 @@ class TurnGate:
 
 @pytest.fixture
 def gate(settings: Settings) -> Iterator[TurnGate]:
-    made = TurnGate(settings.database_url)
+    made = TurnGate(_dsn(settings))
     yield made
     made.close()
 
@@ -252,11 +257,11 @@ def test_sigkilled_mid_turn_and_restarted_loses_and_duplicates_nothing(
     # killed after the broker took a checkpoint and before it was marked published
     made = container.audit.checkpoint(EVENTS)
     assert made is not None and made.size == 4
-    with psycopg.connect(settings.database_url) as holder:
+    with psycopg.connect(_dsn(settings)) as holder:
         holder.execute("SELECT id FROM audit_checkpoints FOR UPDATE")  # mark_published waits
         worker = workers.start()
         wait_until(lambda: len(_published(settings)) >= 1, 30, "the checkpoint on the topic")
-        wait_until(lambda: _waiting_on_lock(settings.database_url), 30, "mark_published")
+        wait_until(lambda: _waiting_on_lock(_dsn(settings)), 30, "mark_published")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         holder.rollback()

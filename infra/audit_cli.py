@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 audit_app = typer.Typer(
     help=(
-        "Tamper evidence for the event store. Every event is hash-chained to its case's "
+        "Audit the event store: export histories, prove them unaltered, replay them.\n\n"
+        "`export` writes the history of a case, or of every case changed in a period, as "
+        "JSON Lines or a readable report; `republish` sends a range of the store to Kafka "
+        "again.\n\n"
+        "Tamper evidence: every event is hash-chained to its case's "
         "previous one by PostgreSQL as it is stored, and the whole log is a Merkle tree whose "
         "root is signed (a checkpoint, every minute under `caseledger up`) with a key kept "
         "outside the database and published on the audit-checkpoints topic. `verify` "

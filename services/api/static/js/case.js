@@ -1,9 +1,29 @@
 // One case: its facts, what the signed-in role may do now (GET /cases/{id}: `actions` and
 // `transitions`, each enabled or not with the reason), its fields, SLA clocks and timeline.
-import { Alpine, api, attempt, caseTypeDocument, milestone, priorityLabel, send, show, start, t, when } from "./app.js";
+// For audit: the case as recorded at a past moment (?as_of=, read-only), its legal hold, and
+// the evidence bundle and audit report for the roles that may download them.
+import {
+  Alpine, ApiError, api, attempt, caseTypeDocument, milestone, pageParams, priorityLabel, send, show, start, t, when,
+} from "./app.js";
 import { changedValues, fieldForm, readValues, withoutBlanks } from "./fields.js";
 
 const caseId = window.location.pathname.split("/").pop();
+const DOWNLOADERS = ["admin", "auditor"]; // GET /cases/{id}/evidence and /export
+const HOLD_PLACERS = ["admin", "manager"]; // POST /cases/{id}/legal-hold
+const HOLD_LIFTERS = ["admin"]; // DELETE /cases/{id}/legal-hold
+
+const role = () => Alpine.store("app").me?.role;
+const pad = (n) => String(n).padStart(2, "0");
+
+/** An instant as a date-time input shows it: local time, to the second. */
+function localInput(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** A date-time input's local value as an instant in UTC (ISO 8601, Z). */
+const instant = (local) => new Date(local).toISOString().replace(".000Z", "Z");
 
 const casePage = () => ({
   c: null,
@@ -19,21 +39,112 @@ const casePage = () => ({
   note: "",
   closeReason: "",
   reopenReason: "",
+  asOf: pageParams().get("as_of") ?? "", // the recorded moment read (ISO 8601), "" for now
+  asOfInput: "",
+  holdReason: "",
+  liftReason: "",
 
   init() {
+    window.addEventListener("popstate", () => {
+      this.asOf = pageParams().get("as_of") ?? "";
+      this.load();
+    });
     this.load();
   },
 
   async load() {
-    await attempt(async () => {
-      const c = await api(`/cases/${caseId}`);
+    const asOf = this.asOf;
+    const query = asOf ? `?as_of=${encodeURIComponent(asOf)}` : "";
+    this.asOfInput = asOf ? localInput(asOf) : "";
+    const done = await attempt(async () => {
+      const c = await api(`/cases/${caseId}${query}`);
       this.document = await caseTypeDocument(c.case_type, c.case_type_version);
       this.actions = c.actions;
       this.transitions = c.transitions;
       const editable = c.editable_fields ?? Object.keys(this.document.fields ?? {});
       this.form = fieldForm(this.document, editable.filter((name) => name in (this.document.fields ?? {})), c.fields);
-      this.timeline = await api(`/cases/${caseId}/timeline`);
+      this.timeline = await api(`/cases/${caseId}/timeline${query}`);
       this.c = c;
+      return true;
+    });
+    if (!done && asOf) this.c = null; // never show the case of now as if it were the past
+  },
+
+  // -- the case as recorded at a past moment (GET /cases/{id}?as_of=) ------------------------
+
+  past() {
+    return Boolean(this.asOf);
+  },
+
+  /** Read the case as recorded at the moment picked; the URL keeps it, to share or reload. */
+  viewAsOf() {
+    if (!this.asOfInput) return this.viewNow();
+    return this.travel(instant(this.asOfInput));
+  },
+
+  viewNow() {
+    return this.travel("");
+  },
+
+  travel(asOf) {
+    this.asOf = asOf;
+    const url = new URL(window.location.href);
+    if (asOf) url.searchParams.set("as_of", asOf);
+    else url.searchParams.delete("as_of");
+    window.history.pushState(null, "", url);
+    return this.load();
+  },
+
+  pastText() {
+    if (!this.past()) return "";
+    const at = new Intl.DateTimeFormat(t("meta.locale"), { dateStyle: "medium", timeStyle: "medium" });
+    return t("case.as_of_banner", { when: at.format(new Date(this.c.as_of ?? this.asOf)), version: this.c.version });
+  },
+
+  // -- audit: downloads and the legal hold -----------------------------------------------------
+
+  mayDownload() {
+    return DOWNLOADERS.includes(role());
+  },
+
+  mayPlaceHold() {
+    return HOLD_PLACERS.includes(role()) && !this.past() && !this.c.legal_hold;
+  },
+
+  mayLiftHold() {
+    return HOLD_LIFTERS.includes(role()) && !this.past() && Boolean(this.c.legal_hold);
+  },
+
+  placeHold() {
+    return this.holdCommand(() => send(`/cases/${caseId}/legal-hold`, "POST", { reason: this.holdReason }), "holdReason");
+  },
+
+  liftHold() {
+    const reason = encodeURIComponent(this.liftReason);
+    return this.holdCommand(() => send(`/cases/${caseId}/legal-hold?reason=${reason}`, "DELETE"), "liftReason");
+  },
+
+  async holdCommand(work, reset) {
+    const done = await this.command(work);
+    if (done !== undefined) this[reset] = "";
+  },
+
+  /** Download an export as a file: the key goes in a header, so a plain link cannot. */
+  download(kind) {
+    const path = kind === "evidence" ? `/cases/${caseId}/evidence` : `/cases/${caseId}/export?format=html`;
+    const name = kind === "evidence" ? `case-${caseId}-evidence.json` : `case-${caseId}.html`;
+    return attempt(async () => {
+      const store = Alpine.store("app");
+      const answer = await fetch(path, { headers: { Authorization: `Bearer ${store.key}`, "Accept-Language": store.language } });
+      if (!answer.ok) {
+        const body = answer.headers.get("content-type")?.includes("json") ? await answer.json() : null;
+        throw new ApiError(answer.status, body, `${answer.status} ${answer.statusText}`);
+      }
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await answer.blob());
+      link.download = name;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
     });
   },
 
@@ -53,6 +164,7 @@ const casePage = () => ({
       [t("case.escalations"), show(c.escalations)],
     ];
     if (c.closed_reason) rows.push([t("case.closed_reason"), c.closed_reason]);
+    if (c.legal_hold) rows.push([t("case.legal_hold"), this.holdText(c.legal_hold)]);
     if (c.parent_id) rows.push([t("case.parent"), c.parent_id]);
     if (c.children.length) rows.push([t("case.children"), c.children.join(", ")]);
     for (const [name, value] of Object.entries(c.fields)) {
@@ -64,7 +176,12 @@ const casePage = () => ({
   /** A field's value as people read it: a choice by its label (GET /cases/{id} gives them in
    * `labels.choices`), the rest by its type. */
   fieldText(name, value) {
+    if ((value === null || value === undefined) && this.c.erased?.includes(name)) return t("case.erased");
     return this.c.labels.choices?.[name]?.[value] ?? show(value, this.document.fields?.[name]);
+  },
+
+  holdText(hold) {
+    return t("case.legal_hold_detail", { reason: hold.reason, by: hold.placed_by ?? "—", version: hold.version });
   },
 
   slaLines() {

@@ -106,11 +106,16 @@ class SeenCase:
         see = self.view.see
         return {n: f for n, f in self.definition.fields.items() if see is None or n in see}
 
+    #: Personal fields whose values can no longer be read although the case as read does not
+    #: record their erasure (a past version, read after its subject was erased).
+    unreadable: tuple[str, ...] = ()
+
     @property
     def erased(self) -> list[str]:
         """The personal fields this role sees whose values were erased with the subject."""
         see = self.view.see
-        return [name for name in self.case.erased if see is None or name in see]
+        names = sorted({*self.case.erased, *self.unreadable})
+        return [name for name in names if see is None or name in see]
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,29 @@ class CaseViews:
         case = self.ledger.case_at(case_id, at)
         definition = self.ledger.definition_of(case)
         view = definition.view_for(role)
-        return SeenCase(case, definition, view, visible(case.fields, view))
+        return SeenCase(
+            case,
+            definition,
+            view,
+            visible(case.fields, view),
+            () if at.is_now else self._unreadable(case, definition),
+        )
+
+    def _unreadable(self, case: Case, definition: Definition) -> tuple[str, ...]:
+        """The personal fields of a case read before its erasure event (a past version)
+        whose values its subject's erasure made unreadable: set, yet ``None``."""
+        if case.erased_subject is not None or not definition.personal_fields:
+            return ()
+        vault = self.ledger.vault
+        if vault is None or not vault.is_erased(case.subject):
+            return ()
+        return tuple(
+            sorted(
+                name
+                for name in definition.personal_fields
+                if name in case.fields and case.fields[name] is None
+            )
+        )
 
     def case_view(self, case_id: UUID, reader: Reader, at: Moment = NOW) -> CaseView:
         """The case ready to show to ``reader``: what its role sees, in its language, with

@@ -143,6 +143,7 @@ def test_after_erasure_no_personal_value_is_readable_anywhere_and_others_stay_re
     past = client.get(f"/cases/{first}?version=1", headers=auth(handler))
     assert past.status_code == 200, past.text
     assert past.json()["fields"]["full_name"] is None  # its key is gone for the past too
+    assert "full_name" in past.json()["erased"]  # named as erased, not merely empty
     listed = {c["id"]: c for c in client.get("/cases", headers=auth(handler)).json()["cases"]}
     assert listed[second]["erased"] == ["email", "full_name"]
     assert listed[other]["fields"]["full_name"] == OTHER_NAME  # another subject: untouched

@@ -44,7 +44,8 @@ __all__ = [
 
 
 class BadMoment(DomainError):
-    """A moment or version to read a case at that cannot be used (answered 400)."""
+    """A moment or version to read a case at that cannot be used (answered 422, as any other
+    bad query parameter)."""
 
     code = "bad_moment"
 

@@ -29,6 +29,7 @@ from services.errors import (
     VersionConflict,
 )
 from services.secret_store import SecretNotFound
+from services.time_travel import BadMoment
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     (NotAllowed, 403),
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (RequestReplayed, 409),
     (InvalidTransition, 409),
     (InvalidCommand, 422),
+    (BadMoment, 422),
 ]
 
 

@@ -377,7 +377,7 @@ BAD = [
     ),
     pytest.param(get("/cases?limit=5&limit=6", 422, "limit", "give it once"), id="limit-repeated"),
     pytest.param(
-        get(f"/cases/{CASE}?verbose=1", 422, "verbose", "no query parameters"),
+        get(f"/cases/{CASE}?verbose=1", 422, "verbose", "unknown query parameter"),
         id="query-on-get-case",
     ),
     pytest.param(

@@ -100,16 +100,16 @@ def test_a_moment_that_cannot_be_read_is_refused_with_what_to_do(
     status, text = refusal("version=2")
     assert status == 404 and "is at version 1" in text
     status, text = refusal("version=1&as_of=2030-01-01T00:00:00Z")
-    assert status == 400 and "not both" in text
+    assert status == 422 and "not both" in text
     status, text = refusal("as_of=yesterday")
-    assert status == 400 and "ISO 8601" in text
+    assert status == 422 and "ISO 8601" in text
     status, text = refusal("as_of=2030-01-01T00:00:00")
-    assert status == 400 and "no UTC offset" in text and "2030-01-01T00:00:00Z" in text
+    assert status == 422 and "no UTC offset" in text and "2030-01-01T00:00:00Z" in text
     # An unencoded "+" arrives as a space: read as the offset it was.
     spaced = client.get(f"/cases/{case_id}?as_of=2030-01-01T00:00:00+01:00", headers=handler)
     assert spaced.status_code == 200, spaced.text
     status, _ = refusal("effective_at=2030-01-01")
-    assert status == 400
+    assert status == 422
 
 
 CLAIM = """

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.case import Case
+from domain.case import RULE_TRIGGERS, Case
 from domain.definition import Definition, View
 from domain.errors import DomainError, InvalidCommand, InvalidTransition
 from domain.event_names import event_type
@@ -36,18 +36,10 @@ from services.application import reach_milestone
 from services.errors import CaseNotFound
 from services.queries import CaseFilter, CaseListQueries, PageCursor
 
-#: The events a replay runs again as commands (unless a rule caused them).
-INPUTS: tuple[type[Case.Event], ...] = (
-    Case.Opened,
-    Case.Assigned,
-    Case.StatusChanged,
-    Case.FieldsUpdated,
-    Case.NoteAdded,
-    Case.Closed,
-    Case.Reopened,
-    Case.PriorityChanged,
-    Case.RoutedToQueue,
-    Case.Escalated,
+#: The events a replay runs again as commands (unless a rule caused them): those rules react
+#: to, but for the SLA milestones (the replay reaches them itself) and migrations (skipped).
+INPUTS: tuple[type[Case.Event], ...] = tuple(
+    kind for kind in RULE_TRIGGERS if kind not in (Case.SlaWarned, Case.SlaBreached, Case.Migrated)
 )
 #: Bookkeeping that a command records along with its inputs (clocks moving with the status):
 #: it does not end the command, as a rule's reaction or another command does.

@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, Strict
 
+from services.api.case_types import Name, Version
 from services.api.deps import Caller, Deps, authenticated, known_query_only, require
 from services.api.schemas import ErrorBody, _Request
 from services.auth import Role
@@ -38,8 +39,6 @@ router = APIRouter(
     responses=_errors,
     dependencies=[Depends(authenticated), Depends(known_query_only)],
 )
-Name = Annotated[str, Path(max_length=63, pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Version = Annotated[int, Path(ge=1, le=1_000_000)]
 Author = Annotated[Caller, Depends(require(AUTHORS, "try case-type drafts"))]
 
 

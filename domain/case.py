@@ -2,11 +2,18 @@
 
 Commands take the case type :class:`~domain.definition.Definition` the case is pinned to and,
 where time matters (SLA clocks), ``now``; the domain never reads a clock itself.
+
+A case in a final state (one its case type marks ``final``, or the administratively closed
+state) is locked: its fields (but those marked ``editable_when_final``), its assignee and
+queue and its state no longer change, except by reopening it (:class:`CaseIsFinal`, 409).
+Notes, SLA and notification bookkeeping, legal holds, erasure and migrations still apply.
+The command that puts a case in a final state is not locked by it: its rules may still
+act (``closing=True``), e.g. fill in a settlement date at the moment of settling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any
@@ -353,21 +360,43 @@ class Case(Aggregate):
         return self.status == CLOSED
 
     def is_done(self, definition: Definition) -> bool:
-        """Closed, or in a final state of its case type."""
+        """Closed, or in a final state of its case type: the case is then locked."""
         return definition.is_final(self.status)
+
+    def locked_fields(self, definition: Definition, names: Iterable[str]) -> list[str]:
+        """Which of ``names`` may not be changed now: none while the case is not done;
+        once it is, all but those the case type marks ``editable_when_final``."""
+        if not self.is_done(definition):
+            return []
+        return sorted(set(names) - definition.editable_when_final)
 
     # -- work on the case ------------------------------------------------------------------
 
-    def assign(self, assignee: str | None, context: dict[str, Any]) -> None:
-        """Give the case to ``assignee`` (``None`` unassigns it)."""
-        self.check_open("assign")
+    def assign(
+        self,
+        assignee: str | None,
+        context: dict[str, Any],
+        *,
+        definition: Definition | None = None,
+        closing: bool = False,
+    ) -> None:
+        """Give the case to ``assignee`` (``None`` unassigns it). ``definition`` tells which
+        states are final (without it, only the closed state is known to be)."""
+        self.check_not_final(definition, "assigned" if assignee else "unassigned", closing)
         if assignee is not None:
             check_text("assignee", assignee, 200)
         self._on_assigned(assignee=assignee, context=self.stamp(context))
 
-    def route(self, queue: str | None, context: dict[str, Any]) -> None:
-        """Put the case in work queue ``queue``."""
-        self.check_open("route")
+    def route(
+        self,
+        queue: str | None,
+        context: dict[str, Any],
+        *,
+        definition: Definition | None = None,
+        closing: bool = False,
+    ) -> None:
+        """Put the case in work queue ``queue`` (``definition`` as for :meth:`assign`)."""
+        self.check_not_final(definition, "routed to a queue", closing)
         if queue is not None:
             check_text("queue", queue, 200)
         if queue != self.queue:
@@ -393,10 +422,12 @@ class Case(Aggregate):
         context: dict[str, Any],
         now: datetime,
         facts: Mapping[str, Any],
+        *,
+        closing: bool = False,
     ) -> None:
         """Take the transition ``name``: the role, the guard and the required fields must allow
         it. ``facts`` are what the guard reads (see ``domain.rules.facts``)."""
-        self.check_open("move")
+        self.check_not_final(definition, f"moved (transition {name!r})", closing)
         role = context.get("actor_role")
         move = definition.transition(name, self.status, role)
         missing = [f for f in move.requires if self.fields.get(f) is None]
@@ -429,9 +460,11 @@ class Case(Aggregate):
         changes: dict[str, Any],
         context: dict[str, Any],
         view: View | None,
+        *,
+        closing: bool = False,
     ) -> None:
-        """Change field values, as far as the role's ``view`` lets it (``None``: any field)."""
-        self.check_open("update")
+        """Change field values, as far as the role's ``view`` lets it (``None``: any field).
+        A value equal to the field's own is no change, and is never refused as one."""
         check_field_values(changes)
         check_not_sealed(changes)
         if view is not None and view.edit is not None:
@@ -444,6 +477,13 @@ class Case(Aggregate):
                 )
         definition.check_fields(changes, opening=False)
         changed = {k: v for k, v in changes.items() if self.fields.get(k) != v}
+        locked = [] if closing else self.locked_fields(definition, changed)
+        if locked:
+            raise self._final(
+                f"its fields may not be changed ({', '.join(locked)})",
+                f"; a field that must stay editable on a case in a final state is marked "
+                f"editable_when_final: true in the case type {definition.name!r}",
+            )
         if changed:
             self._on_fields_updated(changes=changed, context=self.stamp(context))
 
@@ -455,8 +495,8 @@ class Case(Aggregate):
     def close(
         self, definition: Definition, reason: str, context: dict[str, Any], now: datetime
     ) -> None:
-        """Close the case administratively, whatever its state (not once it is closed)."""
-        self.check_open("close")
+        """Close the case administratively, from any state that is not final."""
+        self.check_not_final(definition, "closed", closing=False)
         check_text("reason", reason, MAX_NOTE)
         old = self.status
         self._on_closed(reason=reason, context=self.stamp(context))
@@ -655,9 +695,21 @@ class Case(Aggregate):
         """The context with the case type version this case runs under, for the envelope."""
         return stamp(context, self.case_type, self.case_type_version)
 
-    def check_open(self, action: str) -> None:
-        if self.is_closed:
-            raise InvalidTransition(f"cannot {action} a closed case", hint="reopen the case first")
+    def check_not_final(self, definition: Definition | None, refused: str, closing: bool) -> None:
+        """Refuse a command that would change a locked case (see the module's docstring):
+        ``refused`` says what it would have done ("assigned"). ``closing``: the command
+        that put the case in its final state is still running (its rules act)."""
+        done = self.is_closed if definition is None else self.is_done(definition)
+        if done and not closing:
+            raise self._final(f"it may not be {refused}")
+
+    def _final(self, refused: str, more: str = "") -> CaseIsFinal:
+        where = "is closed" if self.is_closed else f"is in the final state {self.status!r}"
+        return CaseIsFinal(
+            f"case {self.id} {where}, so it is locked: {refused}",
+            hint=f"reopen it first (POST /cases/{self.id}/reopen with a reason; managers and "
+            f"admins may), then retry{more}",
+        )
 
     # -- state changes (also run on replay) ------------------------------------------------
 
@@ -840,6 +892,13 @@ rules, SLA clocks, notifications and child cases, which follow from these."""
 def rule_trigger_types() -> tuple[str, ...]:
     """The names of :data:`RULE_TRIGGERS`, as a case-type document writes them."""
     return tuple(event_type(kind) for kind in RULE_TRIGGERS)
+
+
+class CaseIsFinal(InvalidTransition):
+    """The case is in a final state (or closed), so it is locked: it may not be changed,
+    assigned or moved until it is reopened."""
+
+    code = "case_final"
 
 
 class LegalHoldBlocks(InvalidTransition):

@@ -79,7 +79,9 @@ class FieldSpec:
     values of a choice field their texts per language (``{"water": {"en": "Water damage"}}``);
     a value without one is shown as it is. A ``personal`` field holds personal data of the
     case's data subject: it is stored sealed under the subject's key, and erasing the
-    subject makes it unreadable (docs/audit.md, "Personal data and erasure")."""
+    subject makes it unreadable (docs/audit.md, "Personal data and erasure"). A field
+    ``editable_when_final`` may still be changed once the case is in a final state (an
+    archive reference, say), which locks every other field (docs/case-types.md)."""
 
     name: str
     kind: str
@@ -93,6 +95,7 @@ class FieldSpec:
     currencies: tuple[str, ...] = ()
     choice_labels: Mapping[str, Labels] = field(default_factory=dict)
     personal: bool = False
+    editable_when_final: bool = False
 
     def problem_with(self, value: Any) -> str | None:
         """Why ``value`` does not fit this field, or ``None`` when it does."""
@@ -331,7 +334,14 @@ class Definition:
         """The fields that hold personal data of the case's data subject."""
         return frozenset(name for name, spec in self.fields.items() if spec.personal)
 
+    @cached_property
+    def editable_when_final(self) -> frozenset[str]:
+        """The fields that may still be changed once a case is in a final state."""
+        return frozenset(n for n, spec in self.fields.items() if spec.editable_when_final)
+
     def is_final(self, status: str) -> bool:
+        """Whether ``status`` ends the work on a case: the administratively closed state,
+        or a state the case type marks ``final``. A case in such a state is locked."""
         return status == CLOSED or (status in self.states and self.states[status].final)
 
     def transition(self, name: str, status: str, role: str | None) -> Transition:

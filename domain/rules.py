@@ -37,7 +37,8 @@ class RuleRun:
     ``definition`` is the case-type version whose rules react (for a command: the version the
     case is pinned to); ``context`` is the command's context; ``case_types`` finds the current
     version of another case type (for ``open_child``); ``children`` collects the child cases
-    opened so far, which are saved with the case.
+    opened so far, which are saved with the case. ``closing``: this command moved the case's
+    state, so its rules may still act on a case it put in a final state (``domain.case``).
     """
 
     case: Case
@@ -46,6 +47,12 @@ class RuleRun:
     now: datetime
     case_types: DefinitionLookup
     children: list[Case] = field(default_factory=list)
+    closing: bool = False
+
+
+#: The events that move a case's state: after one of them in a command, that command's rules
+#: may still act on the case even if it is now in a final state.
+STATE_MOVES = (Case.StatusChanged, Case.Closed, Case.Reopened, Case.Migrated)
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ def react(run: RuleRun, start: int = 0) -> Reaction:
     depth = {index: 0 for index in range(start, len(case.pending_events))}
     index, fired = start, 0
     actor = {"id": run.context.get("actor_id"), "role": run.context.get("actor_role")}
+    moved, scanned = False, start  # whether this command's events moved the case's state
     while index < len(case.pending_events):
         trigger = case.pending_events[index]
         level = depth.get(index, 0)
@@ -120,7 +128,11 @@ def react(run: RuleRun, start: int = 0) -> Reaction:
                 if not rule.condition.holds(known["facts"]):
                     continue
             before = len(case.pending_events)
-            run_actions(run, Firing(rule.name, kind, trigger.originator_version, rule.actions))
+            if not moved:
+                moved = any(isinstance(e, STATE_MOVES) for e in case.pending_events[scanned:])
+                scanned = before
+            firing = Firing(rule.name, kind, trigger.originator_version, rule.actions)
+            run_actions(replace(run, closing=moved) if moved else run, firing)
             fired += 1
             for new in range(before, len(case.pending_events)):
                 depth[new] = level + 1
@@ -160,17 +172,18 @@ def _assign(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     outputs: Mapping[str, Any] = action.params
     if action.decision is not None:
         outputs = action.decision.decide(facts(case))
+    definition, closing = run.definition, run.closing
     if outputs.get("queue"):
-        case.route(str(outputs["queue"]), ctx)
+        case.route(str(outputs["queue"]), ctx, definition=definition, closing=closing)
     if outputs.get("user"):
-        case.assign(str(outputs["user"]), ctx)
+        case.assign(str(outputs["user"]), ctx, definition=definition, closing=closing)
     if outputs.get("priority"):
         case.set_priority(str(outputs["priority"]), ctx)
 
 
 def _set_field(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     changes = {action.params["field"]: action.params["value"]}
-    run.case.update_fields(run.definition, changes, ctx, view=None)
+    run.case.update_fields(run.definition, changes, ctx, view=None, closing=run.closing)
 
 
 def _set_priority(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
@@ -179,13 +192,15 @@ def _set_priority(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
 
 def _transition(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     case, name = run.case, action.params["transition"]
-    case.transition(run.definition, name, f"rule {ctx['rule']}", ctx, run.now, facts(case))
+    reason = f"rule {ctx['rule']}"
+    case.transition(run.definition, name, reason, ctx, run.now, facts(case), closing=run.closing)
 
 
 def _escalate(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     run.case.escalate(action.params["reason"], ctx)
     if action.params.get("queue"):
-        run.case.route(action.params["queue"], ctx)
+        route = action.params["queue"]
+        run.case.route(route, ctx, definition=run.definition, closing=run.closing)
 
 
 def _notify(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:

@@ -134,7 +134,7 @@ class CaseLedger(Application[UUID]):
         self, case_id: UUID, assignee: str | None, context: CommandContext, expected: int | None
     ) -> Case:
         def command(run: RuleRun) -> None:
-            run.case.assign(assignee, run.context)
+            run.case.assign(assignee, run.context, definition=run.definition)
 
         return self.run_command(case_id, expected, context, command).case
 

@@ -98,6 +98,7 @@ class FieldDoc(Part):
     currencies: list[str] | None = None
     choice_labels: dict[str, dict[str, str]] | None = None
     personal: bool = False  # personal data of the case's subject (docs/case-types.md)
+    editable_when_final: bool = False  # still editable in a final state (docs/case-types.md)
 
 
 class SlaDoc(Part):

@@ -323,7 +323,7 @@ def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | Non
         choices=tuple(doc.choices or ()), minimum=_decimal(doc.minimum),
         maximum=_decimal(doc.maximum), max_length=doc.max_length, pattern=doc.pattern,
         currencies=tuple(doc.currencies or ()), choice_labels=doc.choice_labels or {},
-        personal=doc.personal,
+        personal=doc.personal, editable_when_final=doc.editable_when_final,
     )  # fmt: skip
 
 

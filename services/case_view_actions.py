@@ -58,16 +58,27 @@ class CaseActions:
 
 def decide_actions(case: Case, definition: Definition, view: View, role: Role) -> CaseActions:
     """The commands ``role`` may run on ``case`` now. A case is done once closed or in a final
-    state of its type: it may then be reopened, and no longer assigned, closed or edited."""
+    state of its type: it is then locked (``domain.case``): it may be reopened, and no longer
+    assigned, closed or edited, but for the fields marked ``editable_when_final``."""
     done = case.is_done(definition)
-    edits = view.edit is None or bool(view.edit)
+    editable = editable_fields(case, definition, view)
     return CaseActions(
         assign=role in WORK_CASE and not done,
         close=role in WORK_CASE and not done,
         reopen=role in REOPEN_CASE and done,
-        edit_fields=role in UPDATE_CASE and not done and edits,
+        edit_fields=role in UPDATE_CASE and (editable is None or bool(editable)),
         add_note=role in UPDATE_CASE,
     )
+
+
+def editable_fields(case: Case, definition: Definition, view: View) -> list[str] | None:
+    """The fields the role of ``view`` may change on ``case`` now (``None``: every field):
+    those its view edits; once the case is done, only those of them the case type marks
+    ``editable_when_final``."""
+    if not case.is_done(definition):
+        return sorted(view.edit) if view.edit is not None else None
+    still = definition.editable_when_final
+    return sorted(still if view.edit is None else view.edit & still)
 
 
 def decide_transitions(

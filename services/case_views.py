@@ -32,6 +32,7 @@ from services.case_view_actions import (
     TransitionOption,
     decide_actions,
     decide_transitions,
+    editable_fields,
 )
 from services.case_view_phrases import CLOSED_STATUS, phrase_language, priority_label
 from services.personal_data import unseal_fields
@@ -293,7 +294,7 @@ class CaseViews:
         return CaseView(
             seen=seen,
             labels=labels,
-            editable_fields=sorted(view.edit) if view.edit is not None else None,
+            editable_fields=editable_fields(case, definition, view),
             transitions=decide_transitions(case, definition, reader, language),
             actions=decide_actions(case, definition, view, reader.role),
         )

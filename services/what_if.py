@@ -379,7 +379,7 @@ def _transition_to(definition: Definition, status: str, target: str) -> str:
 
 _Apply = Callable[[RuleRun, Any, dict[str, Any]], None]
 _APPLY: dict[type[Case.Event], _Apply] = {
-    Case.Assigned: lambda run, e, ctx: run.case.assign(e.assignee, ctx),
+    Case.Assigned: lambda run, e, ctx: run.case.assign(e.assignee, ctx, definition=run.definition),
     Case.StatusChanged: _transition,
     Case.FieldsUpdated: lambda run, e, ctx: run.case.update_fields(
         run.definition, dict(e.changes), ctx, _view(run.definition, ctx)
@@ -388,7 +388,7 @@ _APPLY: dict[type[Case.Event], _Apply] = {
     Case.Closed: lambda run, e, ctx: run.case.close(run.definition, e.reason, ctx, run.now),
     Case.Reopened: lambda run, e, ctx: run.case.reopen(run.definition, e.reason, ctx, run.now),
     Case.PriorityChanged: lambda run, e, ctx: run.case.set_priority(e.priority, ctx),
-    Case.RoutedToQueue: lambda run, e, ctx: run.case.route(e.queue, ctx),
+    Case.RoutedToQueue: lambda run, e, ctx: run.case.route(e.queue, ctx, definition=run.definition),
     Case.Escalated: lambda run, e, ctx: run.case.escalate(e.reason, ctx),
 }
 

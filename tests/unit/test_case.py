@@ -112,9 +112,9 @@ def test_a_transition_not_available_from_the_state_names_those_that_are() -> Non
 def test_a_closed_case_refuses_everything_but_notes_and_reopening() -> None:
     case = new_case()
     case.close(GENERIC, "done", CTX, T0)
-    with pytest.raises(InvalidTransition, match="closed case") as caught:
+    with pytest.raises(InvalidTransition, match="is closed, so it is locked") as caught:
         case.assign("bob", CTX)
-    assert caught.value.hint == "reopen the case first"
+    assert caught.value.hint.startswith("reopen it first")
     with pytest.raises(InvalidTransition):
         case.close(GENERIC, "again", CTX, T0)
     case.add_note("archived", CTX)

@@ -73,7 +73,11 @@ SEARCH = Page("search.html", "search")
 MANAGER = Page("manager.html", "manager")
 NEW_CASE = Page("new-case.html", "newCase")
 CASE_TYPE = Page("case-type.html", "caseTypePage")
-ALL_PAGES = (QUEUE, CASE, SEARCH, MANAGER, NEW_CASE, CASE_TYPE)
+# The case-type studio (docs/dashboard.md, "The case-type studio"): the case types, and the
+# editor of one version (form, YAML, live validation, diff, simulation, review).
+STUDIO = Page("studio.html", "studioList")
+STUDIO_EDITOR = Page("studio-editor.html", "studio")
+ALL_PAGES = (QUEUE, CASE, SEARCH, MANAGER, NEW_CASE, CASE_TYPE, STUDIO, STUDIO_EDITOR)
 
 
 def render_pages() -> dict[Page, str]:
@@ -107,6 +111,8 @@ def dashboard() -> Starlette:
             Route("/manager", serve(MANAGER)),
             Route("/new", serve(NEW_CASE)),
             Route("/case-types/{name:str}", serve(CASE_TYPE)),
+            Route("/studio", serve(STUDIO)),
+            Route("/studio/{name:str}/{version:int}", serve(STUDIO_EDITOR)),
             Mount("/assets", StaticFiles(directory=STATIC), name="assets"),
         ]
     )

@@ -1,0 +1,137 @@
+// The case-type studio's runs and review, mixed into the editor's component (studio-editor.js):
+// the draft tried on recorded cases (what-if), and four eyes: submit for review, approve or
+// reject with a comment, publish; the case type's history with actor and reason.
+import { rightsOf } from "./studio-rights.js";
+import { Alpine, api, attempt, caseTypeDocument, number, priorityLabel, send, statusLabel, t, when } from "./app.js";
+
+
+export const runMethods = () => ({
+  days: 30,
+  running: false,
+  whatIf: null,
+  whatIfRows: [],
+  history: [],
+  comment: "",
+  busy: false,
+  previewAvailable: false,
+  previews: {},
+
+  async loadRun() {
+    if (this.tab === "review") await this.loadHistory();
+  },
+
+  scheduleRun() {},
+
+  preview(name) {
+    return this.previews[name] ?? null;
+  },
+
+  // -- what-if on recorded cases -----------------------------------------------------------
+
+  async runWhatIf() {
+    this.running = true;
+    try {
+      if (!(await this.save())) return;
+      await attempt(async () => {
+        const report = await send(`/case-types/${this.name}/versions/${this.version}/what-if`, "POST", { days: Number(this.days) });
+        const document = await caseTypeDocument(this.name, report.version);
+        this.whatIfRows = report.cases.flatMap((item) => caseRows(item, this.doc ?? document));
+        this.whatIf = report;
+      });
+    } finally {
+      this.running = false;
+    }
+  },
+
+  whatIfSummary() {
+    return t("what_if.summary", { differing: number(this.whatIf.differing), compared: number(this.whatIf.compared) });
+  },
+
+  // -- four eyes ---------------------------------------------------------------------------
+
+  rights() {
+    return rightsOf(Alpine.store("app").me);
+  },
+
+  review() {
+    return this.record?.review ?? "draft";
+  },
+
+  reviewText() {
+    if (this.status() !== "draft") return t(`studio.status_${this.status()}`);
+    return t(`studio.review_${this.review()}`);
+  },
+
+  /** Whoever saved or submitted the draft may not approve it (four eyes). */
+  ownDraft() {
+    const me = Alpine.store("app").me?.actor_id;
+    return [...(this.record?.editors ?? [this.record?.author]), this.record?.submitted_by].includes(me);
+  },
+
+  maySubmit() {
+    return this.status() === "draft" && this.rights().includes("author") && ["draft", "rejected"].includes(this.review());
+  },
+
+  mayReview() {
+    return this.status() === "draft" && this.rights().includes("review") && this.review() === "submitted" && !this.ownDraft();
+  },
+
+  mayPublish() {
+    return this.status() === "draft" && this.rights().includes("publish") && ["approved", "waived"].includes(this.review());
+  },
+
+  async step(action) {
+    if (action === "submit" && !(await this.save())) return;
+    this.busy = true;
+    const body = action === "publish" ? { reason: this.comment } : { comment: this.comment };
+    const done = await attempt(() => send(`/case-types/${this.name}/versions/${this.version}/${action}`, "POST", body));
+    this.busy = false;
+    if (done === undefined) return;
+    this.comment = "";
+    await this.load();
+    await this.loadHistory();
+  },
+
+  async loadHistory() {
+    const events = await attempt(() => api(`/case-types/${this.name}/history`));
+    if (events) this.history = events.slice().reverse(); // newest first
+  },
+
+  eventText(event) {
+    const text = t(`studio.event_${event.type}`);
+    return event.version ? `${text} · v${event.version}` : text;
+  },
+
+  eventWhen(event) {
+    return when(event.recorded_at);
+  },
+
+  eventWhy(event) {
+    return event.comment ?? event.reason ?? (event.problems?.length ? event.problems.join("; ") : "");
+  },
+});
+
+/** The rows of one case the draft would change: one per attribute, one per refusal. */
+function caseRows(item, document) {
+  const rows = item.differences.map((attribute) => ({
+    attribute,
+    attributeText: t(`what_if.attr_${attribute}`),
+    recorded: shown(attribute, item.recorded, document),
+    wouldBe: item.would_be ? shown(attribute, item.would_be, document) : t("what_if.not_opened"),
+  }));
+  for (const refusal of item.refused) {
+    rows.push({ attribute: "refused", attributeText: t("what_if.attr_refused"), recorded: refusal.command, wouldBe: refusal.reason });
+  }
+  return rows.map((row, index) => ({ ...row, key: `${item.case_id}-${index}`, caseId: item.case_id, title: index ? "" : item.title, first: index === 0 }));
+}
+
+function shown(attribute, outcome, document) {
+  const value = outcome[attribute];
+  if (attribute === "status") return statusLabel(value, document);
+  if (attribute === "priority") return priorityLabel(value);
+  if (attribute === "sla_breaches") return value.join(", ") || "—";
+  if (attribute === "notifications") {
+    return value.map((sent) => t("what_if.notified", { notification: sent.notification, to: sent.recipients.join(", ") || "—" })).join("; ") || "—";
+  }
+  return value ?? "—";
+}

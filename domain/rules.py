@@ -10,10 +10,10 @@ pair of rules cannot loop forever.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from domain.case import Case
 from domain.definition import Action, Definition, Recipient
@@ -233,6 +233,27 @@ def recipient(case: Case, to: Recipient) -> str | None:
     return to.value
 
 
+class ActionSource(Protocol):
+    """Actions computed when the rule fires (a plugin's, ``services.plugins``), already
+    checked like the document's own; raises ``BudgetExceeded`` when it cannot give them."""
+
+    def actions(self, facts: Mapping[str, Any]) -> Sequence[Action]: ...
+
+
+def _plugin(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
+    """Run the actions a plugin gives for the case's facts, each as a document action would
+    run (one that does not apply now is skipped); a plugin gives no ``plugin`` action."""
+    source: ActionSource = action.params["call"]
+    for produced in source.actions(facts(run.case)):
+        try:
+            if produced.kind != "plugin":
+                _ACTIONS[produced.kind](run, produced, ctx)
+        except BudgetExceeded:
+            raise
+        except DomainError:
+            continue
+
+
 def _open_child(run: RuleRun, action: Action, ctx: dict[str, Any]) -> None:
     generation = int(ctx.get("generation", 0)) + 1
     if generation > MAX_DEPTH:
@@ -263,4 +284,5 @@ _ACTIONS: dict[str, Callable[[RuleRun, Action, dict[str, Any]], None]] = {
     "escalate": _escalate,
     "notify": _notify,
     "open_child": _open_child,
+    "plugin": _plugin,
 }

@@ -44,7 +44,7 @@ def main() -> None:
     os.nice(WORKER_NICENESS)
     # Imported once niced: loading the engines is most of a worker's start, and a worker
     # replacing a killed one must leave the CPU to the API's requests.
-    from services.expressions import run_here  # noqa: PLC0415
+    from services.plugins import run_here  # noqa: PLC0415 - plugins, else expressions
 
     serve(Connection(int(sys.argv[1])), run_here)
 

@@ -2,7 +2,11 @@
 // the draft tried on recorded cases (what-if), and four eyes: submit for review, approve or
 // reject with a comment, publish; the case type's history with actor and reason.
 import { rightsOf } from "./studio-rights.js";
-import { Alpine, api, attempt, caseTypeDocument, number, priorityLabel, send, statusLabel, t, when } from "./app.js";
+import { Alpine, ApiError, api, attempt, caseTypeDocument, number, priorityLabel, send, show, statusLabel, t, when } from "./app.js";
+import { fieldForm, readValues, withoutBlanks } from "./fields.js";
+
+const PREVIEW_DELAY_MS = 600;
+const OUTCOME = ["status", "queue", "priority", "assignee", "sla_breaches", "notifications"];
 
 
 export const runMethods = () => ({
@@ -13,14 +17,72 @@ export const runMethods = () => ({
   history: [],
   comment: "",
   busy: false,
-  previewAvailable: false,
+  previewAvailable: true,
   previews: {},
+  sampleTitle: "",
+  sampleForm: [],
+  sampleError: null,
+  sampleRows: [],
+  previewTimer: null,
 
   async loadRun() {
     if (this.tab === "review") await this.loadHistory();
+    if (!this.sampleForm.length) await this.loadSample();
   },
 
-  scheduleRun() {},
+  // -- the sample case: notification previews, and a run under the draft -------------------
+
+  /** The sample starts as the newest recorded case of this type (blank when there is none). */
+  async loadSample() {
+    let values = {};
+    try {
+      const listed = await api(`/cases?case_type=${this.name}&limit=1`);
+      const newest = listed.cases[0];
+      if (newest) {
+        values = (await api(`/cases/${newest.id}`)).fields ?? {};
+        this.sampleTitle = newest.title;
+      }
+    } catch {
+      values = {}; // no recorded case to start from: the sample starts blank
+    }
+    this.sampleTitle ||= t("studio.sample_title");
+    this.sampleForm = fieldForm(this.doc, Object.keys(this.doc.fields ?? {}), values);
+    this.scheduleRun();
+  },
+
+  sample() {
+    return { title: this.sampleTitle, fields: withoutBlanks(readValues(this.sampleForm)) };
+  },
+
+  scheduleRun() {
+    clearTimeout(this.previewTimer);
+    this.previewTimer = setTimeout(() => this.runSample(), PREVIEW_DELAY_MS);
+  },
+
+  /** The sample under the document as it is in the page (POST /case-types/simulate), and
+   * under the published version, side by side; the notifications' previews come from it. */
+  async runSample() {
+    if (!this.sampleForm.length || this.yamlError || this.issues.length) return;
+    const asked = JSON.stringify([this.doc, this.sample()]);
+    try {
+      const sample = this.sample();
+      const [draft, published] = await Promise.all([
+        send("/case-types/simulate", "POST", { document: this.doc, sample }),
+        this.current ? send(`/case-types/${this.name}/versions/${this.current}/simulate`, "POST", sample).catch(() => null) : null,
+      ]);
+      if (asked !== JSON.stringify([this.doc, this.sample()])) return; // a newer run follows
+      this.previews = Object.fromEntries(draft.notifications.map((sent) => [sent.notification, sent]));
+      this.sampleRows = OUTCOME.map((attribute) => {
+        const now = outcomeOf(published, attribute, this.published);
+        const then = outcomeOf(draft, attribute, this.doc);
+        return { attribute, text: t(`what_if.attr_${attribute}`), published: now, draft: then, differs: published !== null && now !== then };
+      });
+      this.sampleError = null;
+    } catch (error) {
+      if (error instanceof ApiError && (error.unavailable || error.status === 405)) this.previewAvailable = false;
+      else this.sampleError = error.message;
+    }
+  },
 
   preview(name) {
     return this.previews[name] ?? null;
@@ -110,6 +172,19 @@ export const runMethods = () => ({
     return event.comment ?? event.reason ?? (event.problems?.length ? event.problems.join("; ") : "");
   },
 });
+
+/** One attribute of a simulated case's end, as text. */
+function outcomeOf(result, attribute, document) {
+  if (!result) return "—";
+  const { case: end } = result;
+  if (attribute === "status") return statusLabel(end.status, document);
+  if (attribute === "priority") return priorityLabel(end.priority);
+  if (attribute === "sla_breaches") return result.sla_breaches.map((breach) => breach.sla).join(", ") || "—";
+  if (attribute === "notifications") {
+    return result.notifications.map((sent) => t("what_if.notified", { notification: sent.notification, to: sent.recipients.join(", ") || "—" })).join("; ") || "—";
+  }
+  return show(end[attribute]);
+}
 
 /** The rows of one case the draft would change: one per attribute, one per refusal. */
 function caseRows(item, document) {

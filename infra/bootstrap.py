@@ -48,12 +48,12 @@ from infra.quarantine_store import QuarantineStore
 from infra.read_model_store import ReadModelStore
 from infra.relay import Relay
 from infra.secrets import SecretStore
-from infra.settings import Settings
+from infra.settings import Settings, roles_in
 from infra.sla_watcher import SlaWatcher
 from infra.subject_keys import SubjectKeys, subject_keys_for
 from infra.work_queue_store import PostgresOutbox, WorkQueueStore
 from services.api.app import create_app
-from services.api.deps import ApiDependencies, WebhookIntake
+from services.api.deps import ApiDependencies, CaseTypeRoles, WebhookIntake
 from services.application import CaseLedger, Definitions
 from services.case_type_document import read_document
 from services.case_types import CaseTypeRegistry
@@ -223,10 +223,20 @@ def build_api(container: Container) -> FastAPI:
             container.ingestor,
             container.connectors.count_pushed,
         ),
+        case_type_roles=case_type_roles(container.settings),
     )
     api = create_app(deps)
     api.state.live_metrics = LiveMetricsStore(container.pool)  # GET /live-metrics reads it
     return api
+
+
+def case_type_roles(settings: Settings) -> CaseTypeRoles:
+    """Which roles author, review and publish case types, from the settings."""
+    return CaseTypeRoles(
+        authors=roles_in(settings.case_type_authors),
+        reviewers=roles_in(settings.case_type_reviewers),
+        publishers=roles_in(settings.case_type_publishers),
+    )
 
 
 def metrics_page(container: Container) -> MetricsPage:

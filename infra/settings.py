@@ -7,8 +7,10 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.auth import Role
 
 # Written by `caseledger up` with the addresses of the embedded servers it started, so that
 # `caseledger status` or `keys` in another terminal find them; removed when it stops.
@@ -167,6 +169,27 @@ class Settings(BaseSettings):
         "besides CASELEDGER_KAFKA_TOPIC itself",
     )
 
+    # --- four-eyes publication of case types (docs/case-types.md, "Drafts, review and
+    # publication"): which roles do what, comma-separated; a reviewer must also be another
+    # person than whoever wrote or submitted the draft ---
+    case_type_authors: str = Field(
+        default="admin",
+        description="roles that draft, edit, validate, submit and discard case-type versions",
+    )
+    case_type_reviewers: str = Field(
+        default="admin,manager",
+        description="roles that approve or reject a submitted case-type draft (never their own)",
+    )
+    case_type_publishers: str = Field(
+        default="admin", description="roles that publish an approved case-type draft"
+    )
+
+    @field_validator("case_type_authors", "case_type_reviewers", "case_type_publishers")
+    @classmethod
+    def _known_roles(cls, text: str) -> str:
+        roles_in(text)
+        return text
+
     @model_validator(mode="after")
     def _safe_for_production(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -227,6 +250,19 @@ class Settings(BaseSettings):
                 "or set it, e.g. postgresql://user:password@host:5432/caseledger"
             )
         return self.database_url
+
+
+def roles_in(text: str) -> frozenset[Role]:
+    """The roles a comma-separated setting names (``admin,manager``); at least one, each a
+    known role."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    known = ", ".join(r.value for r in Role)
+    unknown = [n for n in names if n not in {r.value for r in Role}]
+    if unknown:
+        raise ValueError(f"unknown role {unknown[0]!r}; roles are {known} (comma-separated)")
+    if not names:
+        raise ValueError(f"name at least one role ({known}), comma-separated")
+    return frozenset(Role(n) for n in names)
 
 
 def _loopback(host: str) -> bool:

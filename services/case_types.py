@@ -1,5 +1,9 @@
-"""Case-type administration: draft, validate, publish, discard, list, show and diff versions,
-and the compiled definitions that cases run under.
+"""Case-type administration: draft, edit, validate, review (submit, approve, reject),
+publish, discard, list, show and diff versions, and the compiled definitions that cases run
+under.
+
+A document with problems is refused and stores nothing, so only a problem-free document gets
+a version number; numbers only grow (a discarded draft's number is not given again).
 
 Case types are event-sourced in their own store (``casetypes_events``), apart from case
 events, so publishing configuration never shows up on the ``case-events`` topic.
@@ -19,7 +23,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 
-from domain.case_type import CaseType, VersionRecord, case_type_id
+from domain.case_type import WAIVED, CaseType, VersionRecord, case_type_id
 from domain.context import CommandContext
 from domain.definition import Definition
 from domain.errors import InvalidCommand, UnknownCaseType
@@ -75,7 +79,53 @@ class CaseTypeRegistry(Application[UUID]):
     def draft(
         self, document: dict[str, Any], reason: str, context: CommandContext
     ) -> tuple[str, int, list[str]]:
-        """Save ``document`` as a new draft version; answers name, version and its problems."""
+        """Save ``document`` as a new draft version; answers name, version and its problems
+        (always none: a document with problems is refused with :class:`InvalidDocument`
+        listing each, and nothing is stored)."""
+        name = self._checked(document)
+        version = self._change(
+            name, lambda case_type: case_type.draft(document, reason, context.as_dict()), context
+        )
+        return name, version, []
+
+    def edit(
+        self,
+        name: str,
+        version: int,
+        document: dict[str, Any],
+        reason: str,
+        context: CommandContext,
+    ) -> bool:
+        """Replace draft ``version``'s document (refused, storing nothing, on any problem); a
+        review under way or an approval is void. Answers whether anything changed."""
+        if document.get("name") != name:
+            raise InvalidDocument(
+                [
+                    f"name: the document is named {document.get('name')!r}, not {name!r}; a "
+                    "draft keeps its case type's name (draft a new type for a new name)"
+                ]
+            )
+        self._checked(document)
+        return self._change(
+            name, lambda case_type: case_type.edit(version, document, reason, context.as_dict())
+        )
+
+    def submit(self, name: str, version: int, comment: str, context: CommandContext) -> None:
+        """Submit draft ``version`` for review; refused (nothing stored) if it has problems."""
+        self._checked(self.version(name, version).document)
+        self._change(name, lambda case_type: case_type.submit(version, comment, context.as_dict()))
+
+    def approve(self, name: str, version: int, comment: str, context: CommandContext) -> None:
+        """Approve submitted draft ``version`` (not by whoever wrote or submitted it)."""
+        self._change(name, lambda case_type: case_type.approve(version, comment, context.as_dict()))
+
+    def reject(self, name: str, version: int, comment: str, context: CommandContext) -> None:
+        """Send submitted draft ``version`` back to its authors with ``comment``."""
+        self._change(name, lambda case_type: case_type.reject(version, comment, context.as_dict()))
+
+    def _checked(self, document: dict[str, Any]) -> str:
+        """``document``'s name if it has no problem; else :class:`InvalidDocument` with every
+        problem found."""
         name = document.get("name")
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise InvalidDocument(
@@ -88,10 +138,9 @@ class CaseTypeRegistry(Application[UUID]):
         if leaks:  # a password in a document would be readable by every role: keep nothing
             raise InvalidDocument(leaks)
         problems = problems_in(document, self.names(), self.policy)
-        version = self._change(
-            name, lambda case_type: case_type.draft(document, reason, context.as_dict()), context
-        )
-        return name, version, problems
+        if problems:  # refused drafts keep nothing, and use up no version number
+            raise InvalidDocument(problems)
+        return name
 
     def validate(self, name: str, version: int, context: CommandContext) -> list[str]:
         """Check draft ``version`` and record the result; answers the problems found."""
@@ -105,11 +154,26 @@ class CaseTypeRegistry(Application[UUID]):
         return problems
 
     def publish(self, name: str, version: int, reason: str, context: CommandContext) -> None:
-        """Validate draft ``version`` again and publish it; nothing is published on a problem."""
+        """Validate approved draft ``version`` again and publish it; nothing is published on
+        a problem, and nothing at all is stored for a draft that was not approved."""
+        self.case_type(name).check_publishable(version)
         problems = self.validate(name, version, context)
         if problems:
             raise InvalidDocument(problems)
         self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
+
+    def publish_unreviewed(
+        self, name: str, version: int, reason: str, context: CommandContext
+    ) -> None:
+        """Publish draft ``version`` without four-eyes review, recording the waiver (who and
+        why) first: for the system installer and an operator's explicit ``--no-review``."""
+
+        def waive(case_type: CaseType) -> None:
+            if case_type.version_record(version).review != WAIVED:
+                case_type.waive_review(version, reason, context.as_dict())
+
+        self._change(name, waive)
+        self.publish(name, version, reason, context)
 
     def discard(self, name: str, version: int, reason: str, context: CommandContext) -> str:
         """Throw away draft ``version``; answers who discarded it."""
@@ -147,17 +211,15 @@ class CaseTypeRegistry(Application[UUID]):
 
     def install(self, document: dict[str, Any], reason: str, context: CommandContext) -> int:
         """Publish ``document`` unless the current version already has exactly this content;
-        answers the current version. Used to load shipped and sample case types."""
+        answers the current version. Used to load shipped and sample case types: the system
+        installs them without review, and the history records the waiver."""
         name = str(document.get("name"))
         if name in self.names():
             current = self.case_type(name).current
             if current is not None and self.version(name, current).document == document:
                 return current
-        problems = problems_in(document, self.names(), self.policy)
-        if problems:  # nothing is stored for a document that could not be published
-            raise InvalidDocument(problems)
-        name, version, _ = self.draft(document, reason, context)
-        self.publish(name, version, reason, context)
+        name, version, _ = self.draft(document, reason, context)  # refused on any problem
+        self.publish_unreviewed(name, version, reason, context)
         return version
 
     # -- queries ---------------------------------------------------------------------------
@@ -273,7 +335,7 @@ class CaseTypeRegistry(Application[UUID]):
             self._listings.setdefault(event.name, _Listing())
             return
         listing = self._listings[self._names[event.originator_id]]
-        if isinstance(event, CaseType.DraftSaved):
+        if isinstance(event, CaseType.DraftSaved | CaseType.DraftEdited):
             labels = event.document.get("labels")
             listing.labels[event.version] = labels if isinstance(labels, dict) else {}
         elif isinstance(event, CaseType.Published):
@@ -287,6 +349,7 @@ _LISTED = tuple(
     for kind in (
         CaseType.Created,
         CaseType.DraftSaved,
+        CaseType.DraftEdited,
         CaseType.Published,
         CaseType.DraftDiscarded,
     )

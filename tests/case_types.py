@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from domain.definition import Definition
 from services.case_type_document import compile_definition, read_document
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 SHIPPED = Path(__file__).resolve().parent.parent / "casetypes"
 
@@ -76,3 +80,43 @@ notifications:
 views:
   handler: {see: [cost, urgent], edit: [cost], columns: [title, status, fields.cost]}
 """
+
+
+# -- four-eyes publication over HTTP (docs/case-types.md, "Drafts, review and publication") --
+
+_reviewers: WeakKeyDictionary[Any, str] = WeakKeyDictionary()
+
+
+def reviewer_key(client: TestClient, admin_key: str) -> str:
+    """A second admin key, labelled ``test-reviewer`` (another actor than the tests' admin),
+    made once per client with ``admin_key``."""
+    if client not in _reviewers:
+        made = client.post(
+            "/keys",
+            json={"role": "admin", "label": "test-reviewer"},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert made.status_code == 201, made.text
+        _reviewers[client] = made.json()["key"]
+    return _reviewers[client]
+
+
+def publish_reviewed(
+    client: TestClient, author_key: str, name: str, version: int, reason: str = "test"
+) -> Any:
+    """Publish draft ``version`` the four-eyes way: submitted with ``author_key``, approved
+    with a second admin key (:func:`reviewer_key`), published with ``author_key``. Answers
+    the publication's response (the submission's or approval's when one of them failed)."""
+    author = {"Authorization": f"Bearer {author_key}"}
+    versions = f"/case-types/{name}/versions/{version}"
+    submitted = client.post(f"{versions}/submit", json={"comment": "please review"}, headers=author)
+    if submitted.status_code != 200:
+        return submitted
+    approved = client.post(
+        f"{versions}/approve",
+        json={"comment": "looks right"},
+        headers={"Authorization": f"Bearer {reviewer_key(client, author_key)}"},
+    )
+    if approved.status_code != 200:
+        return approved
+    return client.post(f"{versions}/publish", json={"reason": reason}, headers=author)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from domain.case_type import VersionRecord
 from services.api.schemas import Text, _Request
 from services.migrations import CaseMigration
 
@@ -29,12 +30,61 @@ class CaseTypeEntry(BaseModel):
 
 class VersionSummary(BaseModel):
     version: int
-    status: str
-    author: str
+    status: str = Field(description="draft or published")
+    author: str = Field(description="who drafted it")
     reason: str
     validated: bool
     problems: list[str]
     published_by: str | None
+    review: str = Field(
+        description="four eyes: draft (not submitted), submitted (awaits a reviewer), approved "
+        "(may be published), rejected (see review_comment), or waived (published without "
+        "review by the system installer or an operator who said so)"
+    )
+    editors: list[str] = Field(
+        description="who saved its document (drafted or edited it): none of them may approve it"
+    )
+    submitted_by: str | None = Field(description="who submitted it for the review under way")
+    reviewed_by: str | None = Field(description="who approved or rejected it (or waived review)")
+    review_comment: str | None = Field(
+        description="the comment of the latest review step (submission, approval, rejection)"
+    )
+
+    @classmethod
+    def of(cls, record: VersionRecord) -> VersionSummary:
+        return cls(
+            version=record.version,
+            status=record.status,
+            author=record.author,
+            reason=record.reason,
+            validated=record.problems is not None,
+            problems=record.problems or [],
+            published_by=record.published_by,
+            review=record.review,
+            editors=record.editors,
+            submitted_by=record.submitted_by,
+            reviewed_by=record.reviewed_by,
+            review_comment=record.review_comment,
+        )
+
+
+class VersionState(VersionSummary):
+    """Where one version stands after a change to it (edit, submit, approve, reject)."""
+
+    name: str
+
+    @classmethod
+    def named(cls, name: str, record: VersionRecord) -> VersionState:
+        return cls(name=name, **VersionSummary.of(record).model_dump())
+
+
+class ReviewCommand(_Request):
+    comment: Text = Field(
+        min_length=1,
+        max_length=2000,
+        description="what the submitter asks the reviewer to look at, or why the reviewer "
+        "approves or rejects; kept in the case type's history",
+    )
 
 
 class CaseTypePublic(BaseModel):
@@ -78,13 +128,17 @@ class CaseTypeDiff(BaseModel):
 
 class CaseTypeEvent(BaseModel):
     type: str = Field(
-        description="Created, DraftSaved, DraftValidated, Published or DraftDiscarded"
+        description="Created, DraftSaved, DraftEdited, DraftValidated, DraftSubmitted, "
+        "DraftApproved, DraftRejected, ReviewWaived, Published or DraftDiscarded"
     )
     version: int | None
     recorded_at: datetime
     actor: str
     reason: str | None
     problems: list[str] | None
+    comment: str | None = Field(
+        default=None, description="the comment of a submission, approval or rejection"
+    )
 
 
 StateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", max_length=63)]

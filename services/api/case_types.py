@@ -1,5 +1,7 @@
-"""Case-type administration routes: draft, validate, publish, discard, list, show, diff,
-history, and the migration of open cases to a newer version (dry run first)."""
+"""Case-type administration routes: draft, edit, validate, review (submit, approve, reject),
+publish, discard, list, show, diff, history, and the migration of open cases to a newer
+version (dry run first). Which roles author, review and publish is configuration
+(``CaseTypeRoles``)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,21 @@ from services.api.admin_schemas import (
     MigrationCommand,
     MigrationReport,
     PublishCommand,
+    ReviewCommand,
     ValidationReport,
     VersionDiscarded,
+    VersionState,
     VersionSummary,
 )
-from services.api.deps import Caller, CurrentCaller, Deps, authenticated, known_query_only, require
+from services.api.deps import (
+    Caller,
+    CurrentCaller,
+    Deps,
+    authenticated,
+    known_query_only,
+    require,
+    require_configured,
+)
 from services.api.language import Languages
 from services.api.schemas import NO_NUL, ErrorBody
 from services.auth import Role
@@ -43,6 +55,19 @@ router = APIRouter(
 Name = Annotated[str, Path(max_length=63, pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Version = Annotated[int, Path(ge=1, le=1_000_000)]
 Admin = Annotated[Caller, Depends(require(ADMIN, "administer case types"))]
+Author = Annotated[
+    Caller,
+    Depends(require_configured(lambda deps: deps.case_type_roles.authors, "author case types")),
+]
+Reviewer = Annotated[
+    Caller,
+    Depends(require_configured(lambda deps: deps.case_type_roles.reviewers, "review case types")),
+]
+Publisher = Annotated[
+    Caller,
+    Depends(require_configured(lambda deps: deps.case_type_roles.publishers, "publish case types")),
+]
+Reason = Annotated[str, Query(min_length=1, max_length=500, pattern=NO_NUL)]
 _DOCUMENT_BODY = {
     "requestBody": {
         "required": True,
@@ -63,13 +88,14 @@ async def _document(request: Request) -> dict[str, Any]:
 @router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_DOCUMENT_BODY)
 def create_draft(
     deps: Deps,
-    caller: Admin,
+    caller: Author,
     document: Annotated[dict[str, Any], Depends(_document)],
-    reason: Annotated[str, Query(min_length=1, max_length=500, pattern=NO_NUL)] = "new draft",
+    reason: Reason = "new draft",
 ) -> CaseTypeCreated:
-    """Save a document as the next draft version of its case type (created if new). The
-    answer lists the problems validation would report; a draft with problems is kept, but
-    cannot be published until a new draft fixes them."""
+    """Save a document as the next draft version of its case type (created if new). A
+    document with problems is refused (422, every problem listed with its path) and stores
+    nothing: it uses up no version number. Change a draft with
+    ``PUT /case-types/{name}/versions/{version}``; then submit it for review."""
     name, version, problems = deps.case_types.draft(document, reason, caller.context(None))
     return CaseTypeCreated(name=name, version=version, status="draft", problems=problems)
 
@@ -90,23 +116,13 @@ def list_case_types(deps: Deps, _: CurrentCaller, languages: Languages) -> list[
 
 @router.get("/{name}")
 def show_case_type(name: Name, deps: Deps, _: CurrentCaller) -> CaseTypePublic:
-    """A case type's versions, with who drafted and published each and why."""
+    """A case type's versions (discarded drafts are not listed: the history names them),
+    with who drafted, edited, submitted, reviewed and published each, and why."""
     case_type = deps.case_types.case_type(name)
     return CaseTypePublic(
         name=name,
         current_version=case_type.current,
-        versions=[
-            VersionSummary(
-                version=r.version,
-                status=r.status,
-                author=r.author,
-                reason=r.reason,
-                validated=r.problems is not None,
-                problems=r.problems or [],
-                published_by=r.published_by,
-            )
-            for r in case_type.versions.values()
-        ],
+        versions=[VersionSummary.of(r) for r in case_type.versions.values()],
     )
 
 
@@ -122,18 +138,70 @@ def show_version(
 
 
 @router.post("/{name}/versions/{version}/validate")
-def validate(name: Name, version: Version, deps: Deps, caller: Admin) -> ValidationReport:
+def validate(name: Name, version: Version, deps: Deps, caller: Author) -> ValidationReport:
     """Check a version and record the result; every problem is listed with its path."""
     problems = deps.case_types.validate(name, version, caller.context(None))
     return ValidationReport(name=name, version=version, valid=not problems, problems=problems)
 
 
+# -- drafts, review and publication (docs/case-types.md, "Drafts, review and publication") --
+
+
+@router.put("/{name}/versions/{version}", openapi_extra=_DOCUMENT_BODY)
+def edit_draft(
+    name: Name,
+    version: Version,
+    deps: Deps,
+    caller: Author,
+    document: Annotated[dict[str, Any], Depends(_document)],
+    reason: Reason = "edited",
+) -> VersionState:
+    """Replace a draft's document, keeping its number. A document with problems is refused
+    (422, every problem listed) and nothing is stored. A submitted or approved draft goes
+    back to ``draft``: its approval is void. Saving the same document again changes nothing.
+    Published versions never change (409)."""
+    deps.case_types.edit(name, version, document, reason, caller.context(None))
+    return VersionState.named(name, deps.case_types.version(name, version))
+
+
+@router.post("/{name}/versions/{version}/submit")
+def submit(
+    name: Name, version: Version, body: ReviewCommand, deps: Deps, caller: Author
+) -> VersionState:
+    """Submit a draft for review, with a comment for the reviewer. Refused (422) if it has
+    problems, and (409) if it is already submitted or approved."""
+    deps.case_types.submit(name, version, body.comment, caller.context(None))
+    return VersionState.named(name, deps.case_types.version(name, version))
+
+
+@router.post("/{name}/versions/{version}/approve")
+def approve(
+    name: Name, version: Version, body: ReviewCommand, deps: Deps, caller: Reviewer
+) -> VersionState:
+    """Approve a submitted draft, with a comment: it may then be published. Four eyes:
+    whoever edited or submitted the draft cannot approve it (409: ask another reviewer)."""
+    deps.case_types.approve(name, version, body.comment, caller.context(None))
+    return VersionState.named(name, deps.case_types.version(name, version))
+
+
+@router.post("/{name}/versions/{version}/reject")
+def reject(
+    name: Name, version: Version, body: ReviewCommand, deps: Deps, caller: Reviewer
+) -> VersionState:
+    """Send a submitted draft back to its authors, saying why in the comment. They edit it
+    and submit it again. Whoever edited or submitted it cannot reject it (409)."""
+    deps.case_types.reject(name, version, body.comment, caller.context(None))
+    return VersionState.named(name, deps.case_types.version(name, version))
+
+
 @router.post("/{name}/versions/{version}/publish")
 def publish(
-    name: Name, version: Version, body: PublishCommand, deps: Deps, caller: Admin
+    name: Name, version: Version, body: PublishCommand, deps: Deps, caller: Publisher
 ) -> CaseTypeCreated:
-    """Publish a valid draft: new cases of this type open under it. Open cases stay on the
-    version they opened under until migrated."""
+    """Publish an approved draft: new cases of this type open under it. A draft that was not
+    approved is refused (409) and nothing is stored; the draft is validated again first
+    (422 with every problem). Open cases stay on the version they opened under until
+    migrated."""
     deps.case_types.publish(name, version, body.reason, caller.context(None))
     return CaseTypeCreated(name=name, version=version, status="published", problems=[])
 
@@ -143,8 +211,8 @@ def discard(
     name: Name,
     version: Version,
     deps: Deps,
-    caller: Admin,
-    reason: Annotated[str, Query(min_length=1, max_length=500, pattern=NO_NUL)],
+    caller: Author,
+    reason: Reason,
 ) -> VersionDiscarded:
     """Discard an unpublished draft: it leaves every list, its number is not used again, and
     the history keeps who discarded it and why. Published versions cannot be discarded."""
@@ -168,8 +236,8 @@ def diff(
 
 @router.get("/{name}/history")
 def history(name: Name, deps: Deps, _: CurrentCaller) -> list[CaseTypeEvent]:
-    """Every change to the case type: drafts, validations, publications, discarded drafts;
-    who, when, why."""
+    """Every change to the case type: drafts, edits, validations, submissions, approvals,
+    rejections, waived reviews, publications, discarded drafts; who, when, why."""
     return [
         CaseTypeEvent(
             type=type(event).__name__,
@@ -178,6 +246,7 @@ def history(name: Name, deps: Deps, _: CurrentCaller) -> list[CaseTypeEvent]:
             actor=str(getattr(event, "context", {}).get("actor_id", "unknown")),
             reason=getattr(event, "reason", None),
             problems=getattr(event, "problems", None),
+            comment=getattr(event, "comment", None),
         )
         for event in deps.case_types.history(name)
     ]
@@ -194,3 +263,4 @@ def migrate(name: Name, body: MigrationCommand, deps: Deps, caller: Admin) -> Mi
         deps.ledger, ids, new, body.state_map, body.dry_run, caller.context(None)
     )
     return MigrationReport.of(name, body.to_version, body.dry_run, reports)
+

@@ -47,6 +47,29 @@ class WebhookIntake:
     count: Callable[[RunReport], None] = lambda report: None
 
 
+@dataclass(frozen=True)
+class CaseTypeRoles:
+    """Which roles author (draft, edit, validate, submit, discard), review (approve, reject)
+    and publish case types: configuration (``CASELEDGER_CASE_TYPE_AUTHORS``, ``_REVIEWERS``,
+    ``_PUBLISHERS``). A reviewer must moreover be another person than the draft's writers."""
+
+    authors: frozenset[Role] = frozenset({Role.ADMIN})
+    reviewers: frozenset[Role] = frozenset({Role.ADMIN, Role.MANAGER})
+    publishers: frozenset[Role] = frozenset({Role.ADMIN})
+
+    def rights(self, role: Role) -> list[str]:
+        """What ``role`` may do with case types: author, review, publish."""
+        return [
+            right
+            for right, roles in (
+                ("author", self.authors),
+                ("review", self.reviewers),
+                ("publish", self.publishers),
+            )
+            if role in roles
+        ]
+
+
 @dataclass
 class ApiDependencies:
     """Everything the API needs, built by the composition root (or a test)."""
@@ -76,6 +99,8 @@ class ApiDependencies:
     projections: ProjectionAdmin | None = None
     #: Checkpoints and evidence bundles (``/audit``, ``/cases/{id}/evidence``).
     audit: AuditTrail | None = None
+    #: Which roles author, review and publish case types (settings).
+    case_type_roles: CaseTypeRoles = field(default_factory=CaseTypeRoles)
 
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its
@@ -209,12 +234,29 @@ def require(allowed: frozenset[Role], action: str) -> Callable[[Caller], Awaitab
     """A dependency that lets through only callers whose role is in ``allowed``."""
 
     async def check(caller: CurrentCaller) -> Caller:
-        if caller.role not in allowed:
-            roles = ", ".join(sorted(r.value for r in allowed))
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"the role {caller.role.value!r} may not {action}; allowed roles: {roles}",
-            )
+        _refuse_unless(caller, allowed, action)
         return caller
 
     return check
+
+
+def require_configured(
+    allowed: Callable[[ApiDependencies], frozenset[Role]], action: str
+) -> Callable[[ApiDependencies, Caller], Awaitable[Caller]]:
+    """:func:`require` with roles read from the configuration when the request comes, e.g.
+    ``require_configured(lambda deps: deps.case_type_roles.reviewers, "review case types")``."""
+
+    async def check(deps: Deps, caller: CurrentCaller) -> Caller:
+        _refuse_unless(caller, allowed(deps), action)
+        return caller
+
+    return check
+
+
+def _refuse_unless(caller: Caller, allowed: frozenset[Role], action: str) -> None:
+    if caller.role not in allowed:
+        roles = ", ".join(sorted(r.value for r in allowed))
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"the role {caller.role.value!r} may not {action}; allowed roles: {roles}",
+        )

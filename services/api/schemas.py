@@ -311,6 +311,11 @@ class MePublic(BaseModel):
     role_label: str = Field(description="in the language of your Accept-Language header")
     actor_id: str = Field(description="how your actions are recorded")
     key_label: str = Field(description="the label your API key was given (may be empty)")
+    case_type_rights: list[str] = Field(
+        default_factory=list,
+        description="what your role may do with case types (configuration): author (draft, "
+        "edit, submit, discard), review (approve or reject others' drafts), publish",
+    )
 
 
 class CaseSlaPublic(BaseModel):

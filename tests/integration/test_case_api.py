@@ -76,6 +76,7 @@ def test_closed_case_refuses_work_until_reopened(client: TestClient, keys: dict[
     body = {"transition": "wait"}
     answer = client.post(f"/cases/{case_id}/transitions", json=body, headers=headers)
     assert answer.status_code == 409
-    assert answer.json()["hint"] == "reopen the case first"
+    assert answer.json()["code"] == "case_final"
+    assert answer.json()["hint"].startswith("reopen it first")
     again = client.post(f"/cases/{case_id}/close", json={"reason": "x"}, headers=headers)
     assert again.status_code == 409

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from domain.context import CommandContext
 from infra.bootstrap import Container
 from services.auth import Role
-from tests.case_types import shipped_document
+from tests.case_types import publish_reviewed, shipped_document
 from tests.conftest import auth, stored_event_count
 
 YAML = "application/yaml"
@@ -47,11 +47,8 @@ def post_document(
 
 
 def publish(client: TestClient, key: str, name: str, version: int) -> Any:
-    return client.post(
-        f"/case-types/{name}/versions/{version}/publish",
-        json={"reason": f"release {version}"},
-        headers=auth(key),
-    )
+    """Submit with ``key``, approve with a second admin, publish with ``key``."""
+    return publish_reviewed(client, key, name, version, f"release {version}")
 
 
 def install(container: Container, *names: str) -> None:
@@ -103,10 +100,16 @@ def test_an_admin_drafts_validates_and_publishes_and_the_history_says_who_and_wh
         "Created",
         "DraftSaved",
         "DraftValidated",
+        "DraftSubmitted",
+        "DraftApproved",
         "DraftValidated",
         "Published",
     ]
     assert history[1]["reason"] == "first cut"
+    assert [(h["actor"], h["comment"]) for h in history[3:5]] == [
+        ("test-admin", "please review"),
+        ("test-reviewer", "looks right"),
+    ]
     assert history[-1]["reason"] == "release 1"
     document = client.get("/case-types/insurance_claim/versions/1", headers=auth(admin)).json()
     assert document["document"] == shipped_document("insurance_claim")
@@ -132,22 +135,16 @@ def test_an_invalid_document_is_refused_with_each_problem_and_nothing_is_publish
     document = shipped_document("customer_complaint")
     document["slas"][1]["deadline"] = "3 dayz"
     document["transitions"]["accept"]["to"] = "resolvd"
-    drafted = post_document(client, admin, document)
-    assert drafted.status_code == 201
-    problems = drafted.json()["problems"]
-    assert "slas[1].deadline: '3 dayz' is not a duration" in " ".join(problems)
-    assert any(p.startswith("transitions.accept.to: unknown state 'resolvd'") for p in problems)
     before = stored_event_count(container)
-    refused = publish(client, admin, "customer_complaint", 1)
+    refused = post_document(client, admin, document)
     assert refused.status_code == 422
     body = refused.json()
+    problems = body["problems"]
+    assert "slas[1].deadline: '3 dayz' is not a duration" in " ".join(problems)
+    assert any(p.startswith("transitions.accept.to: unknown state 'resolvd'") for p in problems)
     assert body["code"] == "invalid_case_type"
-    assert body["problems"] == problems
     assert "docs/case-types.md" in body["hint"]
-    assert (
-        client.get("/case-types/customer_complaint", headers=auth(admin)).json()["current_version"]
-        is None
-    )
+    assert client.get("/case-types/customer_complaint", headers=auth(admin)).status_code == 404
     opened = client.post(
         "/cases",
         json={"case_type": "customer_complaint", "title": "x", "fields": COMPLAINT_FIELDS},
@@ -230,14 +227,14 @@ def test_diff_between_two_versions_is_a_json_patch(
     install(container, "customer_complaint")
     v2 = shipped_document("customer_complaint")
     v2["slas"][1]["deadline"] = "8d"
-    del v2["fields"]["order_reference"]
+    del v2["fields"]["order_reference"]["max_length"]
     admin = keys[Role.ADMIN]
-    post_document(client, admin, v2)
+    assert post_document(client, admin, v2).status_code == 201  # a valid draft, v2
     diff = client.get("/case-types/customer_complaint/diff?from=1&to=2", headers=auth(admin))
     assert diff.status_code == 200
     assert diff.json()["from"] == 1
     assert sorted(diff.json()["patch"], key=lambda op: op["path"]) == [
-        {"op": "remove", "path": "/fields/order_reference"},
+        {"op": "remove", "path": "/fields/order_reference/max_length"},
         {"op": "replace", "path": "/slas/1/deadline", "value": "8d"},
     ]
     missing = client.get("/case-types/customer_complaint/diff?from=1&to=9", headers=auth(admin))
@@ -479,8 +476,18 @@ def test_administrators_drafting_and_publishing_at_once_all_land_or_get_a_clear_
     with ThreadPoolExecutor(8) as pool:
         drafted = list(pool.map(lambda _: post_document(client, admin, document), range(8)))
     assert sorted(d.json()["version"] for d in drafted) == list(range(1, 9))
+    v8 = "/case-types/patient_care/versions/8"
+    client.post(f"{v8}/submit", json={"comment": "c"}, headers=auth(admin))
+    client.post(f"{v8}/approve", json={"comment": "c"}, headers=auth(keys[Role.MANAGER]))
     with ThreadPoolExecutor(4) as pool:
-        published = list(pool.map(lambda _: publish(client, admin, "patient_care", 8), range(4)))
+        published = list(
+            pool.map(
+                lambda _: client.post(
+                    f"{v8}/publish", json={"reason": "race"}, headers=auth(admin)
+                ),
+                range(4),
+            )
+        )
     assert sorted(p.status_code for p in published) == [200, 409, 409, 409]
     refusal = next(p.json() for p in published if p.status_code == 409)
     assert refusal["detail"] == "patient_care v8 is already published"
@@ -578,12 +585,10 @@ def test_an_sla_that_would_run_for_millennia_is_refused_by_path_and_nothing_is_p
 ) -> None:
     admin = keys[Role.ADMIN]
     document = {**SMALL, "slas": [{"name": "forever", "deadline": "9000000d", "warn_at": [50]}]}
-    drafted = post_document(client, admin, document)
-    assert drafted.status_code == 201, drafted.text
-    assert any(p.startswith("slas[0].deadline: '9000000d'") for p in drafted.json()["problems"])
     before = stored_event_count(container)
-    refused = publish(client, admin, "tiny", 1)
-    assert refused.status_code == 422
+    refused = post_document(client, admin, document)
+    assert refused.status_code == 422, refused.text
+    assert any(p.startswith("slas[0].deadline: '9000000d'") for p in refused.json()["problems"])
     assert "slas[0].deadline" in refused.json()["detail"]
     opened = client.post(
         "/cases", json={"case_type": "tiny", "title": "t", "fields": {}}, headers=auth(admin)

@@ -17,6 +17,7 @@ from infra.bootstrap import Container
 from services.auth import Role
 from services.expressions import CelCondition, DecisionTable, SandboxedTemplate
 from services.sandbox import BUDGET_MS
+from tests.case_types import publish_reviewed
 from tests.conftest import auth, stored_event_count
 
 YAML = "application/yaml"
@@ -102,11 +103,7 @@ def publish(client: TestClient, admin: str, document: str) -> None:
     )
     assert drafted.status_code == 201, drafted.text
     name, version = drafted.json()["name"], drafted.json()["version"]
-    published = client.post(
-        f"/case-types/{name}/versions/{version}/publish",
-        json={"reason": "test"},
-        headers=auth(admin),
-    )
+    published = publish_reviewed(client, admin, name, version)
     assert published.status_code == 200, published.text
 
 

@@ -162,6 +162,7 @@ def test_me_says_who_is_calling_in_which_role(
         "role_label": "Gestionnaire",
         "actor_id": "test-handler",
         "key_label": "test-handler",
+        "case_type_rights": [],
     }
     assert read(client, keys[Role.AUDITOR], "/me").json()["role_label"] == "Auditor"
     unlabelled, holder = container.keys.issue(Role.MANAGER)

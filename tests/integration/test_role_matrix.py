@@ -63,6 +63,19 @@ def _draft(container: Container) -> int:
     return version
 
 
+def _submitted(container: Container) -> int:
+    """A draft submitted for review by test-setup (whom every test key may review)."""
+    version = _draft(container)
+    container.case_types.submit("generic", version, "matrix", SETUP)
+    return version
+
+
+def _approved(container: Container) -> int:
+    version = _submitted(container)
+    container.case_types.approve("generic", version, "ok", CommandContext("matrix", "admin"))
+    return version
+
+
 def _key_id(container: Container) -> str:
     return container.keys.issue(Role.AUDITOR, "to revoke")[1].key_id
 
@@ -226,7 +239,28 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
     ),
     ("POST", "/case-types/{name}/versions/{version}/publish"): (
         "admin",
-        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/publish", {"reason": "r"}),
+        lambda c: Call(f"/case-types/generic/versions/{_approved(c)}/publish", {"reason": "r"}),
+    ),
+    # drafts and four-eyes review (roles: CASELEDGER_CASE_TYPE_AUTHORS, _REVIEWERS, defaults)
+    ("PUT", "/case-types/{name}/versions/{version}"): (
+        "admin",
+        lambda c: Call(
+            f"/case-types/generic/versions/{_draft(c)}",
+            content=YAML_DRAFT,
+            headers={"Content-Type": "application/yaml"},
+        ),
+    ),
+    ("POST", "/case-types/{name}/versions/{version}/submit"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/submit", {"comment": "c"}),
+    ),
+    ("POST", "/case-types/{name}/versions/{version}/approve"): (
+        "admin manager",
+        lambda c: Call(f"/case-types/generic/versions/{_submitted(c)}/approve", {"comment": "c"}),
+    ),
+    ("POST", "/case-types/{name}/versions/{version}/reject"): (
+        "admin manager",
+        lambda c: Call(f"/case-types/generic/versions/{_submitted(c)}/reject", {"comment": "c"}),
     ),
     ("DELETE", "/case-types/{name}/versions/{version}"): (
         "admin",

@@ -17,6 +17,7 @@ from infra.bootstrap import Container, bootstrap, build_api, build_notifier
 from infra.cli import app as cli
 from infra.settings import Settings
 from services.auth import Role
+from tests.case_types import publish_reviewed
 from tests.conftest import auth
 from tests.integration.helpers import CTX
 from tests.integration.receivers import WebhookReceiver, webhook_receiver
@@ -103,20 +104,17 @@ def test_a_named_secret_must_exist_to_publish_and_is_sent_only_as_the_authorizat
 ) -> None:
     container, settings, client = allowing
     admin = auth(container.keys.create(Role.ADMIN))
-    drafted = client.post(
-        "/case-types",
-        json=hooked(webhook.url("/h"), secret="claims_webhook"),
-        headers=admin,
-    )
-    assert drafted.status_code == 201
-    assert drafted.json()["problems"] == [
+    document = hooked(webhook.url("/h"), secret="claims_webhook")
+    refused = client.post("/case-types", json=document, headers=admin)
+    assert refused.status_code == 422  # and nothing is stored: the draft below is v1
+    assert refused.json()["problems"] == [
         "notifications.hook.secret: no secret is called 'claims_webhook'"
         "; set it first: caseledger secrets set claims_webhook (or PUT /secrets/claims_webhook)"
     ]
     client.put("/secrets/claims_webhook", json={"value": VALUE}, headers=admin)
-    published = client.post(
-        "/case-types/hooked/versions/1/publish", json={"reason": "r"}, headers=admin
-    )
+    assert client.post("/case-types", json=document, headers=admin).json()["version"] == 1
+    key = admin["Authorization"].removeprefix("Bearer ")
+    published = publish_reviewed(client, key, "hooked", 1, "r")
     assert published.status_code == 200, published.text
 
     with caplog.at_level(logging.DEBUG):

@@ -104,6 +104,7 @@ def test_a_case_type_keeps_at_most_ten_drafts_and_discarding_frees_a_place() -> 
 def test_a_published_version_cannot_be_discarded() -> None:
     case_type = drafted(1)
     case_type.record_validation(1, [], {"actor_id": "alice"})
+    case_type.waive_review(1, "test", {"actor_id": "alice"})
     case_type.publish(1, "go", {"actor_id": "alice"})
     with pytest.raises(InvalidTransition, match="published and cannot be discarded"):
         case_type.discard(1, "oops", {"actor_id": "alice"})

@@ -99,3 +99,103 @@ def test_other_roles_read_the_studio_without_editing_controls(
     )
     expect(page.locator("#save")).to_have_count(0)
     expect(page.locator("[data-pointer='/states/submitted/labels/fr']")).to_be_disabled()
+
+
+@pytest.mark.slow
+def test_an_admin_changes_a_case_type_a_second_admin_publishes_it_and_new_cases_follow(
+    server: str, page: Page, keys: dict[Role, str], container: Container
+) -> None:
+    install_case_types(container.case_types, ("insurance_claim.yaml",))
+    handler = {"Authorization": f"Bearer {keys[Role.HANDLER]}"}
+
+    def open_claim(title: str, amount: float) -> dict[str, Any]:
+        body = {"case_type": "insurance_claim", "title": title}
+        body["fields"] = claim("water_damage", amount)
+        opened = requests.post(f"{server}/cases", json=body, headers=handler, timeout=10)
+        assert opened.status_code == 201, opened.text
+        shown = requests.get(f"{server}/cases/{opened.json()['id']}", headers=handler, timeout=10)
+        case: dict[str, Any] = shown.json()
+        return case
+
+    recorded = open_claim("Small leak", 8_000)
+    assert recorded["queue"] == "property"
+    container.projections.catch_up_from_store(container.reader.head(), 10_000)  # the list
+    second = container.keys.create(Role.ADMIN, label="second-admin")
+
+    # The first administrator starts a draft from the published version.
+    sign_in(page, server, keys[Role.ADMIN], "/ui/studio")
+    page.click("#studio-types tr[data-name=insurance_claim] .new-draft")
+    expect(page.locator("#studio-title")).to_have_text("Insurance claim · v2")
+    expect(page.locator("#check-status")).to_have_text("No problems")
+
+    # Labels, a decision table, a notification template.
+    page.fill("[data-pointer='/states/submitted/labels/fr']", "Reçu")
+    tab(page, "tables")
+    senior = "[data-table=routing] tr[data-row='1'] td [data-col='1']"
+    expect(page.locator(senior)).to_have_value("> 20000")
+    page.fill(senior, "> 5000")
+    screenshot(page, "studio-decision-table")
+    tab(page, "simulate")  # the sample case starts as the recorded one; give it an address
+    page.fill("#sample-form [data-field=contact_email]", "ann@example.com")
+    tab(page, "notifications")
+    subject = page.locator("[data-notification=claim_received] input.subject")
+    subject.fill("We have your claim {{ case.title }} ({{ fields.category }})")
+    preview = page.locator("[data-preview=claim_received] .preview-subject")
+    expect(preview).to_have_text("We have your claim Small leak (water_damage)")
+    screenshot(page, "studio-notification-preview")
+
+    # A problem appears where it belongs, and goes when fixed.
+    tab(page, "rules")
+    condition = page.locator(f"{BIG_CLAIMS} textarea")
+    condition.fill(MONEY_VS_NUMBER)
+    expect(page.locator(f"{BIG_CLAIMS} ul.problems").first).to_contain_text("money")
+    screenshot(page, "studio-problem")
+    condition.fill(RIGHT_FORM)
+    expect(page.locator("#check-status")).to_have_text("No problems")
+
+    # Tried on the recorded cases, then submitted.
+    tab(page, "simulate")
+    expect(page.locator("#sample-outcome tr[data-attribute=queue] td")).to_have_text(
+        ["Queue", "property", "senior-property"]
+    )
+    page.fill("#what-if-days", "7")
+    page.click("#what-if-form button")
+    expect(page.locator("#what-if-summary")).to_have_text("1 of 1 cases would differ.")
+    queue = page.locator(f"#what-if-report tr[data-case='{recorded['id']}'][data-attribute=queue]")
+    expect(queue.locator("td")).to_have_text(["Small leak", "Queue", "property", "senior-property"])
+    expect(page.locator("#dirty")).to_be_hidden()  # saved before the replay
+    screenshot(page, "studio-what-if")
+    tab(page, "review")
+    page.fill("#review-comment", "Water claims over 5,000 go to seniors")
+    page.click("#submit-review")
+    expect(page.locator("#studio-status")).to_have_text("Submitted for review")
+    expect(page.locator("#approve")).to_be_hidden()  # not one's own draft
+    screenshot(page, "studio-submitted")
+
+    # A second administrator approves and publishes.
+    page.click("#sign-out")
+    sign_in(page, server, second, "/ui/studio/insurance_claim/2")
+    tab(page, "diff")
+    expect(page.locator("#diff tr[data-path='decision_tables.routing.rows[1].when[1]'] td")).to_have_text(
+        ["decision_tables.routing.rows[1].when[1]", "changed", "> 20000", "> 5000"]
+    )
+    tab(page, "review")
+    page.fill("#review-comment", "Checked against last week's claims")
+    page.click("#approve")
+    expect(page.locator("#studio-status")).to_have_text("Approved: ready to publish")
+    page.fill("#review-comment", "Seniors take water claims over 5,000")
+    page.click("#publish")
+    expect(page.locator("#studio-status")).to_have_text("Published")
+    history = page.locator("#history tbody tr")
+    expect(history.first.locator("td").nth(1)).to_have_text("Published · v2")
+    expect(page.locator("#history tr[data-type=DraftApproved] td").nth(2)).to_have_text(
+        "second-admin"
+    )
+    expect(page.locator("#history tr[data-type=DraftSubmitted] td").nth(3)).to_have_text(
+        "Water claims over 5,000 go to seniors"
+    )
+    expect(page.locator("#save")).to_have_count(0)  # a published version is read-only
+    screenshot(page, "studio-published")
+
+    # A new case follows the new table.
+    assert open_claim("Another leak", 8_000)["queue"] == "senior-property"

@@ -220,7 +220,7 @@ const studio = () => ({
 
   // -- SLAs and the calendar ---------------------------------------------------------------
 
-  days() {
+  weekDays() {
     return DAYS;
   },
 

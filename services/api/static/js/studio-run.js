@@ -20,6 +20,7 @@ export const runMethods = () => ({
   previewAvailable: true,
   previews: {},
   sampleTitle: "",
+  sampleHorizon: "1h", // how long after opening the sample runs (SLA milestones within it)
   sampleForm: [],
   sampleError: null,
   sampleRows: [],
@@ -51,7 +52,7 @@ export const runMethods = () => ({
   },
 
   sample() {
-    return { title: this.sampleTitle, fields: withoutBlanks(readValues(this.sampleForm)) };
+    return { title: this.sampleTitle, fields: withoutBlanks(readValues(this.sampleForm)), horizon: this.sampleHorizon };
   },
 
   scheduleRun() {

@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from domain.case import Case
 from domain.context import CommandContext
 from infra.bootstrap import Container
 from services.auth import Role
@@ -161,7 +162,7 @@ def test_an_update_of_a_paid_claim_is_quarantined_and_ingested_once_after_reopen
     amounts = [
         e.changes["amount"]
         for e in container.ledger.history(case_id)
-        if type(e).__name__ == "FieldsUpdated" and "amount" in e.changes
+        if isinstance(e, Case.FieldsUpdated) and "amount" in e.changes
     ]
     assert amounts == [{"amount": 200.0, "currency": EUR}]  # ingested once
 

@@ -5,18 +5,23 @@ What still works: notes, reopening, and the rules of the command that settled it
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.case import Case, CaseIsFinal
 from domain.definition import Definition
+from domain.errors import DomainError
 from domain.rules import RuleRun, facts, react
 from services.auth import Role
 from services.case_type_reading import InvalidDocument
 from services.case_view_actions import Reader, decide_actions, decide_transitions, editable_fields
 from tests.case_types import from_yaml
+from tests.unit.test_case_properties import DEFINITIONS, OPENING, run_step, steps
 
 CTX = {"actor_id": "ann", "actor_role": "handler", "correlation_id": "c-1"}
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -221,3 +226,26 @@ def test_without_a_field_still_editable_a_final_case_offers_no_field_editor() ->
     view = plain.view_for("admin")  # edits every field while the case is open
     assert editable_fields(case, plain, view) == []
     assert not decide_actions(case, plain, view, Role.ADMIN).edit_fields
+
+
+# -- whatever commands arrive, a locked case stays as it is until reopened ----------------
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(sorted(DEFINITIONS)), steps=steps)
+def test_random_commands_never_change_a_locked_case(
+    name: str, steps: list[tuple[str, int, str, int]]
+) -> None:
+    definition = DEFINITIONS[name]
+    ctx = {"actor_id": "prop", "actor_role": "handler", "correlation_id": "p"}
+    case = Case.open(definition, "prop", dict(OPENING[name]), None, ctx, T0)
+    now = T0
+    for step in steps:
+        now += timedelta(minutes=step[3])
+        locked = case.is_done(definition) and step[0] != "reopen"
+        before = (case.status, dict(case.fields), case.assignee, case.queue)
+        with suppress(DomainError):  # refused: nothing recorded
+            run_step(case, definition, step, now)
+        case.collect_events()
+        if locked:
+            assert (case.status, case.fields, case.assignee, case.queue) == before

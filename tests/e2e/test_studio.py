@@ -44,9 +44,7 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
     server: str, page: Page, keys: dict[Role, str], container: Container
 ) -> None:
     install_case_types(container.case_types, ("insurance_claim.yaml",))
-    _, draft, _ = container.case_types.draft(
-        shipped_document("insurance_claim"), "a draft", AUTHOR
-    )
+    _, draft, _ = container.case_types.draft(shipped_document("insurance_claim"), "a draft", AUTHOR)
     sign_in(page, server, keys[Role.ADMIN], f"/ui/studio/insurance_claim/{draft}")
     expect(page.locator("#studio-title")).to_have_text(f"Insurance claim · v{draft}")
     expect(page.locator("#check-status")).to_have_text("No problems")
@@ -109,7 +107,7 @@ def test_an_admin_changes_a_case_type_a_second_admin_publishes_it_and_new_cases_
     handler = {"Authorization": f"Bearer {keys[Role.HANDLER]}"}
 
     def open_claim(title: str, amount: float) -> dict[str, Any]:
-        body = {"case_type": "insurance_claim", "title": title}
+        body: dict[str, Any] = {"case_type": "insurance_claim", "title": title}
         body["fields"] = claim("water_damage", amount)
         opened = requests.post(f"{server}/cases", json=body, headers=handler, timeout=10)
         assert opened.status_code == 201, opened.text
@@ -176,9 +174,9 @@ def test_an_admin_changes_a_case_type_a_second_admin_publishes_it_and_new_cases_
     page.click("#sign-out")
     sign_in(page, server, second, "/ui/studio/insurance_claim/2")
     tab(page, "diff")
-    expect(page.locator("#diff tr[data-path='decision_tables.routing.rows[1].when[1]'] td")).to_have_text(
-        ["decision_tables.routing.rows[1].when[1]", "changed", "> 20000", "> 5000"]
-    )
+    expect(
+        page.locator("#diff tr[data-path='decision_tables.routing.rows[1].when[1]'] td")
+    ).to_have_text(["decision_tables.routing.rows[1].when[1]", "changed", "> 20000", "> 5000"])
     tab(page, "review")
     page.fill("#review-comment", "Checked against last week's claims")
     page.click("#approve")

@@ -160,14 +160,37 @@ class WhatIfReport:
 
 
 @dataclass
-class _Shadow:
-    """The in-memory case under the other definition, and what it recorded so far."""
+class Shadow:
+    """The in-memory case under the other definition, and what it recorded so far (each
+    event with the moment it would be recorded at, in ``at``). Also used to simulate a
+    sample case (``services.simulation``)."""
 
     definition: Definition
     case_types: DefinitionLookup
     case: Case | None = None
     events: list[Case.Event] = field(default_factory=list)
+    at: list[datetime] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+
+    def open(
+        self,
+        opened: OpenCase,
+        context: dict[str, Any],
+        now: datetime,
+        then: Callable[[RuleRun], None] | None = None,
+    ) -> None:
+        """Open the case as the ledger does (with the actor's role view, then ``then`` in the
+        same command), and let the rules react; raises the domain's refusal."""
+        view = _view(self.definition, context)
+        case = Case.open(
+            self.definition, opened.title, dict(opened.fields), opened.party_id, context, now, view
+        )
+        run = RuleRun(case, self.definition, context, now, self.case_types)
+        if then is not None:
+            then(run)
+        react(run)
+        self.case = case
+        self._keep(case, now)
 
     def attempt(
         self, command: Callable[[RuleRun], None], context: dict[str, Any], now: datetime
@@ -180,8 +203,26 @@ class _Shadow:
         command(run)
         if trial.pending_events:
             react(run)
-        self.events.extend(_case_events(trial))
+        self._keep(trial, now)
         self.case = trial
+
+    def _keep(self, case: Case, now: datetime) -> None:
+        new = _case_events(case)
+        self.events.extend(new)
+        self.at.extend([now] * len(new))
+
+
+class OpenCase(Protocol):
+    """What opens a case: a recorded ``Case.Opened`` or a sample's opening."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def fields(self) -> Any: ...
+
+    @property
+    def party_id(self) -> str | None: ...
 
 
 def replay(
@@ -197,7 +238,7 @@ def replay(
     def lookup(name: str) -> Definition:
         return definition if name == own_name else case_types(name)
 
-    shadow = _Shadow(definition, lookup)
+    shadow = Shadow(definition, lookup)
     commands = list(recorded_commands(events))
     for index, group in enumerate(commands):
         now = group[0].timestamp
@@ -206,12 +247,12 @@ def replay(
             if refusal is not None:
                 return None, [refusal]
             continue
-        _reach_milestones(shadow, until=now)
+        reach_milestones(shadow, until=now)
         try:
             shadow.attempt(_command(group), dict(_context(group[0])), now)
         except DomainError as error:
             shadow.refused.append(_refusal(group, error))
-    _reach_milestones(shadow, until=events[-1].timestamp)
+    reach_milestones(shadow, until=events[-1].timestamp)
     assert shadow.case is not None
     return outcome_of(shadow.case, shadow.events), shadow.refused
 
@@ -329,22 +370,11 @@ def _view(definition: Definition, context: dict[str, Any]) -> View | None:
     return definition.view_for(str(role))
 
 
-def _open(shadow: _Shadow, group: list[Case.Event], now: datetime) -> Refusal | None:
+def _open(shadow: Shadow, group: list[Case.Event], now: datetime) -> Refusal | None:
     opened = group[0]
     assert isinstance(opened, Case.Opened)
-    context = dict(opened.context)
-    definition = shadow.definition
     try:
-        view = _view(definition, context)
-        case = Case.open(
-            definition, opened.title, dict(opened.fields), opened.party_id, context, now, view
-        )
-        shadow.case = case
-        rest = _command(group[1:])
-        rest(RuleRun(case, definition, context, now, shadow.case_types))
-        run = RuleRun(case, definition, context, now, shadow.case_types)
-        react(run)
-        shadow.events.extend(_case_events(case))
+        shadow.open(opened, dict(opened.context), now, then=_command(group[1:]))
     except DomainError as error:
         return _refusal(group, error)
     return None
@@ -407,7 +437,7 @@ def _refusal(group: Sequence[Case.Event], error: DomainError) -> Refusal:
     )
 
 
-def _reach_milestones(shadow: _Shadow, until: datetime) -> None:
+def reach_milestones(shadow: Shadow, until: datetime) -> None:
     """Reach, in due order, every SLA milestone of the shadow case due by ``until``."""
     for _ in range(MAX_MILESTONES):
         assert shadow.case is not None

@@ -20,10 +20,12 @@ from services.api import (
     live_metrics,
     me,
     monitoring,
+    plugins,
     projections,
     read_model_exports,
     read_models,
     secrets,
+    simulate,
     subjects,
     what_if,
 )
@@ -72,6 +74,8 @@ def create_app(deps: ApiDependencies) -> FastAPI:
     app.include_router(projections.router)
     app.include_router(audit.router)
     app.include_router(what_if.router)
+    app.include_router(plugins.router)
+    app.include_router(simulate.router)
     app.include_router(subjects.router)
     mount_dashboard(app)
     mount_docs(app)

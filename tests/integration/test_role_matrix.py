@@ -278,6 +278,19 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
         "admin",
         lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/what-if", {"days": 1}),
     ),
+    # plugins and simulation (part E of issue 13): for those who author case types
+    ("GET", "/plugins"): ("admin", lambda c: Call("/plugins")),
+    ("POST", "/case-types/{name}/versions/{version}/simulate"): (
+        "admin",
+        lambda c: Call(f"/case-types/generic/versions/{_draft(c)}/simulate", {"title": "t"}),
+    ),
+    ("POST", "/case-types/simulate"): (
+        "admin",
+        lambda c: Call(
+            "/case-types/simulate",
+            {"document": shipped_document("generic"), "sample": {"title": "t"}},
+        ),
+    ),
     ("POST", "/case-types/{name}/migrations"): (
         "admin",
         lambda c: Call("/case-types/generic/migrations", {"to_version": 1}),

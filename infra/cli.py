@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from domain.errors import DomainError
 from infra.analysts_cli import analysts_app
 from infra.audit_cli import audit_app
 from infra.audit_replay_cli import case_types_what_if
@@ -32,6 +33,7 @@ from services.auth import Role
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from domain.context import CommandContext
     from infra.bootstrap import Container
     from infra.outage import Worker
     from infra.secrets import SecretStore
@@ -59,7 +61,9 @@ secrets_app = typer.Typer(
 )
 app.add_typer(secrets_app, name="secrets")
 types_app = typer.Typer(
-    help="Administer case types: load documents, list them, discard drafts, migrate open cases.",
+    help="Administer case types: load documents, review drafts (submit, approve, reject), "
+    "publish, list them, discard drafts, migrate open cases. Every verb that changes a case "
+    "type records who ran it (--as, default: your login name).",
     no_args_is_help=True,
 )
 app.add_typer(types_app, name="case-types")
@@ -268,41 +272,173 @@ def notify() -> None:
     _run_worker("notifier", build_notifier)
 
 
+def _operator(name: str | None) -> CommandContext:
+    """Who runs a case-type verb, as recorded in its history: ``--as``, else the login name.
+    The CLI runs beside the database: it trusts the name it is given, as it trusts whoever
+    may read the database's password."""
+    from domain.context import CommandContext
+
+    actor = (name or "").strip() or _login_name()
+    return CommandContext(actor_id=actor, actor_role="admin", source_system="cli")
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without a user entry)
+        return "operator"
+
+
+Operator = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="who you are, recorded as the actor (use the label of your API key, so that "
+        "four eyes knows you); default: your login name",
+    ),
+]
+
+
 @types_app.command("load")
 def case_types_load(
     files: Annotated[list[Path], typer.Argument(help="case-type documents (.yaml or .json)")],
     reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "loaded from file",
-    draft_only: Annotated[bool, typer.Option(help="save drafts without publishing")] = False,
+    draft_only: Annotated[bool, typer.Option(help="save drafts without submitting them")] = False,
+    no_review: Annotated[
+        bool,
+        typer.Option(
+            "--no-review",
+            help="publish at once, without four-eyes review; the history records that you "
+            "waived it (for an operator installing a reviewed file, or an emergency)",
+        ),
+    ] = False,
+    actor: Operator = None,
 ) -> None:
-    """Draft, validate and publish case-type documents. A document whose content is already
-    the current version is left alone; a document with problems is refused with each of
-    them, and nothing of it is published."""
-    from infra.bootstrap import INSTALLER, bootstrap
-    from services.case_type_document import InvalidDocument, read_document
+    """Draft case-type documents and submit them for review (four eyes): another reviewer
+    approves each (`caseledger case-types approve`, or the studio), then it is published
+    (`caseledger case-types publish`). With --no-review they are published at once and the
+    waived review is recorded. A document whose content is already the current version is
+    left alone, and one already waiting as a draft is not drafted twice; a document with
+    problems is refused with each of them, and nothing of it is stored."""
+    from infra.bootstrap import bootstrap
+    from services.case_type_document import read_document
 
+    if draft_only and no_review:
+        typer.echo(
+            "refused: --draft-only and --no-review contradict each other; pick one", err=True
+        )
+        raise typer.Exit(2)
+    context = _operator(actor)
     container = bootstrap(_settings(), name="cli")
+    registry = container.case_types
     failed = False
     try:
         for path in files:
             kind = "application/json" if path.suffix == ".json" else "application/yaml"
             try:
                 document = read_document(path.read_bytes(), kind)
-                if draft_only:
-                    name, version, problems = container.case_types.draft(
-                        document, reason, INSTALLER
+                name = str(document.get("name"))
+                if (current := registry.current_version_of(document)) is not None:
+                    typer.echo(f"{path}: {name} v{current} is current")
+                    continue
+                if no_review:
+                    version = registry.install(
+                        document, reason, context, waiver=f"--no-review by {context.actor_id}"
                     )
-                    if problems:
-                        raise InvalidDocument(problems)
+                    typer.echo(f"{path}: {name} v{version} is current (review waived)")
+                    continue
+                version = (
+                    registry.waiting_draft_of(document)
+                    or registry.draft(document, reason, context)[1]
+                )
+                if draft_only:
                     typer.echo(f"{path}: drafted {name} v{version}")
-                else:
-                    version = container.case_types.install(document, reason, INSTALLER)
-                    typer.echo(f"{path}: {document['name']} v{version} is current")
-            except (OSError, InvalidDocument) as error:
+                    continue
+                review = registry.version(name, version).review
+                if review in ("draft", "rejected"):
+                    registry.submit(name, version, reason, context)
+                publish = f"caseledger case-types publish {name} {version}"
+                typer.echo(
+                    f"{path}: {name} v{version} is approved; publish it: {publish}"
+                    if review == "approved"
+                    else f"{path}: {name} v{version} awaits review: another reviewer approves "
+                    f"it (caseledger case-types approve {name} {version} --as THEM --comment "
+                    f"...), then: {publish}"
+                )
+            except (OSError, DomainError) as error:
                 failed = True
                 echo_refusal(path, error)
     finally:
         container.close()
     raise typer.Exit(1 if failed else 0)
+
+
+def _review_step(
+    verb: str, name: str, version: int, text: str, actor: str | None, done: str
+) -> None:
+    """Run one review verb of the registry; a refusal is printed with how to fix it."""
+    from infra.bootstrap import bootstrap
+
+    container = bootstrap(_settings(), name="cli")
+    try:
+        getattr(container.case_types, verb)(name, version, text, _operator(actor))
+        typer.echo(f"{name} v{version} {done}")
+    except DomainError as error:
+        typer.echo(f"refused: {error.message}", err=True)
+        for problem in getattr(error, "problems", []):
+            typer.echo(f"  - {problem}", err=True)
+        if error.hint:
+            typer.echo(f"  {error.hint}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        container.close()
+
+
+Comment = Annotated[
+    str, typer.Option(help="for the history: what to look at, or why you approve or reject")
+]
+Name = Annotated[str, typer.Argument(help="the case type")]
+DraftVersion = Annotated[int, typer.Argument(help="the draft's version")]
+
+
+@types_app.command("submit")
+def case_types_submit(
+    name: Name, version: DraftVersion, comment: Comment, actor: Operator = None
+) -> None:
+    """Submit draft VERSION of NAME for review. It is refused if the draft has problems."""
+    _review_step("submit", name, version, comment, actor, "submitted for review")
+
+
+@types_app.command("approve")
+def case_types_approve(
+    name: Name, version: DraftVersion, comment: Comment, actor: Operator = None
+) -> None:
+    """Approve a submitted draft (four eyes: not if you edited or submitted it; ask another
+    reviewer). It can then be published."""
+    _review_step("approve", name, version, comment, actor, "approved: it can be published")
+
+
+@types_app.command("reject")
+def case_types_reject(
+    name: Name, version: DraftVersion, comment: Comment, actor: Operator = None
+) -> None:
+    """Send a submitted draft back to its authors, saying why (--comment); they edit it and
+    submit it again."""
+    _review_step("reject", name, version, comment, actor, "rejected")
+
+
+@types_app.command("publish")
+def case_types_publish(
+    name: Name,
+    version: DraftVersion,
+    reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "published from CLI",
+    actor: Operator = None,
+) -> None:
+    """Publish an approved draft: new cases of NAME open under it. A draft that was not
+    approved is refused (submit it, have another reviewer approve it)."""
+    _review_step("publish", name, version, reason, actor, "published: new cases open under it")
 
 
 @types_app.command("list")
@@ -324,15 +460,15 @@ def case_types_discard(
     name: Annotated[str, typer.Argument(help="the case type")],
     version: Annotated[int, typer.Argument(help="the unpublished draft to discard")],
     reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "discarded from CLI",
+    actor: Operator = None,
 ) -> None:
     """Discard an unpublished draft of NAME: it leaves every list and its number is not used
     again; the case type's history keeps who discarded it and why."""
-    from domain.errors import DomainError
-    from infra.bootstrap import INSTALLER, bootstrap
+    from infra.bootstrap import bootstrap
 
     container = bootstrap(_settings(), name="cli")
     try:
-        container.case_types.discard(name, version, reason, INSTALLER)
+        container.case_types.discard(name, version, reason, _operator(actor))
     except DomainError as error:
         typer.echo(f"refused: {error.message}\n  {error.hint}", err=True)
         raise typer.Exit(1) from None

@@ -163,14 +163,14 @@ class CaseTypeRegistry(Application[UUID]):
         self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
 
     def publish_unreviewed(
-        self, name: str, version: int, reason: str, context: CommandContext
+        self, name: str, version: int, reason: str, context: CommandContext, waiver: str
     ) -> None:
-        """Publish draft ``version`` without four-eyes review, recording the waiver (who and
-        why) first: for the system installer and an operator's explicit ``--no-review``."""
+        """Publish draft ``version`` without four-eyes review, recording the waiver (who, and
+        ``waiver``: why) first: for the system installer and an operator's ``--no-review``."""
 
         def waive(case_type: CaseType) -> None:
             if case_type.version_record(version).review != WAIVED:
-                case_type.waive_review(version, reason, context.as_dict())
+                case_type.waive_review(version, waiver, context.as_dict())
 
         self._change(name, waive)
         self.publish(name, version, reason, context)
@@ -209,18 +209,42 @@ class CaseTypeRegistry(Application[UUID]):
             ),
         )
 
-    def install(self, document: dict[str, Any], reason: str, context: CommandContext) -> int:
+    def install(
+        self,
+        document: dict[str, Any],
+        reason: str,
+        context: CommandContext,
+        waiver: str = "installed by the system, without review",
+    ) -> int:
         """Publish ``document`` unless the current version already has exactly this content;
         answers the current version. Used to load shipped and sample case types: the system
         installs them without review, and the history records the waiver."""
-        name = str(document.get("name"))
-        if name in self.names():
-            current = self.case_type(name).current
-            if current is not None and self.version(name, current).document == document:
-                return current
+        current = self.current_version_of(document)
+        if current is not None:
+            return current
         name, version, _ = self.draft(document, reason, context)  # refused on any problem
-        self.publish_unreviewed(name, version, reason, context)
+        self.publish_unreviewed(name, version, reason, context, waiver)
         return version
+
+    def current_version_of(self, document: dict[str, Any]) -> int | None:
+        """The current version of ``document``'s case type if it has exactly this content."""
+        name = str(document.get("name"))
+        if name not in self.names():
+            return None
+        current = self.case_type(name).current
+        if current is not None and self.version(name, current).document == document:
+            return current
+        return None
+
+    def waiting_draft_of(self, document: dict[str, Any]) -> int | None:
+        """The newest draft of ``document``'s case type with exactly this content, if any
+        (loading a file twice does not draft it twice)."""
+        name = str(document.get("name"))
+        if name not in self.names():
+            return None
+        drafts = self.case_type(name).versions.values()
+        same = [r.version for r in drafts if r.status == "draft" and r.document == document]
+        return max(same, default=None)
 
     # -- queries ---------------------------------------------------------------------------
 

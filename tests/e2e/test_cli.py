@@ -31,6 +31,10 @@ VERBS = [
     "case-types list",
     "case-types migrate",
     "case-types discard",
+    "case-types submit",
+    "case-types approve",
+    "case-types reject",
+    "case-types publish",
     "secrets",
     "secrets set",
     "secrets list",
@@ -98,7 +102,8 @@ def test_case_types_load_publishes_refuses_with_each_problem_and_migrates_as_a_d
 ) -> None:
     env = settings_env(settings)
     shipped = Path(__file__).resolve().parents[2] / "casetypes"
-    loaded = caseledger("case-types", "load", str(shipped / "customer_complaint.yaml"), env=env)
+    complaint = str(shipped / "customer_complaint.yaml")
+    loaded = caseledger("case-types", "load", "--no-review", "--as", "ops", complaint, env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert "customer_complaint v1 is current" in loaded.stdout
     again = caseledger("case-types", "load", str(shipped / "customer_complaint.yaml"), env=env)

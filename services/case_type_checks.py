@@ -45,6 +45,7 @@ from services.notification_targets import (
     unstorable_in,
     url_problem,
 )
+from services.plugins import Plugin, action_from, condition_problems, installed
 from services.secret_store import SECRET_NAME
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -274,6 +275,7 @@ class Scope:
     policy: NotificationPolicy | None = None  # IT's egress rules; None checks the text only
     day_length: timedelta = timedelta(hours=24)
     broken: set[str] = field(default_factory=set)  # sections not even of the right type
+    plugins: dict[str, Plugin] = field(default_factory=dict)  # declared (services.plugins)
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
@@ -344,6 +346,9 @@ class Scope:
         except ValueError as error:
             self.add(path, str(error))
             return None
+        compiled, plugin_problems = condition_problems(compiled, self.plugins, installed())
+        for why in plugin_problems:  # calls of plugin functions (services.plugins)
+            self.add(path, why)
         self.check_references(path, compiled.names, compiled.members)
         return compiled
 
@@ -363,6 +368,8 @@ class Scope:
         return tuple(action for action in built if action is not None)
 
     def action(self, path: str, item: Any) -> Action | None:
+        if isinstance(item, Mapping) and "plugin" in item:  # {plugin: a.b, with: {...}}
+            return action_from(self, self.plugins, installed(), path, item)
         if not isinstance(item, Mapping) or len(item) != 1:
             self.add(
                 path,

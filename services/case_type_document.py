@@ -57,6 +57,7 @@ from services.case_type_checks import (
 )
 from services.case_type_reading import InvalidDocument, read_document
 from services.notification_targets import NotificationPolicy
+from services.plugins import declared, installed
 
 __all__ = ["InvalidDocument", "compile_definition", "problems_in", "read_document"]
 B = TypeVar("B")
@@ -87,7 +88,7 @@ def compile_definition(
 
 TOP_KEYS = (
     "name", "labels", "calendar", "states", "transitions", "fields", "extra_fields", "slas",
-    "decision_tables", "rules", "notifications", "views",
+    "decision_tables", "rules", "notifications", "views", "plugins",
 )  # fmt: skip
 _REQUIRED = ("name", "labels", "states")
 _STRICT = ConfigDict(strict=True)
@@ -100,6 +101,7 @@ _TOP: dict[str, tuple[TypeAdapter[Any], Any]] = {
     "extra_fields": (TypeAdapter(bool, config=_STRICT), False),
     "slas": (_LIST, []),
     "rules": (_LIST, []),
+    "plugins": (TypeAdapter(list[str], config=_STRICT), []),
 } | {key: (_MAPPING, {}) for key in ("states", "transitions", "fields", "decision_tables",
                                      "notifications", "views")}  # fmt: skip
 # The most parts a section may hold: each costs checking at every validation, and SLAs and
@@ -128,6 +130,7 @@ def _compile(
         return [f"document: must be a mapping, not {shown(document)}"], None
     top = _top(scope, document)
     scope.name, scope.extra_fields = top["name"], top["extra_fields"]
+    scope.plugins = declared(installed(), "plugins", top["plugins"], scope.problems)
     if "name" in document:
         scope.check_name("name", scope.name, "case type")
     if not {"labels"} & scope.broken:

@@ -324,7 +324,9 @@ def condition_problems(
                 f"{plugin}.{name} is a plugin function: declare the plugin at the top of the "
                 f"case type (plugins: [{plugin}])"
             )
-    if not entries:
+    if not entries:  # the names it calls are reported above, not as unknown facts
+        called = {plugin for plugin, _ in calls_in(compiled.members, compiled.source)}
+        compiled.names = tuple(n for n in compiled.names if n not in called)
         return compiled, problems
     return PluginCondition(compiled.source, compiled.where, tuple(entries)), problems
 

@@ -465,7 +465,7 @@ REFUSED: list[tuple[str, Mutation, list[str]]] = [
         "rules[0].do[0].assign.table: unknown table 'routing'; tables are none"]),
     ("unknown top-level key", _set("colour", "blue"), [
         "colour: unknown key; allowed keys are name, labels, calendar, states, transitions, "
-        "fields, extra_fields, slas, decision_tables, rules, notifications, views"]),
+        "fields, extra_fields, slas, decision_tables, rules, notifications, views, plugins"]),
 ]  # fmt: skip
 
 

@@ -16,6 +16,7 @@ nothing is stored, published or projected.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from typing import Any
 
 from domain.case import Case
 from domain.definition import Definition
-from domain.errors import DomainError, InvalidCommand
+from domain.errors import BudgetExceeded, DomainError, InvalidCommand
 from domain.event_names import event_data, event_type
 from domain.rules import DefinitionLookup, RuleRun, facts
 from services.what_if import Shadow, reach_milestones
@@ -34,6 +35,7 @@ COMMANDS = ("transition", "fields", "assign", "note", "close", "reopen")
 MAX_STEPS = 100
 MAX_HORIZON = timedelta(days=366)
 DEFAULT_HORIZON = timedelta(days=30)
+DEFAULT_BUDGET_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,16 @@ class Simulation:
         return [e for e in self.events if e.type == event_type(Case.NotificationRequested)]
 
 
-def simulate(definition: Definition, sample: Sample, case_types: DefinitionLookup) -> Simulation:
+def simulate(
+    definition: Definition,
+    sample: Sample,
+    case_types: DefinitionLookup,
+    budget_s: float = DEFAULT_BUDGET_S,
+) -> Simulation:
     """Run ``sample`` under ``definition`` (see the module's docstring). Raises the domain's
-    refusal when the case could not even be opened (an unknown field, a wrong type)."""
+    refusal when the case could not even be opened (an unknown field, a wrong type), and
+    :class:`BudgetExceeded` when it runs past ``budget_s`` (checked between steps)."""
+    started = time.monotonic()
     if len(sample.steps) > MAX_STEPS:
         raise InvalidCommand(
             f"{len(sample.steps)} steps is over the limit of {MAX_STEPS}",
@@ -153,6 +162,7 @@ def simulate(definition: Definition, sample: Sample, case_types: DefinitionLooku
     outcomes = []
     for index, step in sorted(enumerate(sample.steps), key=lambda pair: pair[1].at):
         now = sample.opened_at + step.at
+        _within(started, budget_s)
         reach_milestones(shadow, until=now)
         actor = {
             "actor_id": step.actor_id or sample.actor_id,
@@ -168,6 +178,7 @@ def simulate(definition: Definition, sample: Sample, case_types: DefinitionLooku
         outcomes.append(StepOutcome(index, now, step.describe(), True))
     last = max((step.at for step in sample.steps), default=timedelta(0))
     until = sample.opened_at + max(sample.horizon, last)
+    _within(started, budget_s)
     reach_milestones(shadow, until=until)
     assert shadow.case is not None
     return Simulation(
@@ -183,6 +194,15 @@ def simulate(definition: Definition, sample: Sample, case_types: DefinitionLooku
             for e, at in zip(shadow.events, shadow.at, strict=True)
         ),
     )
+
+
+def _within(started: float, budget_s: float) -> None:
+    if time.monotonic() - started > budget_s:
+        raise BudgetExceeded(
+            f"the simulation ran past its budget of {budget_s:g} s",
+            hint="simulate fewer steps or a shorter horizon (rules that restart short SLA "
+            "clocks make many milestones)",
+        )
 
 
 def _context(actor: dict[str, str], correlation: str) -> dict[str, Any]:

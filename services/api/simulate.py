@@ -29,6 +29,7 @@ from services.api.deps import (
 from services.api.schemas import ErrorBody, Fields, Text, _Request
 from services.case_type_document import compile_definition, problems_in
 from services.case_type_reading import InvalidDocument, read_document
+from services.deadline import remaining
 from services.expressions import plain
 from services.simulation import (
     DEFAULT_HORIZON,
@@ -54,6 +55,9 @@ Author = Annotated[
     Depends(require_configured(lambda deps: deps.case_type_roles.authors, "simulate case types")),
 ]
 _DAY = timedelta(hours=24)
+#: The longest a simulation may run within one request, and what it leaves to answer.
+MAX_BUDGET_S = 10.0
+ANSWER_MARGIN_S = 0.5
 _ACTIONS = ("transition", "fields", "assign", "note", "close", "reopen")
 _TEXTS: dict[str, Any] = {
     "note": lambda step: step.note, "close": lambda step: step.close,
@@ -298,7 +302,8 @@ def simulate_version(
     the notifications it would send (rendered) and the events it would record; a step the
     version refuses is listed as refused. Nothing is stored, published or projected."""
     definition = _version(deps, name, version)
-    return SimulationPublic.of(simulate(definition, body.sample(), deps.case_types.current))
+    result = simulate(definition, body.sample(), deps.case_types.current, _budget())
+    return SimulationPublic.of(result)
 
 
 @router.post("/simulate")
@@ -308,4 +313,11 @@ def simulate_document(body: UnsavedSimulation, deps: Deps, _: Author) -> Simulat
     problem), and answered as version 0."""
     document = read_document(json.dumps(body.document).encode(), "application/json")
     definition = _compiled(deps, document, 0)
-    return SimulationPublic.of(simulate(definition, body.sample.sample(), deps.case_types.current))
+    result = simulate(definition, body.sample.sample(), deps.case_types.current, _budget())
+    return SimulationPublic.of(result)
+
+
+def _budget() -> float:
+    left = remaining()
+    budget = MAX_BUDGET_S if left is None else min(MAX_BUDGET_S, left - ANSWER_MARGIN_S)
+    return max(budget, 0.0)

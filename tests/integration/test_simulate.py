@@ -5,19 +5,23 @@ and bad input is refused clearly (a step the version refuses shows as refused)."
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 
 from domain.case import Case
 from domain.context import CommandContext
+from domain.errors import BudgetExceeded
 from domain.event_names import event_type
 from infra.bootstrap import Container, install_case_types
 from infra.settings import Settings
 from services.auth import Role
-from tests.case_types import shipped_document
+from services.simulation import Sample, Step
+from services.simulation import simulate as run_sample
+from tests.case_types import shipped, shipped_document
 from tests.conftest import auth
 from tests.integration.helpers import running, wait_until
 from tests.integration.test_what_if import end_offsets, table_fingerprints
@@ -224,3 +228,15 @@ def test_a_simulation_changes_nothing_in_the_store_the_topic_or_the_read_models(
     assert container.reader.head() == head
     assert table_fingerprints(container) == tables
     assert end_offsets(settings) == offsets
+
+
+def test_a_simulation_that_runs_past_its_budget_is_refused() -> None:
+    definition = shipped("insurance_claim")
+    sample = Sample(
+        title="Slow",
+        fields=FIELDS,
+        opened_at=datetime(2026, 12, 1, 9, tzinfo=UTC),
+        steps=(Step(at=timedelta(hours=1), command="note", text="n"),),
+    )
+    with pytest.raises(BudgetExceeded, match="ran past its budget of 0 s"):
+        run_sample(definition, sample, lambda name: definition, budget_s=0.0)

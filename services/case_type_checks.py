@@ -30,6 +30,7 @@ from domain.definition import (
     View,
 )
 from services.auth import Role
+from services.expression_types import DYN, Facts, Type, case_facts, check_condition, closest
 from services.expressions import (
     FACT_ROOTS,
     CelCondition,
@@ -229,11 +230,27 @@ def _message(model: type[BaseModel] | None, error: ErrorDetails) -> str:
 
 
 def parse_part(model: type[P], value: Any, path: str, problems: list[str]) -> P | None:
-    """``value`` as ``model``, or ``None`` with one problem per pydantic error."""
+    """``value`` as ``model``, with one problem per pydantic error. When only some keys are
+    wrong (misspelt, or of the wrong type where a default exists), the part is read without
+    them, so that the checks that follow still report what else is wrong in it (every problem
+    at once); ``None`` when the part cannot be read at all (a required key missing)."""
     try:
         return model.model_validate(value)
     except ValidationError as error:
         problems += _problems(model, error, path)
+        return _without_bad_keys(model, value, error)
+
+
+def _without_bad_keys(model: type[P], value: Any, error: ValidationError) -> P | None:
+    if not isinstance(value, Mapping):
+        return None
+    bad = {str(d["loc"][0]) for d in error.errors(include_url=False) if d["loc"]}
+    required = {f.alias or n for n, f in model.model_fields.items() if f.is_required()}
+    if bad & required:
+        return None
+    try:
+        return model.model_validate({k: v for k, v in value.items() if str(k) not in bad})
+    except ValidationError:
         return None
 
 
@@ -258,6 +275,53 @@ def listed(names: Collection[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
+@dataclass(frozen=True)
+class Issue:
+    """One problem of a document, at its place: ``path`` as problems name it
+    (``rules[2].if``), ``pointer`` the same place as a JSON pointer (``/rules/2/if``), what is
+    wrong and, when it helps, how to write it."""
+
+    path: str
+    message: str
+    hint: str = ""
+
+    @property
+    def pointer(self) -> str:
+        return pointer_of(self.path)
+
+    def __str__(self) -> str:
+        said = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{said}; {self.hint}" if self.hint else said
+
+
+_STEP = re.compile(r"\[(\d+)\]|\.?([^.\[]+)")
+
+
+def pointer_of(path: str) -> str:
+    """``rules[2].do[0].assign`` -> ``/rules/2/do/0/assign`` (RFC 6901); ``""`` for the whole
+    document (``document``, or a place given by line and column)."""
+    if path in ("", "document") or path.startswith("line "):
+        return ""
+    steps = [index or key for index, key in _STEP.findall(path)]
+    return "".join("/" + step.replace("~", "~0").replace("/", "~1") for step in steps)
+
+
+def issues_of(problems: Sequence[str], known: Sequence[Issue] = ()) -> list[Issue]:
+    """``problems`` (``path: message`` lines) as issues, in the same order; lines that
+    ``known`` recorded keep their hint, others are split at their first ``: ``."""
+    recorded = {str(issue): issue for issue in known}
+    found = []
+    for line in problems:
+        if line in recorded:
+            found.append(recorded[line])
+            continue
+        path, colon, message = line.partition(": ")
+        if not colon or " " in path.strip("'\""):
+            path, message = "", line  # no path: a whole-document problem (line 3, column 1...)
+        found.append(Issue(path, message))
+    return found
+
+
 @dataclass
 class Scope:
     """What the document declares, for cross-references; problems are appended here."""
@@ -276,9 +340,40 @@ class Scope:
     day_length: timedelta = timedelta(hours=24)
     broken: set[str] = field(default_factory=set)  # sections not even of the right type
     plugins: dict[str, Plugin] = field(default_factory=dict)  # declared (services.plugins)
+    issues: list[Issue] = field(default_factory=list)  # the problems with a hint, by place
+    _facts: Facts | None = None
 
-    def add(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+    def add(self, path: str, message: str, hint: str = "") -> None:
+        issue = Issue(path, message, hint)
+        self.issues.append(issue)
+        self.problems.append(str(issue))
+
+    def facts(self) -> Facts:
+        """What conditions read, typed by the fields compiled so far (a field with problems
+        of its own is read as any value, so as not to repeat them)."""
+        if self._facts is None:
+            specs = {name: self.fields.get(name) for name in self.field_names}
+            base = case_facts(
+                {n: spec for n, spec in specs.items() if spec is not None},
+                states=list(self.states) if "states" not in self.broken else (),
+                roles=ROLES,
+                extra_fields=self.extra_fields or "fields" in self.broken,
+            )
+            fields_type = base.roots["fields"]
+            untyped = [(n, DYN) for n, spec in specs.items() if spec is None]
+            roots = dict(base.roots)
+            roots["fields"] = Type(
+                "record", members=fields_type.members + tuple(untyped),
+                open=fields_type.open, what="field",
+            )  # fmt: skip
+            functions = {
+                entry.qualified: (tuple(p.type for p in entry.params), entry.returns or "dyn")
+                for plugin in self.plugins.values()
+                for entry in plugin.functions.values()
+            }
+            namespaces = frozenset([*self.plugins, *installed().by_name])
+            self._facts = Facts(roots, functions, namespaces)
+        return self._facts
 
     def check_name(self, path: str, name: str, what: str) -> None:
         if not NAME.fullmatch(name):
@@ -317,7 +412,12 @@ class Scope:
     def check_field(self, path: str, name: str) -> bool:
         if self.extra_fields or name in self.field_names or "fields" in self.broken:
             return True
-        self.add(path, f"unknown field {name!r}; fields are {listed(self.field_names)}")
+        near = closest(name, self.field_names)
+        self.add(
+            path,
+            f"unknown field {name!r}; fields are {listed(self.field_names)}",
+            f"did you mean {near!r}?" if near else "",
+        )
         return False
 
     def check_roles(self, path: str, roles: Sequence[str]) -> None:
@@ -345,11 +445,18 @@ class Scope:
             compiled = CelCondition(source, where=f"the condition at {path}")
         except ValueError as error:
             self.add(path, str(error))
+            # what it names is checked all the same: one answer, every problem
+            members = {(root, name) for root, name in members_in(source) if root in FACT_ROOTS}
+            self.check_references(path, (), members)
             return None
         compiled, plugin_problems = condition_problems(compiled, self.plugins, installed())
         for why in plugin_problems:  # calls of plugin functions (services.plugins)
             self.add(path, why)
-        self.check_references(path, compiled.names, compiled.members)
+        seen = set()
+        for problem in check_condition(source, self.facts()):  # names, members and types
+            if str(problem) not in seen:
+                seen.add(str(problem))
+                self.add(path, problem.message, problem.hint)
         return compiled
 
     def template(self, path: str, source: str | None) -> SandboxedTemplate | None:

@@ -39,6 +39,7 @@ from domain.definition import (
 from services.case_type_checks import (
     EVENT_TYPES,
     FieldDoc,
+    Issue,
     NotificationDoc,
     P,
     RuleDoc,
@@ -50,6 +51,7 @@ from services.case_type_checks import (
     build_notification,
     build_table,
     build_views,
+    issues_of,
     listed,
     parse_part,
     parse_value,
@@ -59,7 +61,9 @@ from services.case_type_reading import InvalidDocument, read_document
 from services.notification_targets import NotificationPolicy
 from services.plugins import declared, installed
 
-__all__ = ["InvalidDocument", "compile_definition", "problems_in", "read_document"]
+__all__ = [
+    "InvalidDocument", "Issue", "compile_definition", "issues_in", "problems_in", "read_document",
+]  # fmt: skip
 B = TypeVar("B")
 
 
@@ -73,6 +77,18 @@ def problems_in(
     ``open_child`` must name one of them (or the document's own name); with ``policy``,
     notifications must reach only what IT allows."""
     return _compile(document, 0, known_case_types, policy)[0]
+
+
+def issues_in(
+    document: Mapping[str, Any],
+    known_case_types: Collection[str] | None = None,
+    policy: NotificationPolicy | None = None,
+) -> list[Issue]:
+    """The problems of :func:`problems_in`, in the same order, each at its place
+    (``path`` and JSON ``pointer``) with its message and, when it helps, how to write it."""
+    scope = Scope(case_types=known_case_types, policy=policy)
+    problems = _compile(document, 0, known_case_types, policy, scope)[0]
+    return issues_of(problems, scope.issues)
 
 
 def compile_definition(
@@ -124,8 +140,9 @@ def _compile(
     version: int,
     known: Collection[str] | None,
     policy: NotificationPolicy | None = None,
+    scope: Scope | None = None,
 ) -> tuple[list[str], Definition | None]:
-    scope = Scope(case_types=known, policy=policy)
+    scope = scope or Scope(case_types=known, policy=policy)
     if not isinstance(document, Mapping):
         return [f"document: must be a mapping, not {shown(document)}"], None
     top = _top(scope, document)

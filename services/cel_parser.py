@@ -94,9 +94,7 @@ class MapLit(Node):
     entries: tuple[tuple[Node, Node], ...]
 
 
-_STRING = (
-    r"(?P<prefix>[rRbB]{0,2})(?P<quote>\"\"\"|'''|\"|')"  # the body is read by _string
-)
+_STRING = r"(?P<prefix>[rRbB]{0,2})(?P<quote>\"\"\"|'''|\"|')"  # the body is read by _string
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
     r"|(?P<double>(?:\d+\.\d+|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
@@ -111,9 +109,9 @@ _ESCAPES = {
 }  # fmt: skip
 _ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-3][0-7]{2}|.)")
 _RESERVED = frozenset(
-    "as break const continue else for function if import let loop package namespace return "
-    "var void while".split()
-)
+    ("as", "break", "const", "continue", "else", "for", "function", "if", "import", "let",
+     "loop", "package", "namespace", "return", "var", "void", "while")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,7 +224,13 @@ class _Parser:
         self.depth -= 1
         return condition
 
-    _LEVELS: tuple[tuple[str, ...], ...] = (("||",), ("&&",), _RELATIONS, ("+", "-"), ("*", "/", "%"))
+    _LEVELS: tuple[tuple[str, ...], ...] = (
+        ("||",),
+        ("&&",),
+        _RELATIONS,
+        ("+", "-"),
+        ("*", "/", "%"),
+    )
 
     def binary(self, level: int) -> Node:
         if level == len(self._LEVELS):
@@ -245,13 +249,15 @@ class _Parser:
         if token.kind == "op" and token.text in ("!", "-"):
             self.at += 1
             following = self.tokens[self.at]
-            if token.text == "-" and following.kind == "literal" and following.start == token.end:
-                if following.literal in ("int", "double"):  # a negative number literal
-                    self.at += 1
-                    literal = Literal(
-                        token.start, following.end, following.literal, -following.value
-                    )
-                    return self.member(literal)
+            if (
+                token.text == "-"
+                and following.kind == "literal"
+                and following.start == token.end
+                and following.literal in ("int", "double")  # a negative number literal
+            ):
+                self.at += 1
+                literal = Literal(token.start, following.end, following.literal, -following.value)
+                return self.member(literal)
             operand = self.unary()
             return Unary(token.start, operand.end, token.text, operand)
         return self.member(self.primary())
@@ -298,7 +304,7 @@ class _Parser:
                 self.take(",")
         return tuple(items), self.take(close).end
 
-    def primary(self) -> Node:
+    def primary(self) -> Node:  # noqa: PLR0911 - one return per kind of primary
         token = self.tokens[self.at]
         if token.kind == "literal":
             self.at += 1

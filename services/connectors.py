@@ -24,6 +24,7 @@ from domain.errors import InvalidCommand
 from services.case_type_checks import NAME, Part, listed, parse_part
 from services.case_type_reading import InvalidDocument, read_document
 from services.errors import CaseTypeNotFound
+from services.expression_types import RECORD_FACTS, check_value
 from services.expressions import CelValue
 from services.mapping import CONVERSIONS, FieldMapping, RecordMapping
 
@@ -210,6 +211,13 @@ def mapping_problems(mapping: RecordMapping, case_type: Callable[[str], Definiti
                     f"mapping.fields.{field.name}: the case type {definition.name} has no such "
                     f"field; its fields are {listed(sorted(definition.fields))}"
                 )
+    for field in mapping.fields:  # what each expression gives must fit its field (issue 13)
+        spec = definition.fields.get(field.name)
+        if spec is not None:
+            problems += [
+                f"mapping.fields.{field.name}: {problem}"
+                for problem in check_value(field.value.source, RECORD_FACTS, spec, field.convert)
+            ]
     for source, state in mapping.states.items():
         if state not in definition.states:
             problems.append(

@@ -300,7 +300,7 @@ class _Checker:
         owner = self.infer(node.operand)
         return self._member(node, owner, node.field)
 
-    def _member(self, node: Select, owner: Type, name: str) -> Type:
+    def _member(self, node: Select, owner: Type, name: str) -> Type:  # noqa: PLR0911 - one answer per type rule
         if owner.kind in _LOOSE:
             return owner
         if owner.kind == "map":
@@ -320,8 +320,7 @@ class _Checker:
                 return self.refuse(f"{shown} is money: it has only amount and currency", near)
             return self.refuse(f"{shown} has no {name!r}; it has {_listed(names)}", near)
         return self.refuse(
-            f"{self.text(node.operand)} is {describe(owner)}: it has no members such as "
-            f"{name!r}"
+            f"{self.text(node.operand)} is {describe(owner)}: it has no members such as {name!r}"
         )
 
     def _index(self, node: Index) -> Type:
@@ -336,10 +335,10 @@ class _Checker:
                 )
             return owner.item or DYN
         if owner.kind in ("map", "record"):
-            if owner.kind == "record" and isinstance(node.index, Literal):
-                if isinstance(node.index.value, str):
-                    fake = Select(node.start, node.end, node.operand, node.index.value)
-                    return self._member(fake, owner, node.index.value)
+            key = node.index
+            if owner.kind == "record" and isinstance(key, Literal) and isinstance(key.value, str):
+                fake = Select(node.start, node.end, node.operand, key.value)
+                return self._member(fake, owner, key.value)
             self._comparable(node, owner.key or STRING, index, node.operand, node.index)
             return owner.item or DYN
         return self.refuse(
@@ -367,7 +366,7 @@ class _Checker:
         then, otherwise = self.infer(node.then), self.infer(node.otherwise)
         return self.join(node, then, otherwise, node.then, node.otherwise)
 
-    def join(self, node: Node, one: Type, other: Type, left: Node, right: Node) -> Type:
+    def join(self, node: Node, one: Type, other: Type, left: Node, right: Node) -> Type:  # noqa: PLR0911 - one answer per type rule
         """The type of a value that is either ``one`` or ``other`` (branches, list items)."""
         if one.kind in _LOOSE or other.kind == "null":
             return one if one.kind != "error" else other
@@ -488,7 +487,7 @@ class _Checker:
         )
         return True
 
-    def _comparable(
+    def _comparable(  # noqa: PLR0911 - one answer per type rule
         self, whole: Node, left: Type, right: Type, left_node: Node, right_node: Node
     ) -> None:
         """Refuse ``==`` (and ``in``, map keys) between values that can never be equal."""
@@ -521,7 +520,7 @@ class _Checker:
     ) -> None:
         if left.values is None or right.values is None or left.values & right.values:
             return
-        tagged, (node, kind) = (
+        tagged, (_, kind) = (
             ((left_node, left), (right_node, right))
             if left.tag
             else ((right_node, right), (left_node, left))
@@ -610,7 +609,7 @@ class _Checker:
             )
         return BOOL
 
-    def _arithmetic(self, node: Binary, left: Type, right: Type) -> Type:
+    def _arithmetic(self, node: Binary, left: Type, right: Type) -> Type:  # noqa: PLR0911 - one answer per type rule
         sides = ((node.left, left), (node.right, right))
         if left.kind == "error" or right.kind == "error":
             return ERROR
@@ -622,6 +621,9 @@ class _Checker:
                 f"compute with its amount: {self.rewrite(node, changes)}",
             )
         if left.kind == "dyn" or right.kind == "dyn":
+            known = right if left.kind == "dyn" else left
+            if op == "+" and known.kind in ("string", "bytes", "list"):
+                return replace(known, tag="", values=None)  # only that kind adds to it
             return DYN
         if left.kind in _NUMERIC and right.kind in _NUMERIC:
             return self._numbers(node, left, right)
@@ -648,26 +650,26 @@ class _Checker:
             if changes:
                 return f"convert the number to text: {self.rewrite(node, changes)}"
         if any(t.tag == "date" for _, t in sides):
-            return "dates are texts; to compute with time, use timestamp(... + \"T00:00:00Z\")"
+            return 'dates are texts; to compute with time, use timestamp(... + "T00:00:00Z")'
         return "use values of the same kind"
 
     def _numbers(self, node: Binary, left: Type, right: Type) -> Type:
         sides = ((node.left, left), (node.right, right))
-        if node.op == "%" and "double" not in (left.kind, right.kind):
-            if left.kind == "number" or right.kind == "number":
-                changes = {n: f"int({self.text(n)})" for n, t in sides if t.kind == "number"}
-                return self.refuse(
-                    f"{' and '.join(self.text(n) for n in changes)} may hold a decimal, and % "
-                    "applies to whole numbers only",
-                    f"convert to a whole number: {self.rewrite(node, changes)}",
-                )
+        vague = "number" in (left.kind, right.kind)
+        if node.op == "%" and "double" not in (left.kind, right.kind) and vague:
+            changes = {n: f"int({self.text(n)})" for n, t in sides if t.kind == "number"}
+            return self.refuse(
+                f"{' and '.join(self.text(n) for n in changes)} may hold a decimal, and % "
+                "applies to whole numbers only",
+                f"convert to a whole number: {self.rewrite(node, changes)}",
+            )
         if node.op == "%" and "double" in (left.kind, right.kind):
             return self.refuse(f"% applies to whole numbers, not to {self.text(node)}")
-        if left.kind == "number" or right.kind == "number":
+        if vague:
             changes = {n: _as_double(self.text(n), t, n) for n, t in sides}
-            vague = [self.text(n) for n, t in sides if t.kind == "number"]
+            named = [self.text(n) for n, t in sides if t.kind == "number"]
             return self.refuse(
-                f"{' and '.join(vague)} may hold a whole number or a decimal, and CEL does not "
+                f"{' and '.join(named)} may hold a whole number or a decimal, and CEL does not "
                 f"mix them in arithmetic ({node.op})",
                 f"convert to decimals: {self.rewrite(node, changes)}",
             )
@@ -686,8 +688,10 @@ class _Checker:
             return self._function(node)
         if node.name in _MACROS:
             return self._macro(node)
-        if isinstance(node.target, Ident) and node.target.name not in self.scope and (
-            node.target.name not in self.facts.roots
+        if (
+            isinstance(node.target, Ident)
+            and node.target.name not in self.scope
+            and (node.target.name not in self.facts.roots)
         ):
             qualified = f"{node.target.name}.{node.name}"
             if qualified in self.facts.functions:
@@ -709,9 +713,11 @@ class _Checker:
             expected = _PLUGIN_TYPES.get(wanted.rstrip("?"), DYN)
             if expected.kind == "dyn" or found.kind in (*_LOOSE, "null"):
                 continue
-            fits = found.kind == expected.kind or (
-                found.kind in _NUMERIC and expected.kind in _NUMERIC
-            ) or (found.kind == "record" and expected.kind == "map")
+            fits = (
+                found.kind == expected.kind
+                or (found.kind in _NUMERIC and expected.kind in _NUMERIC)
+                or (found.kind == "record" and expected.kind == "map")
+            )
             if not fits:
                 self.refuse(
                     f"{qualified}() takes {describe(expected)} here, and {self.text(arg)} is "
@@ -720,15 +726,15 @@ class _Checker:
                 )
         return _PLUGIN_TYPES.get((returns or "dyn").rstrip("?"), DYN)
 
-    def _function(self, node: Call) -> Type:
+    def _function(self, node: Call) -> Type:  # noqa: PLR0911 - one answer per type rule
         name = node.name
         if name == "has":
             return self._has(node)
         if name not in FUNCTIONS:
             return self.refuse(
                 f"unknown function {name!r}",
-                f"{_hint_near(name, (*FUNCTIONS, *METHODS))}functions are {_listed(FUNCTIONS)}; methods (x.f()) are "
-                f"{_listed(METHODS)}",
+                f"{_hint_near(name, (*FUNCTIONS, *METHODS))}functions are "
+                f"{_listed(FUNCTIONS)}; methods (x.f()) are {_listed(METHODS)}",
             )
         args = [self.infer(arg) for arg in node.args]
         if name == "matches":
@@ -785,7 +791,7 @@ class _Checker:
         self.infer(node.args[0])
         return BOOL
 
-    def _method(
+    def _method(  # noqa: PLR0911 - one answer per type rule
         self, node: Call, target: Type, args: list[Type], target_node: Node | None = None
     ) -> Type:
         name, owner = node.name, target_node or node.target
@@ -819,7 +825,7 @@ class _Checker:
             return self.refuse(
                 f"{name}() applies to {' and '.join(_kind_names(kinds))}, and {shown} is "
                 f"{describe(target)}",
-                f"dates are texts; read one as a time with timestamp({shown} + \"T00:00:00Z\")"
+                f'dates are texts; read one as a time with timestamp({shown} + "T00:00:00Z")'
                 if target.tag == "date"
                 else "",
             )
@@ -917,7 +923,7 @@ def infer(source: str, facts: Facts) -> tuple[Type, list[TypeProblem]]:
         return ERROR, [
             TypeProblem(
                 f"the type checker cannot read this expression: {error}",
-                "simplify it (docs/case-types.md, \"Expression types\")",
+                'simplify it (docs/case-types.md, "Expression types")',
             )
         ]
     except RecursionError:
@@ -980,7 +986,7 @@ def _conversion_gives(convert: str) -> str:
             "timestamp": "a timestamp text"}[convert]  # fmt: skip
 
 
-def value_problem(found: Type, target: FieldSpec) -> TypeProblem | None:
+def value_problem(found: Type, target: FieldSpec) -> TypeProblem | None:  # noqa: PLR0911 - one answer per type rule
     """Why a value of type ``found`` does not fit the field ``target``, or None."""
     if found.kind in (*_LOOSE, "null"):
         return None

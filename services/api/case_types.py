@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool  # POST /check
+from pydantic import BaseModel, Field  # POST /check
 
 from domain.definition import label_in
 from services.api.admin_schemas import (
@@ -39,7 +41,12 @@ from services.api.deps import (
 from services.api.language import Languages
 from services.api.schemas import NO_NUL, ErrorBody
 from services.auth import Role
-from services.case_type_document import read_document
+from services.case_type_checks import issues_of  # POST /check (below)
+from services.case_type_document import (  # POST /check (below)
+    InvalidDocument,
+    issues_in,
+    read_document,
+)
 from services.migrations import check_state_map, migrate_cases
 
 ADMIN = frozenset({Role.ADMIN})
@@ -264,3 +271,63 @@ def migrate(name: Name, body: MigrationCommand, deps: Deps, caller: Admin) -> Mi
     )
     return MigrationReport.of(name, body.to_version, body.dry_run, reports)
 
+
+# -- POST /case-types/check: validation as you type (stateless) -------------------------------
+
+
+class IssuePublic(BaseModel):
+    """One problem of a document, at its place."""
+
+    path: str = Field(description="where, as problems name it: rules[2].if ('' for the whole)")
+    pointer: str = Field(description="the same place as a JSON pointer: /rules/2/if")
+    message: str = Field(description="what is wrong")
+    hint: str = Field(description="how to write it, when that helps ('' otherwise)")
+
+
+class CheckReport(BaseModel):
+    """Every problem of a document, as text lines (like drafts answer) and at their places."""
+
+    valid: bool
+    problems: list[str]
+    issues: list[IssuePublic]
+
+
+_CHECK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            # any YAML text is a document to check (its problems are the answer), so no type
+            "application/yaml": {"schema": {}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+        "description": "the case-type document (docs/case-types.md), in YAML or JSON",
+    }
+}
+
+
+@router.post("/check", openapi_extra=_CHECK_BODY)
+async def check_document(request: Request, deps: Deps, _: Author) -> CheckReport:
+    """Check a case-type document without storing anything: every problem at once
+    (structure, references, expressions and their types), each at its place, for the studio
+    to call as you type. YAML that cannot even be read (a syntax error, say) answers
+    ``valid: false`` with that problem too; no body, JSON that is not an object, or a media
+    type other than YAML or JSON is refused (422) like a draft."""
+    body = await request.body()
+    try:
+        document = read_document(body, request.headers.get("content-type", ""))
+        issues = await run_in_threadpool(
+            issues_in, document, deps.case_types.names(), deps.case_types.policy
+        )
+    except InvalidDocument as error:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not body.strip() or "yaml" not in media:
+            raise  # no document, or JSON that is not an object: refused (422) like a draft
+        issues = issues_of(error.problems)
+    return CheckReport(
+        valid=not issues,
+        problems=[str(issue) for issue in issues],
+        issues=[
+            IssuePublic(path=i.path, pointer=i.pointer, message=i.message, hint=i.hint)
+            for i in issues
+        ],
+    )

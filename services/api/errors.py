@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -82,10 +82,26 @@ _UNREADABLE_BODY = "There was an error parsing the body"
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
+def _flat(routes: Sequence[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too (FastAPI includes routers lazily)."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        yield from (contexts() if contexts is not None else (route,))
+
+
 def _allowed_methods(request: Request) -> str:
     """The methods this path answers. Starlette's 405 names only the first route it tried
     (``Allow: POST`` on ``/cases``, which also answers GET), so ask every route, per method."""
     routes = request.app.router.routes
+    # A path a fixed route names (POST /case-types/check) is that route's, not a value of a
+    # parameter of another (GET /case-types/{name}): only fixed routes count there.
+    fixed = [
+        route
+        for route in _flat(routes)
+        if "{" not in str(getattr(route, "path", "{"))
+        and route.matches({**request.scope, "method": request.method})[0] != Match.NONE
+    ]
+    routes = fixed or routes
     allowed = [
         method
         for method in _METHODS

@@ -227,6 +227,12 @@ MATRIX: dict[tuple[str, str], tuple[str, Prepare]] = {
             "/case-types", content=YAML_DRAFT, headers={"Content-Type": "application/yaml"}
         ),
     ),
+    ("POST", "/case-types/check"): (  # the same roles as drafting (part A of issue 13)
+        "admin",
+        lambda c: Call(
+            "/case-types/check", content=YAML_DRAFT, headers={"Content-Type": "application/yaml"}
+        ),
+    ),
     ("GET", "/case-types"): (EVERYONE, lambda c: Call("/case-types")),
     ("GET", "/case-types/{name}"): (EVERYONE, lambda c: Call("/case-types/generic")),
     ("GET", "/case-types/{name}/versions/{version}"): (

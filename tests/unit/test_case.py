@@ -192,11 +192,11 @@ fields: {n: {type: number, labels: {en: N}}}
 rules:
   - name: up
     on: [CaseFieldsUpdated]
-    if: 'fields.n % 2 == 0'
+    if: 'int(fields.n) % 2 == 0'
     do: [{set_field: {field: n, value: 1}}]
   - name: down
     on: [CaseFieldsUpdated]
-    if: 'fields.n % 2 == 1'
+    if: 'int(fields.n) % 2 == 1'
     do: [{set_field: {field: n, value: 2}}]
 """)
     case = Case.open(ping_pong, "x", {"n": 0}, None, CTX, T0)

@@ -349,11 +349,13 @@ REFUSED: list[tuple[str, Mutation, list[str]]] = [
         "rules[0].if: 'fields.category ==' is not a valid condition: line 1, column 19: "
         "mismatched input '<EOF>'"]),
     ("CEL undeclared field", _set("transitions.settle.if", "fields.setlement.amount > 0"), [
-        f"transitions.settle.if: unknown field 'setlement'; fields are {FIELDS}"]),
+        f"transitions.settle.if: unknown field 'setlement'; fields are {FIELDS}; "
+        "did you mean 'settlement'?"]),
     ("CEL unknown name and case fact", _set("rules[0].if", "feilds.x == 1 || case.prio == 1"), [
-        "rules[0].if: unknown name 'feilds'; use case, fields, event, actor",
+        "rules[0].if: unknown name 'feilds'; use case, fields, event, actor; did you mean "
+        "'fields'?",
         "rules[0].if: case has no 'prio'; it has id, case_type, case_type_version, title, status, "
-        "priority, assignee, queue, version, party_id, escalations"]),
+        "priority, assignee, queue, version, party_id, escalations; did you mean 'priority'?"]),
     ("unknown role", _set("transitions.start_review.roles", ["handler", "boss"]), [
         "transitions.start_review.roles[1]: unknown role 'boss'; "
         "roles are admin, manager, handler, integrator, auditor"]),
@@ -376,7 +378,8 @@ REFUSED: list[tuple[str, Mutation, list[str]]] = [
     ("set_field of the wrong type", _set("rules[0].do[2].set_field.value", "yes"), [
         "rules[0].do[2].set_field.value: must be true or false (field 'urgent' is boolean)"]),
     ("set_field of an unknown field", _set("rules[0].do[2].set_field.field", "urgency"), [
-        f"rules[0].do[2].set_field.field: unknown field 'urgency'; fields are {FIELDS}"]),
+        f"rules[0].do[2].set_field.field: unknown field 'urgency'; fields are {FIELDS}; "
+        "did you mean 'urgent'?"]),
     ("unknown priority", _set("rules[0].do[1].set_priority", "hgh"), [
         "rules[0].do[1].set_priority: unknown priority 'hgh'; "
         "priorities are low, normal, high, urgent"]),

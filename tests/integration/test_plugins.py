@@ -229,3 +229,10 @@ def test_a_misbehaving_plugin_fails_the_command_naming_it_and_stores_nothing(
     container.case_types.install(risky(), "well-behaved", ADMIN)
     assert opened(client, keys, "75001")["priority"] == "urgent"
 
+
+def test_the_type_checker_reads_a_plugin_functions_signature() -> None:
+    document = risky()
+    document["fields"]["amount"] = {"type": "money"}
+    document["rules"][0]["if"] = "testrisk.score(fields.amount) > 5.0"
+    [problem] = problems_in(document)
+    assert problem.startswith("rules[0].if: testrisk.score() takes text here"), problem

@@ -27,7 +27,13 @@ from domain.case_type import WAIVED, CaseType, VersionRecord, case_type_id
 from domain.context import CommandContext
 from domain.definition import Definition
 from domain.errors import InvalidCommand, UnknownCaseType
-from services.case_type_document import InvalidDocument, compile_definition, problems_in
+from services.case_type_checks import Issue, issues_of
+from services.case_type_document import (
+    InvalidDocument,
+    compile_definition,
+    issues_in,
+    problems_in,
+)
 from services.errors import CaseTypeNotFound, VersionConflict
 from services.notification_targets import NotificationPolicy, credentials_in
 from services.retry import Retry
@@ -36,6 +42,19 @@ from services.retry import Retry
 RETRY = Retry(attempts=10, pause_s=0.005)
 T = TypeVar("T")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class RefusedDocument(InvalidDocument):
+    """A document refused when drafted, changed, submitted or published: every problem as
+    text (``problems``) and at its place (``issues``: path, JSON pointer, message, hint), so
+    the studio shows each where it belongs."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        super().__init__([str(issue) for issue in issues])
+        self.issues = [
+            {"path": i.path, "pointer": i.pointer, "message": i.message, "hint": i.hint}
+            for i in issues
+        ]
 
 
 @dataclass(frozen=True)
@@ -137,9 +156,9 @@ class CaseTypeRegistry(Application[UUID]):
         leaks = credentials_in(document)
         if leaks:  # a password in a document would be readable by every role: keep nothing
             raise InvalidDocument(leaks)
-        problems = problems_in(document, self.names(), self.policy)
-        if problems:  # refused drafts keep nothing, and use up no version number
-            raise InvalidDocument(problems)
+        issues = issues_in(document, self.names(), self.policy)
+        if issues:  # refused drafts keep nothing, and use up no version number
+            raise RefusedDocument(issues)
         return name
 
     def validate(self, name: str, version: int, context: CommandContext) -> list[str]:
@@ -159,7 +178,7 @@ class CaseTypeRegistry(Application[UUID]):
         self.case_type(name).check_publishable(version)
         problems = self.validate(name, version, context)
         if problems:
-            raise InvalidDocument(problems)
+            raise RefusedDocument(issues_of(problems))
         self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
 
     def publish_unreviewed(

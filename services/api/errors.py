@@ -57,10 +57,13 @@ def error_response(
     hint: str = "",
     headers: Mapping[str, str] | None = None,
     problems: list[str] | None = None,
+    issues: list[dict[str, str]] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail, "code": code, "hint": hint}
     if problems:
         body["problems"] = problems
+    if issues:  # a refused case-type draft: each problem at its place (services.case_types)
+        body["issues"] = issues
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -69,8 +72,15 @@ def _domain_error(_: Request, error: Exception) -> JSONResponse:
     status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
     problems = getattr(error, "problems", None)
     headers = {"Retry-After": "1"} if status in (503, 504) else None
+    issues = getattr(error, "issues", None)
     return error_response(
-        status, error.message, error.code, error.hint, headers=headers, problems=problems
+        status,
+        error.message,
+        error.code,
+        error.hint,
+        headers=headers,
+        problems=problems,
+        issues=issues,
     )
 
 

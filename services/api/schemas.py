@@ -168,6 +168,11 @@ class CaseLabels(BaseModel):
         '{"category": {"water_damage": "Dégât des eaux", "fire": "Incendie"}}; the label of '
         "the case's value of `category` is choices.category[fields.category]"
     )
+    field_help: dict[str, str] = Field(
+        default_factory=dict,
+        description="field name -> its help text (a hint shown under its input), for the "
+        "fields shown that have one",
+    )
 
 
 class LegalHoldPublic(BaseModel):
@@ -377,6 +382,11 @@ class ErrorBody(BaseModel):
     hint: str = ""
     problems: list[str] | None = Field(
         default=None, description="for a refused case-type document: every problem, with its path"
+    )
+    issues: list[dict[str, str]] | None = Field(
+        default=None,
+        description="for a case-type document refused when drafted, changed or submitted: the "
+        "same problems at their places, each {path, pointer (JSON pointer), message, hint}",
     )
 
 

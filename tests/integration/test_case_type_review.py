@@ -171,6 +171,8 @@ def test_refused_documents_use_up_no_version_and_a_refused_edit_stores_nothing(
     refused = draft(client, alice, broken)
     assert refused.status_code == 422
     assert any("unknown state 'dnoe'" in p for p in refused.json()["problems"])
+    [issue] = [i for i in refused.json()["issues"] if "dnoe" in i["message"]]
+    assert (issue["path"], issue["pointer"]) == ("transitions.finish.to", "/transitions/finish/to")
     assert stored_event_count(container) == before
     assert draft(client, alice, SMALL).json()["version"] == 1  # the next valid one gets 1
     assert draft(client, alice, {**SMALL, "labels": {"en": "Two"}}).json()["version"] == 2

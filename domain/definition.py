@@ -81,7 +81,8 @@ class FieldSpec:
     case's data subject: it is stored sealed under the subject's key, and erasing the
     subject makes it unreadable (docs/audit.md, "Personal data and erasure"). A field
     ``editable_when_final`` may still be changed once the case is in a final state (an
-    archive reference, say), which locks every other field (docs/case-types.md)."""
+    archive reference, say), which locks every other field (docs/case-types.md). ``help``
+    is a hint shown under the field's input, per language like ``labels``."""
 
     name: str
     kind: str
@@ -96,6 +97,7 @@ class FieldSpec:
     choice_labels: Mapping[str, Labels] = field(default_factory=dict)
     personal: bool = False
     editable_when_final: bool = False
+    help: Labels = field(default_factory=dict)
 
     def problem_with(self, value: Any) -> str | None:
         """Why ``value`` does not fit this field, or ``None`` when it does."""

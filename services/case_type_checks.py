@@ -51,6 +51,10 @@ from services.secret_store import SECRET_NAME
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+# A field's help text is a hint of a sentence or two under its input, shown as plain text.
+HELP_LENGTH = 500
+# control characters, except line breaks and tabs
+_NOT_PLAIN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ROLES = tuple(role.value for role in Role)
 CASE_FACTS = (
     "id", "case_type", "case_type_version", "title", "status", "priority", "assignee",
@@ -101,6 +105,7 @@ class FieldDoc(Part):
     choice_labels: dict[str, dict[str, str]] | None = None
     personal: bool = False  # personal data of the case's subject (docs/case-types.md)
     editable_when_final: bool = False  # still editable in a final state (docs/case-types.md)
+    help: dict[str, str] = {}  # a hint shown under the input, per language (check_help)
 
 
 class SlaDoc(Part):
@@ -394,6 +399,24 @@ class Scope:
                 self.add(f"{where}.{language}", "is not a language code such as en or fr")
             elif not text.strip():
                 self.add(f"{where}.{language}", "must not be empty")
+
+    def check_help(self, path: str, texts: Mapping[str, str]) -> None:
+        """A field's help texts: labels' rules, plain text within :data:`HELP_LENGTH`."""
+        self.check_labels(path, texts, key="help")
+        for language, text in texts.items():
+            where = f"{path}.help.{language}"
+            if _NOT_PLAIN.search(text):
+                self.add(
+                    where,
+                    "must be plain text: no NUL (\\u0000) or other control characters "
+                    "except line breaks and tabs",
+                )
+            elif len(text) > HELP_LENGTH:
+                self.add(
+                    where,
+                    f"is {len(text)} characters long; a help text holds at most "
+                    f"{HELP_LENGTH}: keep it to a sentence or two",
+                )
 
     def check_state(self, path: str, state: str, *, leaving: bool = False) -> bool:
         if "states" in self.broken:

@@ -335,6 +335,7 @@ def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | Non
                 f"{path}.currencies[{index}]", f"{code!r} is not an ISO 4217 code such as EUR"
             )
     scope.check_labels(path, doc.labels)
+    scope.check_help(path, doc.help)
     _choice_labels(scope, path, doc)
     if len(scope.problems) > before:
         return None
@@ -343,7 +344,7 @@ def _field(scope: Scope, path: str, name: str, doc: FieldDoc) -> FieldSpec | Non
         choices=tuple(doc.choices or ()), minimum=_decimal(doc.minimum),
         maximum=_decimal(doc.maximum), max_length=doc.max_length, pattern=doc.pattern,
         currencies=tuple(doc.currencies or ()), choice_labels=doc.choice_labels or {},
-        personal=doc.personal, editable_when_final=doc.editable_when_final,
+        personal=doc.personal, editable_when_final=doc.editable_when_final, help=doc.help,
     )  # fmt: skip
 
 

@@ -136,13 +136,15 @@ class SeenEvent:
 @dataclass(frozen=True)
 class ViewLabels:
     """The labels of a case view, in ``language``: its case type, its status, the fields the
-    role sees, and every value of the choice fields among them (field -> value -> label)."""
+    role sees, and every value of the choice fields among them (field -> value -> label);
+    ``field_help``: the help text of each seen field that has one."""
 
     language: str
     case_type: str
     status: str
     fields: dict[str, str]
     choices: dict[str, dict[str, str]]
+    field_help: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,9 @@ class CaseViews:
             status=status_label(definition, case.status, language),
             fields={n: label_in(f.labels, (language,), n) for n, f in seen.field_specs.items()},
             choices=choice_options(seen.field_specs, language),
+            field_help={
+                n: label_in(f.help, (language,), "") for n, f in seen.field_specs.items() if f.help
+            },
         )
         return CaseView(
             seen=seen,

@@ -36,6 +36,30 @@ def claim(category: str, amount: float) -> dict[str, Any]:
     }
 
 
+SCRATCH = {
+    "name": "scratch",
+    "labels": {"en": "Scratch"},
+    "states": {"open": {"initial": True}, "done": {"final": True}},
+}
+
+
+def publish(container: Container, version: int) -> None:
+    """Submit, approve and publish a draft of insurance_claim, each by another person."""
+    case_types = container.case_types
+    case_types.submit("insurance_claim", version, "ready", AUTHOR)
+    case_types.approve("insurance_claim", version, "fine", CommandContext("reviewer", "manager"))
+    case_types.publish("insurance_claim", version, "go", CommandContext("publisher", "admin"))
+
+
+def open_claim(server: str, key: str) -> str:
+    body = {"case_type": "insurance_claim", "title": "A leak", "fields": claim("fire", 900)}
+    opened = requests.post(
+        f"{server}/cases", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10
+    )
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])
+
+
 def tab(page: Page, name: str) -> None:
     page.click(f"#studio-tabs [data-tab={name}]")
 
@@ -53,8 +77,13 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
     submitted_fr = page.locator("[data-pointer='/states/submitted/labels/fr']")
     expect(submitted_fr).to_have_value("Déclaré")
     submitted_fr.fill("Reçu")
+    # ... and so is a field's help text, beside its labels.
+    help_fr = page.locator("[data-pointer='/fields/incident_date/help/fr']")
+    expect(help_fr).to_have_value("Le jour du sinistre, pas celui de sa découverte")
+    help_fr.fill("Le jour des dégâts")
     tab(page, "yaml")
     expect(page.locator("#yaml-text")).to_have_value(re.compile("fr: Reçu"))
+    expect(page.locator("#yaml-text")).to_have_value(re.compile("fr: Le jour des dégâts"))
     # ... and YAML typed in the YAML view is in the forms.
     yaml = page.locator("#yaml-text")
     yaml.fill(yaml.input_value().replace("en: Under review", "en: Being reviewed"))
@@ -85,6 +114,60 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
     expect(problem).to_be_hidden()
     expect(page.locator("#check-status")).to_have_text("No problems")
     expect(page.locator("#save")).to_be_enabled()
+
+    # Saved and published, the help text shows under its input where cases are filled in.
+    page.click("#save")
+    expect(page.locator("#dirty")).to_be_hidden()
+    publish(container, draft)
+    page.goto(f"{server}/ui/new?case_type=insurance_claim")
+    page.select_option("#language", "fr")
+    expect(page.locator("#open-fields [data-help=incident_date]")).to_have_text(
+        "Le jour des dégâts"
+    )
+    case_id = open_claim(server, keys[Role.HANDLER])
+    page.goto(f"{server}/ui/cases/{case_id}")
+    expect(page.locator("#fields-form [data-help=contact_email]")).to_have_text(
+        "Où nous envoyons l'accusé de réception"
+    )
+    expect(page.locator("#fields-form [data-help=category]")).to_be_hidden()  # none given
+
+
+def test_a_draft_discarded_from_the_studio_appears_nowhere(
+    server: str, page: Page, keys: dict[Role, str], container: Container
+) -> None:
+    install_case_types(container.case_types, ("insurance_claim.yaml",))
+    _, first, _ = container.case_types.draft(shipped_document("insurance_claim"), "a", AUTHOR)
+    _, second, _ = container.case_types.draft(shipped_document("insurance_claim"), "b", AUTHOR)
+    container.case_types.draft(SCRATCH, "trying things", AUTHOR)
+    sign_in(page, server, keys[Role.ADMIN], "/ui/search")
+    expect(page.locator("#search-form option[value=scratch]")).to_have_count(1)
+
+    # From the list: the scratch type's only draft, with a reason.
+    page.goto(f"{server}/ui/studio")
+    page.click("#studio-types tr[data-name=scratch] button.discard")
+    expect(page.locator("#discard-form")).to_contain_text("Discard scratch v1?")
+    expect(page.locator("#discard-confirm")).to_be_disabled()  # not without a reason
+    page.fill("#discard-reason", "only trying")
+    page.click("#discard-confirm")
+    expect(page.locator("#discarded")).to_have_text("scratch v1 was discarded.")
+    expect(page.locator("#studio-types tr[data-name=scratch]")).to_have_count(0)
+
+    # From the editor: back to the list, where the type has one draft left.
+    page.goto(f"{server}/ui/studio/insurance_claim/{first}")
+    page.click("#discard")
+    page.fill("#discard-reason", "started twice")
+    page.click("#discard-confirm")
+    expect(page).to_have_url(f"{server}/ui/studio")
+    drafts = page.locator("#studio-types tr[data-name=insurance_claim] a.draft")
+    expect(drafts).to_have_count(1)
+    expect(drafts).to_have_attribute("data-version", str(second))
+
+    page.goto(f"{server}/ui/case-types/insurance_claim")
+    expect(page.locator("#versions tbody tr")).to_have_count(2)  # v1 and the draft left
+    expect(page.locator(f"#versions tr[data-version='{first}']")).to_have_count(0)
+    page.goto(f"{server}/ui/search")
+    expect(page.locator("#search-form option[value=insurance_claim]")).to_have_count(1)
+    expect(page.locator("#search-form option[value=scratch]")).to_have_count(0)
 
 
 def test_other_roles_read_the_studio_without_editing_controls(

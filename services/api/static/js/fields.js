@@ -12,6 +12,7 @@ function descriptor(name, spec, value, opening) {
     kind,
     textual: !OWN_INPUTS.includes(kind),
     labels: spec.labels ?? {},
+    help: spec.help ?? {}, // a hint under the input, per language
     required: Boolean(spec.required),
     enforce: Boolean(opening && spec.required), // the browser insists only when opening
     choices: (spec.choices ?? []).map((choice) => ({ value: choice, labels: spec.choice_labels?.[choice] ?? {} })),

@@ -19,6 +19,7 @@ const clone = (value) => JSON.parse(JSON.stringify(value));
 function tabOf(at) {
   const [top, , third] = tokensOf(at);
   if (/\/(labels|choice_labels|blocked_reason)(\/|$)/.test(at) || top === "labels") return "labels";
+  if (/^\/fields\/[^/]+\/help(\/|$)/.test(at)) return "labels";
   if (top === "decision_tables") return "tables";
   if (top === "notifications") return "notifications";
   if (top === "slas" || top === "calendar") return "slas";
@@ -46,6 +47,8 @@ const studio = () => ({
   checkMissing: false,
   timer: null,
   saving: false,
+  discarding: false, // the confirmation of "Discard draft" is open
+  discardReason: "",
   ...runMethods(),
 
   init() {
@@ -186,12 +189,13 @@ const studio = () => ({
   },
 
   /** Every labelled thing, in the document's order: the case type, states, transitions,
-   * fields and their choices. */
+   * fields (their labels, then their help texts) and their choices. */
   labelRows() {
     const rows = [{ at: "/labels", kind: t("studio.case_type"), name: this.name }];
     for (const [group, kind] of [["states", "studio.state"], ["transitions", "studio.transition"], ["fields", "studio.field"]]) {
       for (const name of this.names(`/${group}`)) {
         rows.push({ at: pointer(group, name, "labels"), kind: t(kind), name });
+        if (group === "fields") rows.push({ at: pointer(group, name, "help"), kind: t("studio.field_help"), name, help: true });
         for (const choice of group === "fields" ? this.get(pointer(group, name, "choices")) ?? [] : []) {
           rows.push({ at: pointer(group, name, "choice_labels", choice), kind: t("studio.choice"), name: `${name} = ${choice}` });
         }
@@ -394,6 +398,14 @@ const studio = () => ({
     } finally {
       this.saving = false;
     }
+  },
+
+  /** Throw this draft away (DELETE, with the reason typed in the confirmation), then back to
+   * the list: it is in no list any more. */
+  async discard() {
+    const reason = encodeURIComponent(this.discardReason.trim());
+    const done = await attempt(() => api(`/case-types/${this.name}/versions/${this.version}?reason=${reason}`, { method: "DELETE" }));
+    if (done) window.location.assign("/ui/studio");
   },
 
   /** A new draft from this version's document, opened in the studio. */

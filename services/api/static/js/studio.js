@@ -1,6 +1,6 @@
 // The case-type studio's first page (/ui/studio): the case types with their published version
-// and drafts, a new draft from the published version, and a new case type; each opens in the
-// editor (studio-editor.js).
+// and drafts, a new draft from the published version, a new case type, and a draft discarded
+// (with a reason); each opens in the editor (studio-editor.js).
 import { Alpine, api, attempt, caseTypes, start, t } from "./app.js";
 import { rightsOf } from "./studio-rights.js";
 
@@ -8,6 +8,9 @@ const studioList = () => ({
   types: [],
   newName: "",
   newLabel: "",
+  discarding: null, // {name, version} of the draft whose discard is being confirmed
+  discardReason: "",
+  discarded: "",
 
   init() {
     this.load();
@@ -32,6 +35,23 @@ const studioList = () => ({
 
   draftText(draft) {
     return `v${draft.version} · ${t(`studio.review_${draft.review ?? "draft"}`)}`;
+  },
+
+  askDiscard(type, draft) {
+    this.discarding = { name: type.name, version: draft.version };
+    this.discardReason = "";
+    this.discarded = "";
+  },
+
+  /** Throw the draft away (DELETE, with the reason typed), then list again without it. */
+  async discard() {
+    const { name, version } = this.discarding;
+    const reason = encodeURIComponent(this.discardReason.trim());
+    const done = await attempt(() => api(`/case-types/${name}/versions/${version}?reason=${reason}`, { method: "DELETE" }));
+    if (!done) return;
+    this.discarding = null;
+    this.discarded = t("studio.discarded", { name, version });
+    await this.load();
   },
 
   async newDraft(type) {

@@ -52,7 +52,8 @@ def publish(container: Container, version: int) -> None:
 
 
 def open_claim(server: str, key: str) -> str:
-    body = {"case_type": "insurance_claim", "title": "A leak", "fields": claim("fire", 900)}
+    body: dict[str, Any] = {"case_type": "insurance_claim", "title": "A leak"}
+    body["fields"] = claim("fire", 900)
     opened = requests.post(
         f"{server}/cases", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=10
     )

@@ -42,7 +42,7 @@ from services.simulation import (
 )
 
 _errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422)
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)
 }
 router = APIRouter(
     prefix="/case-types",

@@ -1,7 +1,8 @@
 // A case type: its versions (who drafted and published each, why) and, for a draft, "What
 // if?": recorded cases of the last days replayed under the draft, in memory on the server
 // (POST /case-types/{name}/versions/{version}/what-if), and the cases that would differ.
-import { Alpine, api, attempt, caseTypeDocument, caseTypes, number, priorityLabel, send, start, statusLabel, t } from "./app.js";
+import { Alpine, api, attempt, caseTypeDocument, caseTypes, number, send, start, t } from "./app.js";
+import { whatIfRows } from "./what-if.js";
 
 const name = () => decodeURIComponent(window.location.pathname.split("/").filter(Boolean).pop());
 
@@ -56,7 +57,7 @@ const caseTypePage = () => ({
 
   async show(report) {
     const document = await caseTypeDocument(this.name, report.version);
-    this.rows = report.cases.flatMap((item) => caseRows(item, document));
+    this.rows = report.cases.flatMap((item) => whatIfRows(item, document));
     this.report = report;
   },
 
@@ -69,30 +70,5 @@ const caseTypePage = () => ({
     return counts.map(([attribute, count]) => `${t(`what_if.attr_${attribute}`)}: ${number(count)}`).join(" · ");
   },
 });
-
-/** The table rows of one differing case: one per attribute that differs, one per refusal. */
-function caseRows(item, document) {
-  const rows = item.differences.map((attribute) => ({
-    attribute,
-    attributeText: t(`what_if.attr_${attribute}`),
-    recorded: shown(attribute, item.recorded, document),
-    wouldBe: item.would_be ? shown(attribute, item.would_be, document) : t("what_if.not_opened"),
-  }));
-  for (const refusal of item.refused) {
-    rows.push({ attribute: "refused", attributeText: t("what_if.attr_refused"), recorded: refusal.command, wouldBe: refusal.reason });
-  }
-  return rows.map((row, index) => ({ ...row, caseId: item.case_id, title: index ? "" : item.title, first: index === 0 }));
-}
-
-function shown(attribute, outcome, document) {
-  const value = outcome[attribute];
-  if (attribute === "status") return statusLabel(value, document);
-  if (attribute === "priority") return priorityLabel(value);
-  if (attribute === "sla_breaches") return value.join(", ") || "—";
-  if (attribute === "notifications") {
-    return value.map((sent) => t("what_if.notified", { notification: sent.notification, to: sent.recipients.join(", ") || "—" })).join("; ") || "—";
-  }
-  return value ?? "—";
-}
 
 start("caseTypePage", caseTypePage);

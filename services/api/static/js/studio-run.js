@@ -4,6 +4,7 @@
 import { rightsOf } from "./studio-rights.js";
 import { Alpine, ApiError, api, attempt, caseTypeDocument, number, priorityLabel, send, show, statusLabel, t, when } from "./app.js";
 import { fieldForm, readValues, withoutBlanks } from "./fields.js";
+import { notificationsText, whatIfRows as differingRows } from "./what-if.js";
 
 const PREVIEW_DELAY_MS = 600;
 const OUTCOME = ["status", "queue", "priority", "assignee", "sla_breaches", "notifications"];
@@ -98,7 +99,7 @@ export const runMethods = () => ({
       await attempt(async () => {
         const report = await send(`/case-types/${this.name}/versions/${this.version}/what-if`, "POST", { days: Number(this.days) });
         const document = await caseTypeDocument(this.name, report.version);
-        this.whatIfRows = report.cases.flatMap((item) => caseRows(item, this.doc ?? document));
+        this.whatIfRows = report.cases.flatMap((item) => differingRows(item, this.doc ?? document));
         this.whatIf = report;
       });
     } finally {
@@ -181,33 +182,7 @@ function outcomeOf(result, attribute, document) {
   if (attribute === "status") return statusLabel(end.status, document);
   if (attribute === "priority") return priorityLabel(end.priority);
   if (attribute === "sla_breaches") return result.sla_breaches.map((breach) => breach.sla).join(", ") || "—";
-  if (attribute === "notifications") {
-    return result.notifications.map((sent) => t("what_if.notified", { notification: sent.notification, to: sent.recipients.join(", ") || "—" })).join("; ") || "—";
-  }
+  if (attribute === "notifications") return notificationsText(result.notifications);
   return show(end[attribute]);
 }
 
-/** The rows of one case the draft would change: one per attribute, one per refusal. */
-function caseRows(item, document) {
-  const rows = item.differences.map((attribute) => ({
-    attribute,
-    attributeText: t(`what_if.attr_${attribute}`),
-    recorded: shown(attribute, item.recorded, document),
-    wouldBe: item.would_be ? shown(attribute, item.would_be, document) : t("what_if.not_opened"),
-  }));
-  for (const refusal of item.refused) {
-    rows.push({ attribute: "refused", attributeText: t("what_if.attr_refused"), recorded: refusal.command, wouldBe: refusal.reason });
-  }
-  return rows.map((row, index) => ({ ...row, key: `${item.case_id}-${index}`, caseId: item.case_id, title: index ? "" : item.title, first: index === 0 }));
-}
-
-function shown(attribute, outcome, document) {
-  const value = outcome[attribute];
-  if (attribute === "status") return statusLabel(value, document);
-  if (attribute === "priority") return priorityLabel(value);
-  if (attribute === "sla_breaches") return value.join(", ") || "—";
-  if (attribute === "notifications") {
-    return value.map((sent) => t("what_if.notified", { notification: sent.notification, to: sent.recipients.join(", ") || "—" })).join("; ") || "—";
-  }
-  return value ?? "—";
-}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 import requests
 from playwright.sync_api import Page, expect
 
@@ -183,7 +182,7 @@ def test_other_roles_read_the_studio_without_editing_controls(
     expect(page.locator("[data-pointer='/states/submitted/labels/fr']")).to_be_disabled()
 
 
-@pytest.mark.slow
+# Not marked slow (about 10 s): it is the proof, so `make test` and CI run it.
 def test_an_admin_changes_a_case_type_a_second_admin_publishes_it_and_new_cases_follow(
     server: str, page: Page, keys: dict[Role, str], container: Container
 ) -> None:

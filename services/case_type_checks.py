@@ -30,7 +30,16 @@ from domain.definition import (
     View,
 )
 from services.auth import Role
-from services.expression_types import DYN, Facts, Type, case_facts, check_condition, closest
+from services.expression_types import (
+    DYN,
+    Facts,
+    Type,
+    case_facts,
+    check_cell,
+    check_condition,
+    closest,
+    table_input_type,
+)
 from services.expressions import (
     FACT_ROOTS,
     CelCondition,
@@ -345,6 +354,8 @@ class Scope:
     day_length: timedelta = timedelta(hours=24)
     broken: set[str] = field(default_factory=set)  # sections not even of the right type
     plugins: dict[str, Plugin] = field(default_factory=dict)  # declared (services.plugins)
+    table_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rows' outputs
+    tables_used: set[str] = field(default_factory=set)  # tables whose outputs assign reads
     issues: list[Issue] = field(default_factory=list)  # the problems with a hint, by place
     _facts: Facts | None = None
 
@@ -376,8 +387,11 @@ class Scope:
                 for plugin in self.plugins.values()
                 for entry in plugin.functions.values()
             }
+            entries = [e for plugin in self.plugins.values() for e in plugin.functions.values()]
+            required = {e.qualified: sum(p.required for p in e.params) for e in entries}
+            signatures = {e.qualified: e.signature for e in entries}
             namespaces = frozenset([*self.plugins, *installed().by_name])
-            self._facts = Facts(roots, functions, namespaces)
+            self._facts = Facts(roots, functions, namespaces, required, signatures)
         return self._facts
 
     def check_name(self, path: str, name: str, what: str) -> None:
@@ -550,6 +564,7 @@ class Scope:
         if self._named(f"{path}.table", doc.table, self.tables, "table") is None:
             return None
         table = self.tables.get(doc.table)
+        _table_outputs(self, doc.table, f"{path}.table")
         if table is not None and not {"queue", "user", "priority"} & set(table.outputs):
             self.add(
                 f"{path}.table",
@@ -608,12 +623,73 @@ def build_table(scope: Scope, path: str, name: str, doc: TableDoc) -> DecisionTa
         members = members_in(source)
         scope.check_references(f"{path}.inputs[{index}]", {r for r, _ in members}, members)
     rows = [(row.when, row.then) for row in doc.rows]
-    scope.problems += [
-        f"{path}.{problem}" for problem in table_problems(doc.inputs, doc.outputs, rows)
-    ]
+    syntax = table_problems(doc.inputs, doc.outputs, rows)
+    scope.problems += [f"{path}.{problem}" for problem in syntax]
+    _table_types(scope, path, doc, {problem.split(": ", 1)[0] for problem in syntax})
+    scope.table_rows[name] = [dict(row.then) for row in doc.rows]
     if len(scope.problems) > before:
         return None
     return DecisionTable(name, doc.inputs, doc.outputs, rows)
+
+
+def _table_types(scope: Scope, path: str, doc: TableDoc, refused: set[str]) -> None:
+    """Each input typed like a condition's member (``fields.claimed.amount``), and each cell
+    checked against its input's type: a cell that can never match is refused at its place
+    (``decision_tables.routing.rows[3].when[1]``), saying how to write it. Places whose
+    syntax is already refused (``refused``) are left out."""
+    if refused & {"inputs", "rows"}:
+        return  # too big to check cell by cell
+    facts = scope.facts()
+    said = {str(issue) for issue in scope.issues}
+    types = []
+    for index, source in enumerate(doc.inputs):
+        where = f"inputs[{index}]"
+        kind, problems = (DYN, []) if where in refused else table_input_type(source, facts)
+        types.append(kind)
+        for problem in problems:
+            issue = Issue(f"{path}.{where}", problem.message, problem.hint)
+            if str(issue) not in said:  # an unknown field is reported once
+                said.add(str(issue))
+                scope.add(issue.path, issue.message, issue.hint)
+    for r, row in enumerate(doc.rows):
+        for c, (cell, source, kind) in enumerate(zip(row.when, doc.inputs, types, strict=False)):
+            if f"rows[{r}].when[{c}]" in refused:
+                continue
+            for problem in check_cell(source, kind, cell, facts):
+                scope.add(f"{path}.rows[{r}].when[{c}]", problem.message, problem.hint)
+
+
+_OUTPUT_KINDS = {"queue": "a queue", "user": "a user", "priority": "a priority"}
+
+
+def _table_outputs(scope: Scope, name: str, path: str) -> None:
+    """The values a table used by ``assign`` gives its ``queue``, ``user`` and ``priority``:
+    text, and for ``priority`` one of the priorities (an empty value changes nothing)."""
+    if name in scope.tables_used:
+        return
+    scope.tables_used.add(name)
+    for r, then in enumerate(scope.table_rows.get(name, ())):
+        for output, value in then.items():
+            where = f"decision_tables.{name}.rows[{r}].then.{output}"
+            if output not in _OUTPUT_KINDS or value is None or value == "":
+                continue
+            if not isinstance(value, str):
+                scope.add(
+                    where,
+                    f"{shown(value)} is not text, and {output} names {_OUTPUT_KINDS[output]} "
+                    f"({path} uses it)",
+                    f'write it as text: "{value}"'
+                    if output != "priority"
+                    else f"write one of {listed(PRIORITIES)}",
+                )
+            elif output == "priority" and value not in PRIORITIES:
+                near = closest(value, PRIORITIES)
+                scope.add(
+                    where,
+                    f"unknown priority {value!r}; priorities are {listed(PRIORITIES)} "
+                    f"({path} uses it)",
+                    f"did you mean {near!r}?" if near else "",
+                )
 
 
 def build_notification(

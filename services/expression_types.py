@@ -116,6 +116,12 @@ class Facts:
     their result's, as :mod:`services.plugins` names them (``string``, ``double?``, ``dyn``)."""
     namespaces: frozenset[str] = frozenset()
     """Plugin names whose other calls are checked by :mod:`services.plugins`, not here."""
+    required: Mapping[str, int] = field(default_factory=dict)
+    """How many arguments each plugin function requires (those without a default), when
+    fewer than its parameters; a function not listed requires them all."""
+    signatures: Mapping[str, str] = field(default_factory=dict)
+    """Plugin functions' signatures as messages show them:
+    ``geo_risk.score(postcode: string) -> double``."""
 
     def names(self) -> str:
         return ", ".join(self.roots)
@@ -200,6 +206,8 @@ def describe(kind: Type) -> str:
         return "money ({amount, currency})"
     if kind.tag == "date":
         return "a date (text YYYY-MM-DD)"
+    if kind.tag == "zen_date":
+        return 'a date read by date("YYYY-MM-DD")'
     if kind.tag in ("choice", "priority", "status", "role"):
         return f"a {kind.tag} (text)"
     if kind.kind == "string" and kind.values is not None and len(kind.values) == 1:
@@ -708,6 +716,17 @@ class _Checker:
 
     def _plugin_call(self, node: Call, qualified: str) -> Type:
         params, returns = self.facts.functions[qualified]
+        least = self.facts.required.get(qualified, len(params))
+        if not least <= len(node.args) <= len(params):
+            for arg in node.args:
+                self.infer(arg)  # what the arguments name is checked all the same
+            return self.refuse(
+                f"{qualified}() takes {_how_many(least, len(params))}, and "
+                f"{self.text(node)} gives {len(node.args)}",
+                f"its signature is {self.facts.signatures[qualified]}"
+                if qualified in self.facts.signatures
+                else "",
+            )
         for arg, wanted in zip(node.args, params, strict=False):
             found = self.infer(arg)
             expected = _PLUGIN_TYPES.get(wanted.rstrip("?"), DYN)
@@ -877,6 +896,12 @@ _PLUGIN_TYPES = {
 }  # fmt: skip
 
 
+def _how_many(least: int, most: int) -> str:
+    if least == most:
+        return "no argument" if most == 0 else f"{most} argument{'s' * (most != 1)}"
+    return f"{least} to {most} arguments"
+
+
 def _hint_near(name: str, names: Iterable[str]) -> str:
     near = closest(name, names)
     return f"did you mean {near!r}? " if near else ""
@@ -1032,3 +1057,260 @@ def value_problem(found: Type, target: FieldSpec) -> TypeProblem | None:  # noqa
                 f"did you mean {_quoted(near)}?" if near else "map the source value to a choice",
             )
     return None
+
+
+# -- decision tables ---------------------------------------------------------------------------
+# A table's inputs are zen expressions over the same facts as conditions, and each cell is a
+# zen "unary test" on its input (docs/case-types.md, "Decision tables"). Zen shares CEL's
+# member paths, so an input that is a member path (``fields.claimed.amount``,
+# ``case.priority``) is typed by the checker above; ``date(<path>)`` and ``len(<path>)`` are
+# typed too. Any other input (arithmetic, ``??``, zen's own functions) has zen semantics this
+# checker does not model: it is left untyped (any value), and its cells are checked for syntax
+# only. Cells are read the same way: comparisons, ranges and lists of values over literals,
+# ``date("...")`` and member paths; a cell of another form (``startsWith($, "a")``) is left to
+# zen.
+
+ZEN_DATE = Type("timestamp", tag="zen_date")
+"""What zen's ``date("2026-01-31")`` (or ``date(fields.incident)``) gives: a point in time,
+compared only with another ``date(...)``."""
+_ORDERED = ("<", "<=", ">", ">=", "..")
+_ZEN_VALUE = re.compile(
+    r'(?P<string>"[^"]*"|\'[^\']*\')'
+    r"|(?P<number>-?\s*\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+    r"|(?P<word>true|false|null)"
+    r'|date\(\s*(?P<date>"[^"]*"|\'[^\']*\')\s*\)'
+    r"|(?P<path>[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*|\[\s*(?:\"[^\"]*\"|'[^']*')\s*\])*)"
+)
+_COMPARISON = re.compile(r"(?P<op><=|>=|<|>|==|!=)?\s*(?P<value>.+)", re.DOTALL)
+_RANGE = re.compile(r"[\[(]\s*(?P<low>.+?)\s*\.\.\s*(?P<high>.+?)\s*[\])]", re.DOTALL)
+_JOIN = re.compile(r"\s+(?:and|or)\s+")
+_COMMA = re.compile(r"\s*,\s*")
+_LONGEST_CELL = 200
+
+
+def _member_path(node: Node) -> bool:
+    while isinstance(node, Select | Index):
+        if isinstance(node, Index) and not (
+            isinstance(node.index, Literal) and isinstance(node.index.value, str)
+        ):
+            return False
+        node = node.operand
+    return isinstance(node, Ident)
+
+
+def table_input_type(source: str, facts: Facts) -> tuple[Type, list[TypeProblem]]:  # noqa: PLR0911 - one answer per form
+    """The type of a decision-table input, and its problems (an unknown field, a member money
+    does not have). An input the checker does not model is ``dyn``, with no problem: zen
+    checks its syntax, and its cells are checked for syntax only."""
+    try:
+        tree = parse(source)
+    except (CelSyntaxError, RecursionError):
+        return DYN, []  # zen syntax (``a ?? b``, ``$``): not modelled
+    if _member_path(tree):
+        return infer(source, facts)
+    if (
+        isinstance(tree, Call)
+        and tree.target is None
+        and tree.name in ("date", "len")
+        and len(tree.args) == 1
+        and _member_path(tree.args[0])
+    ):
+        found, problems = infer(source[tree.args[0].start : tree.args[0].end], facts)
+        if problems or found.kind in _LOOSE:
+            return DYN, problems
+        if tree.name == "len" and found.kind in ("string", "list", "map"):
+            return NUMBER, []
+        if tree.name == "date" and found.kind == "string":
+            return ZEN_DATE, []
+        what = "a date written YYYY-MM-DD" if tree.name == "date" else "text or a list"
+        argument = source[tree.args[0].start : tree.args[0].end]
+        problem = TypeProblem(f"{tree.name}() reads {what}, and {argument} is {describe(found)}")
+        return ERROR, [problem]
+    return DYN, []
+
+
+def _split(text: str, at: re.Pattern[str]) -> list[str] | None:
+    """``text`` split where ``at`` matches outside quotes and brackets; None when its
+    brackets do not pair up (an open range such as ``]1..5[``: not modelled)."""
+    parts, depth, quote, start, i = [], 0, "", 0, 0
+    while i < len(text):
+        char = text[i]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif depth == 0 and (found := at.match(text, i)) is not None:
+            parts.append(text[start:i])
+            start = i = found.end()
+            continue
+        i += 1
+    return [*parts, text[start:]] if depth == 0 and not quote else None
+
+
+def cell_tests(cell: str) -> list[tuple[str, list[str]]] | None:
+    """The tests of a decision-table cell, as ``(operator, [values])``: ``"==", ['"water"']``
+    for ``"water"``, ``"..", ["1", "10"]`` for ``[1..10]``; None when the cell has a form this
+    checker does not model (zen still checks its syntax)."""
+    if len(cell) > _LONGEST_CELL:
+        return None  # not a value a business user types: left to zen, and quick to check
+    alternatives = _split(cell.strip(), _COMMA)
+    if alternatives is None:
+        return None
+    tests = []
+    for alternative in alternatives:
+        parts = _split(alternative.strip(), _JOIN)
+        if parts is None:
+            return None
+        for part in parts:
+            test = part.strip()
+            ranged = _RANGE.fullmatch(test)
+            if ranged and all(_ZEN_VALUE.fullmatch(v) for v in ranged.groups()):
+                tests.append(("..", [ranged["low"], ranged["high"]]))
+                continue
+            compared = _COMPARISON.fullmatch(test)
+            if compared is None or not _ZEN_VALUE.fullmatch(compared["value"].strip()):
+                return None
+            tests.append((compared["op"] or "==", [compared["value"].strip()]))
+    return tests
+
+
+def _zen_value_type(source: str, facts: Facts) -> tuple[Type, list[TypeProblem]]:  # noqa: PLR0911 - one answer per form
+    found = _ZEN_VALUE.fullmatch(source)
+    assert found is not None
+    if found["string"]:
+        return Type("string", values=frozenset([source[1:-1]])), []
+    if found["number"]:
+        return NUMBER, []
+    if found["word"]:
+        return (NULL if source == "null" else BOOL), []
+    if found["date"]:
+        text = found["date"][1:-1]
+        if _is_date_text(text):
+            return ZEN_DATE, []
+        return ERROR, [
+            TypeProblem(
+                f"{source} is not a date written YYYY-MM-DD: the cell never matches",
+                'write the date as date("2026-01-31")',
+            )
+        ]
+    if re.split(r"[.\[\s]", source, maxsplit=1)[0] in facts.roots:
+        return infer(source, facts)
+    return DYN, []  # ``$`` and zen's own names: not modelled
+
+
+def check_cell(input_source: str, input_type: Type, cell: str, facts: Facts) -> list[TypeProblem]:
+    """Every type problem of the decision-table cell ``cell`` on an input of ``input_type``
+    (from :func:`table_input_type`): a value it can never match, each with how to write it."""
+    if input_type.kind in _LOOSE or not cell.strip():
+        return []
+    tests = cell_tests(cell)
+    problems: list[TypeProblem] = []
+    for op, values in tests or ():
+        for value in values:
+            found, own = _zen_value_type(value, facts)
+            problems += own
+            if found.kind in (*_LOOSE, "null"):
+                continue
+            problem = _cell_mismatch(input_source, input_type, cell, op, value, found)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+def _cell_mismatch(  # noqa: PLR0911 - one answer per type rule
+    source: str, kind: Type, cell: str, op: str, value: str, found: Type
+) -> TypeProblem | None:
+    never = f"the cell {cell.strip()!r} never matches"
+    both = f"{source} is {describe(kind)}, and {value} is {describe(found)}: {never}"
+    if kind.tag == "money":
+        part = "currency" if found.kind == "string" else "amount"
+        return TypeProblem(
+            f"{source} is money ({{amount, currency}}), and the cell {cell.strip()!r} compares "
+            f"it with {describe(found)}: it never matches",
+            f"use {source}.{part} as the input",
+        )
+    if found.tag == "money":
+        return TypeProblem(both, f"write {value}.amount")
+    if kind.kind in _NUMERIC:
+        if found.kind in _NUMERIC:
+            return None
+        text = value[1:-1] if found.kind == "string" else ""
+        if text and _ZEN_VALUE.fullmatch(text) and _ZEN_VALUE.fullmatch(text)["number"]:  # type: ignore[index]
+            return TypeProblem(both, f"write the number without quotes: {_unquoted(cell, value)}")
+        return TypeProblem(both, "write a number, e.g. > 10000")
+    if kind.kind == "bool":
+        if op in _ORDERED:
+            return TypeProblem(f"{source} is true or false: it has no order, so {never}",
+                               "write true or false")  # fmt: skip
+        if found.kind == "bool":
+            return None
+        if found.kind == "string" and value[1:-1] in ("true", "false"):
+            return TypeProblem(both, f"write {value[1:-1]} without quotes")
+        return TypeProblem(both, "write true or false")
+    if kind.tag == "zen_date":
+        if found.tag == "zen_date":
+            return None
+        text = value[1:-1] if found.kind == "string" else ""
+        day = text if _is_date_text(text) else "2026-01-31"
+        return TypeProblem(both, f'write the date as date("{day}")')
+    if kind.kind != "string":
+        return None  # lists, maps: not modelled
+    return _text_cell(source, kind, cell, op, value, found, both)
+
+
+def _text_cell(  # noqa: PLR0911 - one answer per type rule
+    source: str, kind: Type, cell: str, op: str, value: str, found: Type, both: str
+) -> TypeProblem | None:
+    never = f"the cell {cell.strip()!r} never matches"
+    if op in _ORDERED:
+        if kind.tag == "date":
+            dated = re.sub(r"\"([^\"]*)\"|'([^']*)'", lambda m: f'date("{m[1] or m[2]}")', cell)
+            return TypeProblem(
+                f"{source} is {describe(kind)}, and a decision table cannot order texts: {never}",
+                f"use date({source}) as the input and write the cell {dated.strip()}",
+            )
+        if kind.tag in ("choice", "priority", "status", "role"):
+            shown = ", ".join(_quoted(v) for v in sorted(kind.values or ())[:3])
+            return TypeProblem(
+                f"{source} is {describe(kind)}: its values have no order, so {never}",
+                f"list the values it may have: {shown}" if shown else "list the values it may have",
+            )
+        return TypeProblem(
+            f"{source} is text, and a decision table cannot order texts: {never}",
+            'list the texts it may be, in double quotes: "a", "b"',
+        )
+    if found.kind != "string":
+        if kind.tag == "date":
+            return TypeProblem(both, 'write the date in double quotes, e.g. "2026-01-31"')
+        return TypeProblem(both, f"write text in double quotes: {_quoted(value)}")
+    given = sorted(found.values or ())
+    if kind.tag == "date":
+        bad = [v for v in given if not _is_date_text(v)]
+        if bad:
+            return TypeProblem(
+                f"{source} is {describe(kind)}, and {_quoted(bad[0])} is not a date written "
+                f"YYYY-MM-DD: {never}",
+                'write the date as YYYY-MM-DD, e.g. "2026-01-31"',
+            )
+        return None
+    if kind.values is None or found.values is None or found.values & kind.values:
+        return None
+    what = kind.tag or "text"
+    plural = {"status": "states", "priority": "priorities", "choice": "choices"}
+    plural_of = plural.get(what, f"{what}s")
+    near = closest(given[0], kind.values)
+    return TypeProblem(
+        f"{source} is never {_quoted(given[0])}; its {plural_of} are "
+        f"{_listed(sorted(kind.values))}: {never}",
+        f"did you mean {_quoted(near)}?" if near else "",
+    )
+
+
+def _unquoted(cell: str, value: str) -> str:
+    return cell.strip().replace(value, value[1:-1], 1)

@@ -115,6 +115,17 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
     expect(page.locator("#check-status")).to_have_text("No problems")
     expect(page.locator("#save")).to_be_enabled()
 
+    # A decision-table cell that can never match its input: the problem shows on the cell.
+    tab(page, "tables")
+    cell = page.locator("[data-table=routing] tr[data-row='1'] td:has([data-col='1'])")
+    cell.locator("input").fill('"20000"')  # a number in quotes is text: never equal
+    expect(cell.locator("ul.problems")).to_contain_text("write the number without quotes: 20000")
+    expect(page.locator("#studio-tabs [data-tab=tables] .count")).to_have_text("1")
+    screenshot(page, "studio-editor-table-problem")
+    cell.locator("input").fill("> 20000")
+    expect(cell.locator("ul.problems")).to_be_hidden()
+    expect(page.locator("#check-status")).to_have_text("No problems")
+
     # Saved and published, the help text shows under its input where cases are filled in.
     page.click("#save")
     expect(page.locator("#dirty")).to_be_hidden()

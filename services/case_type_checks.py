@@ -34,6 +34,7 @@ from services.expression_types import (
     DYN,
     Facts,
     Type,
+    TypeProblem,
     case_facts,
     check_cell,
     check_condition,
@@ -651,11 +652,14 @@ def _table_types(scope: Scope, path: str, doc: TableDoc, refused: set[str]) -> N
             if str(issue) not in said:  # an unknown field is reported once
                 said.add(str(issue))
                 scope.add(issue.path, issue.message, issue.hint)
+    seen: dict[tuple[int, str], list[TypeProblem]] = {}  # a column repeats its cells
     for r, row in enumerate(doc.rows):
         for c, (cell, source, kind) in enumerate(zip(row.when, doc.inputs, types, strict=False)):
             if f"rows[{r}].when[{c}]" in refused:
                 continue
-            for problem in check_cell(source, kind, cell, facts):
+            if (c, cell) not in seen:
+                seen[c, cell] = check_cell(source, kind, cell, facts)
+            for problem in seen[c, cell]:
                 scope.add(f"{path}.rows[{r}].when[{c}]", problem.message, problem.hint)
 
 

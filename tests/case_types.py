@@ -120,3 +120,16 @@ def publish_reviewed(
     if approved.status_code != 200:
         return approved
     return client.post(f"{versions}/publish", json={"reason": reason}, headers=author)
+
+
+def claim(category: str, amount: float, **more: Any) -> dict[str, Any]:
+    """The fields of a valid insurance claim (casetypes/insurance_claim.yaml) of ``category``
+    and amount, with ``more`` fields."""
+    return {
+        "policy_number": "AB-123456",
+        "policy_holder": "P-77",
+        "incident_date": "2026-11-02",
+        "category": category,
+        "claimed_amount": {"amount": amount, "currency": "EUR"},
+        **more,
+    }

@@ -3,28 +3,16 @@ draft, whose table shows the cases the draft would change, recorded against woul
 
 from __future__ import annotations
 
-from typing import Any
-
 from playwright.sync_api import Page, expect
 
 from domain.context import CommandContext
 from infra.bootstrap import Container, install_case_types
 from services.auth import Role
-from tests.case_types import shipped_document
+from tests.case_types import claim, shipped_document
 from tests.e2e.browser import browser, page, screenshot, server, sign_in, watch
 
 __all__ = ["browser", "page", "server", "watch"]  # fixtures
 HANDLER = CommandContext("ann", "handler")
-
-
-def claim(category: str, amount: float) -> dict[str, Any]:
-    return {
-        "policy_number": "AB-123456",
-        "policy_holder": "P-77",
-        "incident_date": "2026-11-02",
-        "category": category,
-        "claimed_amount": {"amount": amount, "currency": "EUR"},
-    }
 
 
 def test_what_if_on_a_draft_shows_the_cases_it_would_change(

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from domain.context import CommandContext
 from infra.bootstrap import Container, install_case_types
 from services.auth import Role
-from tests.case_types import shipped_document
+from tests.case_types import claim, shipped_document
 from tests.e2e.browser import browser, page, screenshot, server, sign_in, watch
 
 __all__ = ["browser", "page", "server", "watch"]  # fixtures
@@ -23,16 +23,6 @@ AUTHOR = CommandContext("someone-else", "admin")
 MONEY_VS_NUMBER = "fields.claimed_amount > 10000"
 RIGHT_FORM = "fields.claimed_amount.amount > 10000.0"
 BIG_CLAIMS = "[data-rule=big_claims_need_an_expert]"
-
-
-def claim(category: str, amount: float) -> dict[str, Any]:
-    return {
-        "policy_number": "AB-123456",
-        "policy_holder": "P-77",
-        "incident_date": "2026-11-02",
-        "category": category,
-        "claimed_amount": {"amount": amount, "currency": "EUR"},
-    }
 
 
 SCRATCH = {

@@ -26,24 +26,13 @@ from infra.settings import Settings
 from services.auth import Role
 from services.case_type_document import compile_definition
 from services.what_if import WhatIf, WhatIfRequest, compare_case
-from tests.case_types import shipped, shipped_document
+from tests.case_types import claim, shipped, shipped_document
 from tests.conftest import auth
 from tests.integration.helpers import running, wait_until
 
 HANDLER = CommandContext("ann", "handler")
 MANAGER = CommandContext("max", "manager")
 ADMIN = CommandContext("test-admin", "admin")
-
-
-def claim(category: str, amount: float, **more: Any) -> dict[str, Any]:
-    return {
-        "policy_number": "AB-123456",
-        "policy_holder": "P-77",
-        "incident_date": "2026-11-02",
-        "category": category,
-        "claimed_amount": {"amount": amount, "currency": "EUR"},
-        **more,
-    }
 
 
 def draft(container: Container, document: dict[str, Any]) -> int:

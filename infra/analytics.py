@@ -67,6 +67,12 @@ _PERCENTILES = (
     "percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY {value}) AS p, count(*) AS n"
 )
 
+#: A case's fields with each personal value, sealed under its data subject's key, as null:
+#: ciphertext says nothing to an analyst (docs/read-models.md, docs/audit.md).
+_OPEN_FIELDS = """(SELECT coalesce(jsonb_object_agg(f.key, CASE
+          WHEN jsonb_typeof(f.value) = 'object' AND f.value ? 'sealed' THEN 'null'::jsonb
+          ELSE f.value END), '{}'::jsonb)
+        FROM jsonb_each(c.fields) f)"""
 #: name -> SELECT; created in this order (later views read earlier ones).
 VIEWS: dict[str, str] = {
     "current_labels": """
@@ -82,7 +88,7 @@ SELECT c.case_id, c.case_type, coalesce(lt.label, c.case_type) AS case_type_labe
        {_STAY.format(end="c.closed_at", start="c.opened_at")} AS cycle_time_s,
        c.reopened AS reopen_count, c.notes AS note_count, c.escalations, c.sla_breaches,
        c.sla_deadline, c.source->>'system' AS source_system,
-       c.source->>'record_id' AS source_record_id, c.source, c.fields, c.version
+       c.source->>'record_id' AS source_record_id, c.source, {_OPEN_FIELDS} AS fields, c.version
 FROM public.case_list c
 {_label("lt", "case_type", "c.case_type", "c.case_type", "c.case_type_version")}
 {_label("ls", "state", "c.status", "c.case_type", "c.case_type_version")}

@@ -209,6 +209,20 @@ def test_a_case_without_a_party_is_its_own_subject_and_an_erased_subject_takes_n
     assert kept.status_code == 200, kept.text  # the case itself goes on
 
 
+def test_the_analysts_see_personal_fields_as_null_not_as_ciphertext(
+    client: TestClient, keys: dict[Role, str], container: Container
+) -> None:
+    container.case_types.install(PATIENT, "test setup", ADMIN)
+    case_id = open_patient(client, keys[Role.HANDLER], SUBJECT, NAME, EMAIL)
+    container.projections.catch_up_from_store(container.reader.head(), 100_000)
+    with container.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT fields FROM analytics.cases WHERE case_id = %s", (case_id,)
+        ).fetchone()
+    assert row is not None
+    assert row["fields"] == {"full_name": None, "email": None, "ward": "B2"}
+
+
 def test_erasure_requests_that_cannot_be_met_get_a_clear_4xx(
     client: TestClient, keys: dict[Role, str], container: Container
 ) -> None:

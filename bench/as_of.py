@@ -7,8 +7,8 @@ store: the newest event recorded by the moment, read from the newest down), the 
 at a moment in the middle of the history and at its end (the lookup, then the snapshot
 before that version and the events after it), and the effective-time read at the end
 (every event read and folded in effective-time order, which snapshots cannot shorten). The
-baseline is a plain psycopg SELECT of all the case's rows on a connection of its own, what
-any read of the whole history costs at least.
+baseline is a plain psycopg SELECT of all the case's rows (``bench.loading.raw_select_ms``),
+what any read of the whole history costs at least.
 
 Run on its own: ``.venv/bin/python -m bench.as_of [--quick]`` (from the project root).
 """
@@ -16,43 +16,24 @@ Run on its own: ``.venv/bin/python -m bench.as_of [--quick]`` (from the project 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from uuid import UUID
-
-import psycopg
 
 from bench.common import (
     CONSOLE,
-    BenchEnv,
     Figure,
     Scale,
     bench_environment,
     print_figure,
     run_alone,
 )
-from bench.loading import HISTORY, build, median_ms
+from bench.loading import HISTORY, build, median_ms, raw_select_ms
+from bench.loading import figure as loading_figure
 from services.time_travel import Moment
 
 NAME = "as-of"
 
 
-def raw_select_ms(env: BenchEnv, case_id: UUID, repeats: int) -> float:
-    query = env.container.reader.sql(
-        "SELECT * FROM {events} WHERE originator_id = %s ORDER BY originator_version"
-    )
-    with psycopg.connect(env.settings.dsn) as conn:
-        return median_ms(lambda: conn.execute(query, (case_id,)).fetchall(), repeats)
-
-
 def figure(label: str, value: float, baseline: float) -> Figure:
-    return Figure(
-        benchmark=NAME,
-        label=label,
-        value=value,
-        unit="ms",
-        baseline_label=f"raw SELECT of its {HISTORY:,} rows",
-        baseline=baseline,
-        higher_is_better=False,
-    )
+    return loading_figure(label, value, baseline, NAME)
 
 
 def run(scale: Scale) -> list[Figure]:

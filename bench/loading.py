@@ -73,17 +73,20 @@ def median_ms(call: Callable[[], object], repeats: int = REPEATS) -> float:
     return statistics.median(times)
 
 
-def raw_select_ms(env: BenchEnv, case_id: UUID) -> float:
+def raw_select_ms(env: BenchEnv, case_id: UUID, repeats: int = REPEATS) -> float:
+    """The median time of a plain SELECT of all the case's rows: the baseline of every read
+    of a whole history (here and in ``bench.as_of``)."""
     query = env.container.reader.sql(
         "SELECT * FROM {events} WHERE originator_id = %s ORDER BY originator_version"
     )
     with env.container.pool.connection() as conn:
-        return median_ms(lambda: conn.execute(query, (case_id,)).fetchall())
+        return median_ms(lambda: conn.execute(query, (case_id,)).fetchall(), repeats)
 
 
-def figure(label: str, value: float, baseline: float) -> Figure:
+def figure(label: str, value: float, baseline: float, benchmark: str = NAME) -> Figure:
+    """A figure in milliseconds beside the raw SELECT of the case's rows."""
     return Figure(
-        benchmark=NAME,
+        benchmark=benchmark,
         label=label,
         value=value,
         unit="ms",

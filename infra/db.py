@@ -117,7 +117,8 @@ def open_pool(
     dsn: str, size: int, name: str, wait_s: float = 5.0
 ) -> ConnectionPool[Connection[DictRow]]:
     """A pool of connections that return rows as dicts; asking for a connection waits at
-    most ``wait_s`` (then ``PoolTimeout``: the API answers 503, workers back off)."""
+    most ``wait_s`` (then ``PoolTimeout``: the API answers 503, workers back off), and
+    never hands out a connection that idled through an outage (:func:`ping_when_idle`)."""
     pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
         dsn,
         min_size=1,
@@ -134,6 +135,7 @@ def open_pool(
         name=name,
     )
     wait_within_deadline(pool)
+    ping_when_idle(pool)
     pool.open(wait=True, timeout=15)
     return pool
 
@@ -165,14 +167,20 @@ def wait_within_deadline(pool: ConnectionPool[Any]) -> None:
 PING_AFTER_IDLE_S = 1.0
 
 
-def ping_when_idle(pool: ConnectionPool[Any], idle_s: float = PING_AFTER_IDLE_S) -> None:
-    """Make ``pool`` ping only the connections that sat idle for more than ``idle_s``.
+def ping_when_idle(pool: ConnectionPool[Any]) -> None:
+    """Make ``pool`` ping only the connections that sat idle for more than
+    :data:`PING_AFTER_IDLE_S`, and drop every dead one as soon as one is found dead.
 
     The library's pre-ping (``POSTGRES_PRE_PING``) costs a round trip on every checkout,
     a third of a command's. A connection used a moment ago is alive unless the server went
     away since: its query then fails and the recorder's reads and writes retry it on another
     connection (the broken one is discarded), while after an outage, when every pooled
-    connection has idled, each is still pinged before use."""
+    connection has idled, each is still pinged before use.
+
+    A dead idle connection means the server restarted, so its idle siblings are dead too:
+    they are all checked at once (``pool.check()``, which replaces the dead ones). Else
+    psycopg_pool would try them one by one, waiting 1 s, then 2 s, between failed checks,
+    and a request's deadline would run out while the database is up."""
     returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
     putconn = pool.putconn
 
@@ -181,8 +189,13 @@ def ping_when_idle(pool: ConnectionPool[Any], idle_s: float = PING_AFTER_IDLE_S)
         putconn(conn)
 
     def check(conn: Any) -> None:
-        if time.monotonic() - returned.get(conn, 0.0) > idle_s:
+        if time.monotonic() - returned.get(conn, 0.0) <= PING_AFTER_IDLE_S:
+            return
+        try:
             ConnectionPool.check_connection(conn)
+        except Exception:
+            pool.check()
+            raise
 
     pool.putconn = stamped  # type: ignore[method-assign]
     pool._check = check

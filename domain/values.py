@@ -20,6 +20,24 @@ MAX_SAVE_EVENTS = 1_000
 NO_NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
 
 
+def escaped(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes (``\\x00``, ``\\ud800``):
+    fit to store and to show, for a message that quotes what a client sent."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe.replace("\x00", "\\x00")
+
+
+def storable(value: Any) -> Any:
+    """``value`` (JSON: dicts, lists, text ...) with every text, keys too, :func:`escaped`."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def check_storable_text(value: str, where: str = "") -> None:
     """Refuse text holding NUL or a lone surrogate; ``where`` prefixes the message."""
     if "\x00" in value:

@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from domain.values import storable
 from services.idempotency import Claim, Outcome
 
 CONSTRAINT = "idempotency_keys_pkey"
@@ -86,11 +87,12 @@ class PostgresIdempotencyStore:
         }
 
     def record_refusal(self, claim: Claim, status: int, body: dict[str, Any]) -> None:
+        """Remember the refusal; text jsonb cannot hold (NUL, a lone surrogate) is escaped."""
         with self.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO idempotency_keys (scope, key, request_hash, status, body)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (claim.scope, claim.key, claim.request_hash, status, Jsonb(body)),
+                (claim.scope, claim.key, claim.request_hash, status, Jsonb(storable(body))),
             )
 
     def _purge_now_and_then(self) -> None:

@@ -17,6 +17,7 @@ from yaml.cyaml import CParser  # type: ignore[attr-defined]
 from yaml.resolver import Resolver
 
 from domain.errors import InvalidCommand
+from domain.values import escaped
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -186,7 +187,7 @@ def unstorable_text(document: dict[str, Any]) -> list[str]:
         path, value = pending.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                where = f"{path}.{_escaped(key)}" if path else _escaped(key)
+                where = f"{path}.{escaped(key)}" if path else escaped(key)
                 if problem := _text_problem(key):
                     problems.append(f"{where}: its key {problem}")
                 pending.append((where, item))
@@ -200,15 +201,9 @@ def unstorable_text(document: dict[str, Any]) -> list[str]:
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
         return "must not contain NUL (\\u0000) characters; remove them"
-    if _escaped(text) != text:
+    if escaped(text) != text:
         return "must be valid Unicode text; it holds a lone surrogate such as \\ud800"
     return None
-
-
-def _escaped(text: str) -> str:
-    """``text`` with NUL and lone surrogates written as escapes (``\\x00``, ``\\ud800``)."""
-    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return safe.replace("\x00", "\\x00")
 
 
 def _yaml_problem(error: yaml.MarkedYAMLError) -> str:

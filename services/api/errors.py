@@ -15,7 +15,7 @@ from starlette.routing import Match
 
 from domain.case_type import UnknownVersion
 from domain.errors import DomainError, InvalidCommand, InvalidTransition, NotAllowed
-from domain.values import NO_NUL_MESSAGE
+from domain.values import NO_NUL_MESSAGE, escaped
 from services.api.schemas import NO_NUL
 from services.auth import KeyNotFound
 from services.errors import (
@@ -180,7 +180,7 @@ def _unexpected(_: Request, error: Exception) -> JSONResponse:
 def _describe(errors: Sequence[Any]) -> str:
     parts = []
     for e in errors[:10]:
-        where = ".".join(str(p) for p in e.get("loc", ()))
+        where = escaped(".".join(str(p) for p in e.get("loc", ())))  # a key sent with NUL
         message = e.get("msg", "invalid")
         if e.get("type") == "string_pattern_mismatch" and e.get("ctx", {}).get("pattern") == NO_NUL:
             message = NO_NUL_MESSAGE

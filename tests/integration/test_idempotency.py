@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,6 +15,7 @@ from services.auth import Role
 from tests.conftest import auth, stored_event_count
 
 OPEN = {"case_type": "generic", "title": "water damage"}
+JSON = {"Content-Type": "application/json"}
 
 
 def _with_key(key: str, idempotency_key: str) -> dict[str, str]:
@@ -60,6 +62,24 @@ def test_a_refusal_is_answered_again_without_running_the_command(
     again = client.post("/cases", json=body, headers=headers)
     assert first.status_code == again.status_code
     assert 400 <= first.status_code < 500
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert stored_event_count(container) == 0
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\ud83d", "\ud83d\ude00\x00"])
+def test_a_refusal_quoting_a_nul_or_a_lone_surrogate_is_remembered_too(
+    client: TestClient, keys: dict[Role, str], container: Container, name: str
+) -> None:
+    """The refusal names the unknown key of ``source`` with NUL and lone surrogates written
+    as escapes (PostgreSQL's jsonb holds neither: recording it answered 500, the fuzzer's
+    find in stop 17's CI)."""
+    headers = {**_with_key(keys[Role.HANDLER], f"odd-{len(name)}"), **JSON}
+    body = json.dumps({**OPEN, "source": {name: 1}})  # ASCII: "\\ud83d" as sent on the wire
+    first = client.post("/cases", content=body, headers=headers)
+    again = client.post("/cases", content=body, headers=headers)
+    assert first.status_code == again.status_code == 422, first.text
+    assert "\x00" not in first.json()["detail"], first.json()
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert stored_event_count(container) == 0

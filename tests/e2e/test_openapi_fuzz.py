@@ -152,7 +152,7 @@ def call_and_validate(case: Any, key: str, case_ids: list[str]) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, database=None, suppress_health_check=_HEALTH_CHECKS)
+@settings(max_examples=4, deadline=None, database=None, suppress_health_check=_HEALTH_CHECKS)
 def test_every_answer_matches_the_openapi_document(
     case: Any, role: Role, app: FastAPI, keys: dict[Role, str], case_ids: list[str]
 ) -> None:

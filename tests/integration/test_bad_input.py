@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from infra.bootstrap import Container, build_api
+from infra.embedded import EmbeddedBroker
 from services.auth import Role
 from tests.conftest import auth, stored_event_count
+from tests.shared_stack import module_container
 
 CASE = "{case}"  # replaced by the id of a case opened for the test
 UNKNOWN = str(uuid4())
@@ -530,7 +532,28 @@ BAD = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def container(
+    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Container]:
+    """One stack for the module: each test counts the stored events before and after, so
+    they share a database (one per test took a minute and a half of the suite)."""
+    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("bad")) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def keys(container: Container) -> dict[Role, str]:
+    return {role: container.keys.create(role, label=f"bad-{role.value}") for role in Role}
+
+
+@pytest.fixture(scope="module")
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(build_api(container)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
 def case_id(client: TestClient, keys: dict[Role, str]) -> str:
     answer = client.post("/cases", json=VALID, headers=auth(keys[Role.ADMIN]))
     assert answer.status_code == 201, answer.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 from uuid import UUID
 
+import pytest
+
 from domain.envelope import EventEnvelope
 from infra.bootstrap import Container, build_projector
 from infra.embedded import EmbeddedBroker
@@ -90,6 +92,7 @@ def test_worker_killed_mid_batch_applies_every_event_exactly_once(
     assert container.projections.state("case_list")["applied_events"] == 1_200  # none applied twice
 
 
+@pytest.mark.slow  # 14 s; the default run keeps the broker outages of test_broker_outage.py
 def test_a_wiped_broker_mid_stream_heals_from_the_store(
     container: Container, settings: Settings, broker: EmbeddedBroker
 ) -> None:

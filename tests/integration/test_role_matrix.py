@@ -12,7 +12,7 @@ import base64
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,11 +23,13 @@ from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
 from domain.context import CommandContext
-from infra.bootstrap import Container
+from infra.bootstrap import Container, build_api
 from infra.content_store import PostgresContentStore
+from infra.embedded import EmbeddedBroker
 from services.auth import Role
 from tests.case_types import shipped_document
 from tests.conftest import auth
+from tests.shared_stack import module_container
 
 SETUP = CommandContext("test-setup", "admin")
 EVERYONE = "admin manager handler integrator auditor"
@@ -55,6 +57,10 @@ def _case(container: Container, closed: bool = False) -> str:
 
 
 def _draft(container: Container) -> int:
+    """A new draft of ``generic``; the drafts earlier routes left are discarded first (a case
+    type keeps at most ten, and the routes share one stack)."""
+    for version in container.case_types.case_type("generic").drafts():
+        container.case_types.discard("generic", version, "matrix: next route", SETUP)
     document = shipped_document("generic")
     document["labels"] = {"en": f"Generic {len(container.case_types.summaries())}"}
     document["states"]["open"]["labels"]["en"] = f"Open {id(document)}"
@@ -392,10 +398,28 @@ def _send(client: TestClient, method: str, call: Call, headers: dict[str, str]) 
     )
 
 
+@dataclass(frozen=True)
+class Shared:
+    client: TestClient
+    container: Container
+    keys: dict[Role, str]
+
+
+@pytest.fixture(scope="module")
+def shared(
+    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shared]:
+    """One stack for every route: each prepares what its call needs (a case, a draft) and
+    the answers depend on the role only (a stack per route took a minute of the suite)."""
+    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("matrix")) as built:
+        keys = {role: built.keys.create(role, label=f"matrix-{role.value}") for role in Role}
+        with TestClient(build_api(built)) as client:
+            yield Shared(client, built, keys)
+
+
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
-def test_each_role_gets_a_2xx_or_a_403(
-    route: tuple[str, str], client: TestClient, container: Container, keys: dict[Role, str]
-) -> None:
+def test_each_role_gets_a_2xx_or_a_403(route: tuple[str, str], shared: Shared) -> None:
+    client, container, keys = shared.client, shared.container, shared.keys
     allowed, prepare = MATRIX[route]
     method = route[0]
     if allowed == PUBLIC:

@@ -24,6 +24,7 @@ from domain.definition import (
     PRIORITIES,
     RECIPIENT_KINDS,
     Action,
+    Definition,
     FieldSpec,
     Notification,
     Recipient,
@@ -286,6 +287,30 @@ def _problems(model: type[BaseModel] | None, error: ValidationError, path: str) 
     return found
 
 
+KnownCaseTypes = Collection[str] | Mapping[str, Definition | None]
+"""The case types ``open_child`` may name: their names only, or each name with its current
+published version (``None`` while it has none), whose fields the child's fields must fit."""
+
+
+@dataclass(frozen=True)
+class ChildType:
+    """What an ``open_child`` action's fields are checked against: the fields of the child
+    case type (``what`` names it in problems) and whether it takes fields it does not declare.
+    ``declared`` also holds fields whose own declaration has problems (not in ``fields``)."""
+
+    what: str
+    fields: Mapping[str, FieldSpec]
+    declared: Sequence[str]
+    extra_fields: bool
+
+    def described(self) -> str:
+        """``fields of case type 'payment' v3: amount (money, required), note (text)``."""
+        found = [
+            f"{n} ({s.kind}{', required' if s.required else ''})" for n, s in self.fields.items()
+        ]
+        return f"fields of {self.what}: {listed(found)}"
+
+
 def listed(names: Collection[str]) -> str:
     return ", ".join(names) if names else "none"
 
@@ -350,7 +375,7 @@ class Scope:
     transitions: list[str] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
     tables: dict[str, DecisionTable | None] = field(default_factory=dict)
-    case_types: Collection[str] | None = None
+    case_types: KnownCaseTypes | None = None
     policy: NotificationPolicy | None = None  # IT's egress rules; None checks the text only
     day_length: timedelta = timedelta(hours=24)
     broken: set[str] = field(default_factory=set)  # sections not even of the right type
@@ -599,13 +624,65 @@ class Scope:
         if doc is None:
             return None
         if self.case_types is not None:
-            self._named(
-                f"{path}.case_type", doc.case_type, [*self.case_types, self.name], "case type"
-            )
+            known = [*self.case_types, self.name]
+            if self._named(f"{path}.case_type", doc.case_type, known, "case type") is not None:
+                given = isinstance(value, Mapping) and "fields" in value
+                self._child_fields(f"{path}.fields" if given else path, doc.case_type, doc.fields)
         title = self.template(f"{path}.title", doc.title)
         if title is None:
             return None
         return {"case_type": doc.case_type, "title": title, "fields": dict(doc.fields)}
+
+    def _child_fields(self, path: str, name: str, given: Mapping[str, Any]) -> None:
+        """The fields a child case opens with, as ``Case.open`` checks them: each known to the
+        child case type (unless it takes extra fields) with a value that fits, and every field
+        it requires given. Refused there, the rule would skip the action without a word."""
+        child = self._child_type(name)
+        if child is None:
+            return  # only the name is known: checked above
+        for field_name, value in given.items():
+            where, spec = f"{path}.{field_name}", child.fields.get(field_name)
+            if spec is None:
+                if field_name not in child.declared and not child.extra_fields:
+                    near = closest(field_name, child.declared)
+                    self.add(
+                        where,
+                        f"unknown field {field_name!r}: {child.what} has no such field, so the "
+                        "child case would never open",
+                        (f"did you mean {near!r}? " if near else "") + child.described(),
+                    )
+                continue
+            if value is None:
+                problem = "is required" if spec.required else None
+            else:
+                problem = spec.problem_with(value)
+            if problem is not None:
+                self.add(where, f"{problem} (field {field_name!r} of {child.what} is {spec.kind})")
+        for field_name, spec in child.fields.items():
+            if spec.required and field_name not in given:
+                self.add(
+                    path,
+                    f"has no value for {field_name!r}, which {child.what} requires, so the "
+                    "child case would never open",
+                    f"add {field_name} ({spec.kind}) to fields",
+                )
+
+    def _child_type(self, name: str) -> ChildType | None:
+        """What a child of case type ``name`` is checked against when the checker was given
+        the current versions (not just names, as when a published version is compiled again:
+        it stays valid): this document's fields for its own name (the version that will be
+        current once it is published), else those of the current published version."""
+        if not isinstance(self.case_types, Mapping):
+            return None
+        if name == self.name:
+            if "fields" in self.broken:
+                return None
+            return ChildType("this case type", self.fields, self.field_names, self.extra_fields)
+        current = self.case_types.get(name)
+        if current is None:
+            return None
+        what = f"case type {name!r} v{current.version}"
+        return ChildType(what, current.fields, list(current.fields), current.extra_fields)
 
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")

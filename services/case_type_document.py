@@ -3,6 +3,7 @@ domain's :class:`~domain.definition.Definition`.
 
     document = read_document(body, "application/yaml")
     problems = problems_in(document, known_case_types)      # ["states.review: ...", ...]
+    # known_case_types: names, or CaseTypeRegistry.known() (names and current versions)
     definition = compile_definition(document, version=3)     # or InvalidDocument
 
 The format is described for administrators in ``docs/case-types.md``. Tests:
@@ -40,6 +41,7 @@ from services.case_type_checks import (
     EVENT_TYPES,
     FieldDoc,
     Issue,
+    KnownCaseTypes,
     NotificationDoc,
     P,
     RuleDoc,
@@ -69,19 +71,20 @@ B = TypeVar("B")
 
 def problems_in(
     document: Mapping[str, Any],
-    known_case_types: Collection[str] | None = None,
+    known_case_types: KnownCaseTypes | None = None,
     policy: NotificationPolicy | None = None,
 ) -> list[str]:
     """Every problem of ``document``, each as ``path: problem``, section by section (in the
     order of :data:`TOP_KEYS`); ``[]`` when it compiles. With ``known_case_types``,
-    ``open_child`` must name one of them (or the document's own name); with ``policy``,
-    notifications must reach only what IT allows."""
+    ``open_child`` must name one of them (or the document's own name), and when they map to
+    their current versions its ``fields`` must fit the child's (the document's own for its
+    own name); with ``policy``, notifications must reach only what IT allows."""
     return _compile(document, 0, known_case_types, policy)[0]
 
 
 def issues_in(
     document: Mapping[str, Any],
-    known_case_types: Collection[str] | None = None,
+    known_case_types: KnownCaseTypes | None = None,
     policy: NotificationPolicy | None = None,
 ) -> list[Issue]:
     """The problems of :func:`problems_in`, in the same order, each at its place
@@ -138,7 +141,7 @@ _OPTIONS = {
 def _compile(
     document: Mapping[str, Any],
     version: int,
-    known: Collection[str] | None,
+    known: KnownCaseTypes | None,
     policy: NotificationPolicy | None = None,
     scope: Scope | None = None,
 ) -> tuple[list[str], Definition | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -74,6 +74,38 @@ class _Listing:
 
     current: int = 0
     labels: dict[int, Mapping[str, str]] = field(default_factory=dict)
+
+
+class CurrentCaseTypes(Mapping[str, Definition | None]):
+    """Every case type a document may open a child case of (drafts included), each with its
+    current published version (``None`` while it has none): what ``open_child`` fields are
+    checked against. A version is looked up only when a document opens a child of its type,
+    once per check; published versions are compiled once per process (the registry's cache).
+    """
+
+    def __init__(self, names: list[str], current: Callable[[str], Definition]) -> None:
+        self._names, self._known = names, frozenset(names)
+        self._current = current
+        self._found: dict[str, Definition | None] = {}
+
+    def __getitem__(self, name: str) -> Definition | None:
+        if name not in self._known:
+            raise KeyError(name)
+        if name not in self._found:
+            try:
+                self._found[name] = self._current(name)
+            except (UnknownCaseType, InvalidDocument):  # drafts only, or no longer compiles
+                self._found[name] = None
+        return self._found[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._known  # a name, without looking its version up
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class CaseTypeRegistry(Application[UUID]):
@@ -156,14 +188,14 @@ class CaseTypeRegistry(Application[UUID]):
         leaks = credentials_in(document)
         if leaks:  # a password in a document would be readable by every role: keep nothing
             raise InvalidDocument(leaks)
-        issues = issues_in(document, self.names(), self.policy)
+        issues = issues_in(document, self.known(), self.policy)
         if issues:  # refused drafts keep nothing, and use up no version number
             raise RefusedDocument(issues)
         return name
 
     def validate(self, name: str, version: int, context: CommandContext) -> list[str]:
         """Check draft ``version`` and record the result; answers the problems found."""
-        problems = problems_in(self.version(name, version).document, self.names(), self.policy)
+        problems = problems_in(self.version(name, version).document, self.known(), self.policy)
 
         def record(case_type: CaseType) -> None:
             if case_type.version_record(version).status == "draft":
@@ -285,6 +317,11 @@ class CaseTypeRegistry(Application[UUID]):
         self.case_type(name)
         return list(self.events.get(case_type_id(name)))  # type: ignore[arg-type]
 
+    def known(self) -> CurrentCaseTypes:
+        """What a document is checked against: every case type's name, and its current
+        published version when a document opens a child case of it (``open_child``)."""
+        return CurrentCaseTypes(self.names(), self.current)
+
     def names(self) -> list[str]:
         """Every case type with a version that was not discarded, drafts included, in the
         order they were created."""
@@ -335,6 +372,7 @@ class CaseTypeRegistry(Application[UUID]):
                     f"{name} v{version} is a draft, not a published version",
                     hint=f"publish it first: POST /case-types/{name}/versions/{version}/publish",
                 )
+            # names only: a published version stays valid when a child type it opens changes
             compiled = compile_definition(record.document, version, self.names())
             with self._lock:
                 self._compiled[key] = compiled
@@ -350,7 +388,7 @@ class CaseTypeRegistry(Application[UUID]):
                 f"{name} v{version} is {record.status}, not a draft",
                 hint="draft a new version (POST /case-types) and try that one",
             )
-        problems = problems_in(record.document, self.names(), self.policy)
+        problems = problems_in(record.document, self.known(), self.policy)
         if problems:
             raise InvalidDocument(problems)
         return compile_definition(record.document, version, self.names())

@@ -316,7 +316,7 @@ async def check_document(request: Request, deps: Deps, _: Author) -> CheckReport
     try:
         document = read_document(body, request.headers.get("content-type", ""))
         issues = await run_in_threadpool(
-            issues_in, document, deps.case_types.names(), deps.case_types.policy
+            issues_in, document, deps.case_types.known(), deps.case_types.policy
         )
     except InvalidDocument as error:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -285,11 +285,12 @@ def _version(deps: ApiDependencies, name: str, version: int) -> Definition:
 
 
 def _compiled(deps: ApiDependencies, document: dict[str, Any], version: int) -> Definition:
-    names = deps.case_types.names()
-    problems = problems_in(document, names, deps.case_types.policy)
+    known = deps.case_types.known()
+    problems = problems_in(document, known, deps.case_types.policy)
     if problems:
         raise InvalidDocument(problems)
-    return compile_definition(document, version, names)
+    # compiled with names only, like a published version (CaseTypeRegistry.definition)
+    return compile_definition(document, version, list(known))
 
 
 @router.post("/{name}/versions/{version}/simulate")

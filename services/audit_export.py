@@ -6,6 +6,8 @@ both forms are written as they are read, so memory does not grow with a history'
 
 What is shown is what the exporting role sees (``services.case_views``): an export made as
 ``auditor`` leaves out the fields the auditor's view hides, and says so in ``withheld``.
+A personal value erased with its subject is ``null``, named in ``erased``, and reads
+"(erased)" in the report.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from uuid import UUID
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.case_views import CaseViews, Reader, ToldEvent, ToldHistory
+from services.personal_data import ERASED_TEXT
 
 TEMPLATES = Path(__file__).parent / "audit_templates"
 FORMATS = ("jsonl", "html", "pdf")
@@ -85,13 +88,15 @@ class AuditExport:
 
 def event_record(told: ToldEvent, position: int) -> dict[str, Any]:
     """One event as a JSON Lines record: its envelope (global position included) with
-    ``rule``, ``withheld`` and ``effective_at``."""
+    ``rule``, ``withheld``, ``erased`` (the fields whose values it set were erased with
+    their subject: ``null`` in ``data``) and ``effective_at``."""
     seen = told.seen
     envelope = replace(seen.envelope, global_position=position)
     record: dict[str, Any] = json.loads(envelope.to_json())
     context: dict[str, Any] = getattr(seen.event, "context", None) or {}
     record["rule"] = context.get("rule")
     record["withheld"] = list(seen.withheld)
+    record["erased"] = list(told.erased)
     record["effective_at"] = seen.effective_at.isoformat() if seen.effective_at else None
     return record
 
@@ -125,9 +130,9 @@ def _source(told: ToldEvent) -> str:
     return " / ".join(str(part) for part in parts if part)
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, erased: bool = False) -> str:
     if value is None:
-        return "(empty)"
+        return ERASED_TEXT if erased else "(empty)"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)

@@ -5,7 +5,8 @@ Columns: the case id, then the columns of the reader's role view when the export
 case type (``views:`` ``columns``, without fields the view hides), else the attributes every
 case has. Status, priority and case type come with their labels in the reader's language
 beside them, and so do the choice fields of an export of one case type (``fields.category``
-then ``fields.category_label``). Lines and cells are written by ``services.csv_text``:
+then ``fields.category_label``); a personal value erased with its subject reads
+``(erased)``. Lines and cells are written by ``services.csv_text``:
 escaped by the ``csv`` module, and text that a spreadsheet would run as a formula is
 prefixed with ``'`` (OWASP's advice on CSV injection).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from services.case_views import CaseViews, Reader, RowView
 from services.csv_text import cell, lines
+from services.personal_data import ERASED_TEXT
 from services.queries import CaseFilter, CaseListQueries
 
 COMMON = (
@@ -105,7 +107,11 @@ def _label(name: str) -> Callable[[RowView], Any]:
 
 
 def _field(name: str) -> Callable[[RowView], Any]:
-    return lambda row: row.fields.get(name)
+    def value(row: RowView) -> Any:
+        found = row.fields.get(name)
+        return ERASED_TEXT if found is None and name in row.erased else found
+
+    return value
 
 
 def _choice_label(name: str) -> Callable[[RowView], Any]:

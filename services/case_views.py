@@ -228,6 +228,11 @@ class ToldEvent:
 
     seen: SeenEvent
     entry: TimelineEntry
+    #: The fields whose values this event set can no longer be read (their subject was
+    #: erased): shown as erased, not as empty.
+    erased: tuple[str, ...] = ()
+    #: The fields this event changed whose values before it can no longer be read.
+    erased_before: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -387,11 +392,12 @@ class CaseViews:
         seen = self.case(case_id, reader.role.value)
         words = self._wording(seen.definition, reader)
         status = status_label(seen.definition, seen.case.status, words.language)
+        erased = {*seen.case.erased, *self._unreadable(seen.case, seen.definition)}
 
         def pages() -> Iterator[list[ToldEvent]]:
-            teller = Teller(words)
+            teller, unreadable = Teller(words), _UnreadableValues(erased)
             for page in self.history_pages(case_id, reader.role.value, page_size):
-                yield [ToldEvent(event, teller.tell(event)) for event in page]
+                yield [unreadable.told(event, teller.tell(event)) for event in page]
 
         return ToldHistory(seen, words.language, status, pages())
 
@@ -447,6 +453,26 @@ class CaseViews:
 
     def _notification(self, case_type: str, version: int, name: str) -> Notification | None:
         return self.ledger.definitions.definition(case_type, version).notifications.get(name)
+
+
+class _UnreadableValues:
+    """Follows, through a case's history in version order, which of its field values were
+    erased with its subject: the personal fields ``erased`` names, where an event set them
+    (read back as ``None``, their key being gone)."""
+
+    def __init__(self, erased: set[str]) -> None:
+        self.erased = erased
+        self.held: set[str] = set()  # fields whose value at this point is an erased one
+
+    def told(self, seen: SeenEvent, entry: TimelineEntry) -> ToldEvent:
+        if not self.erased or not isinstance(seen.event, Case.Opened | Case.FieldsUpdated):
+            return ToldEvent(seen, entry)
+        data = seen.envelope.data
+        values: Mapping[str, Any] = data.get("fields") or data.get("changes") or {}
+        after = tuple(sorted(n for n, v in values.items() if v is None and n in self.erased))
+        before = tuple(sorted(n for n in values if n in self.held))
+        self.held = (self.held - values.keys()) | set(after)
+        return ToldEvent(seen, entry, after, before)
 
 
 NotificationLookup = Callable[[str, int, str], Notification | None]

@@ -42,6 +42,9 @@ class _Erased:
 
 
 ERASED: Any = _Erased()
+#: How an export writes an erased value (a CSV cell, the audit report), so that it is not
+#: taken for an empty one.
+ERASED_TEXT = "(erased)"
 
 
 class SubjectErased(InvalidTransition):

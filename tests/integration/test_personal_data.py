@@ -1,7 +1,8 @@
 """Personal data is sealed under its data subject's key wherever it is stored, and erasing
 the subject leaves no readable personal value anywhere: the event store, the snapshots,
-every read model, the Kafka topic's raw bytes, the CSV export and the API answers
-(docs/audit.md, "Personal data and erasure"). Real PostgreSQL and the real broker."""
+every read model, the Kafka topic's raw bytes, the CSV and audit exports and the API
+answers, and the exports show those values as erased, not empty (docs/audit.md, "Personal
+data and erasure"). Real PostgreSQL and the real broker."""
 
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ def test_after_erasure_no_personal_value_is_readable_anywhere_and_others_stay_re
     assert listed[second]["erased"] == ["email", "full_name"]
     assert listed[other]["fields"]["full_name"] == OTHER_NAME  # another subject: untouched
     assert OTHER_NAME in api_answers(client, handler, [other])
+    assert_exports_say_erased(client, keys, first)
 
     # erasure rewrote nothing: the store verifies, and so does an evidence bundle
     trusted = {container.audit.key.key_id: container.audit.key.public_raw}
@@ -162,6 +164,39 @@ def test_after_erasure_no_personal_value_is_readable_anywhere_and_others_stay_re
     )
     assert again.status_code == 200, again.text
     assert (again.json()["recorded"], again.json()["key_destroyed"]) == ([], False)
+
+
+def assert_exports_say_erased(client: TestClient, keys: dict[Role, str], case_id: str) -> None:
+    """The exports show an erased value as erased, not as an empty one: the CSV export's
+    cell, the audit export's JSON Lines (``erased`` of each record that set it) and its
+    report (the case's fields now, and each change)."""
+    csv_text = client.get(
+        "/exports/cases.csv?case_type=patient_file", headers=auth(keys[Role.HANDLER])
+    ).text
+    header, *rows = csv_text.splitlines()
+    row = next(r for r in rows if r.startswith(case_id))
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert (cells["fields.full_name"], cells["fields.email"]) == ("(erased)", "(erased)")
+    assert cells["fields.ward"] == "B2"
+
+    admin = auth(keys[Role.ADMIN])
+    jsonl = client.get(f"/cases/{case_id}/export?format=jsonl", headers=admin)
+    assert jsonl.status_code == 200, jsonl.text
+    records = {r["type"]: r for r in map(json.loads, jsonl.text.splitlines())}
+    assert records["CaseOpened"]["erased"] == ["email", "full_name"]
+    assert records["CaseOpened"]["data"]["fields"]["full_name"] is None
+    assert records["CaseFieldsUpdated"]["erased"] == ["email"]
+    assert records["CasePersonalDataErased"]["erased"] == []
+
+    html = client.get(f"/cases/{case_id}/export?format=html", headers=auth(keys[Role.AUDITOR]))
+    assert html.status_code == 200, html.text
+    report = html.text
+    assert "<dt>full_name</dt><dd>(erased)</dd>" in report
+    assert "<dt>ward</dt><dd>B2</dd>" in report
+    assert "<li>full_name: (empty) &rarr; (erased)</li>" in report  # opened with a value
+    assert "<li>email: (erased) &rarr; (erased)</li>" in report  # then changed
+    assert "(empty) &rarr; (empty)" not in report
+    assert readable(jsonl.text + report) == []
 
 
 def test_an_interrupted_erasure_is_finished_by_running_it_again(

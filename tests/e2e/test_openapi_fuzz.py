@@ -30,12 +30,13 @@ from schemathesis.core.parameters import ParameterLocation
 from starlette.types import Receive, Scope, Send
 
 from infra.bootstrap import Container, build_api
-from infra.embedded import EmbeddedBroker
 from services.api import live_metrics
 from services.api.openapi import openapi_document
 from services.auth import Role
 from tests.conftest import auth
-from tests.shared_stack import module_container
+from tests.shared_stack import container, keys
+
+__all__ = ["container", "keys"]  # fixtures: one stack for the module
 
 CONFIG = {
     "base-url": "http://testserver",  # the host name requests carry; they go to CURRENT_APP
@@ -83,21 +84,6 @@ schema.app = CURRENT_APP
 # The live-metrics stream is not fuzzed: it answers for as long as its bounds let it (up to
 # `max_events` events, looking for changes every `interval_s`), so a generated request at
 # its bounds would hold the run for hours. tests/integration/test_live_metrics.py reads it.
-
-
-@pytest.fixture(scope="module")
-def container(
-    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Container]:
-    """One stack for the module: every operation and role fuzzes the same database, as
-    clients share one (a database per operation made the run minutes long)."""
-    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("fuzz")) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def keys(container: Container) -> dict[Role, str]:
-    return {role: container.keys.create(role, label=f"fuzz-{role.value}") for role in Role}
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from infra.bootstrap import Container, build_api
-from infra.embedded import EmbeddedBroker
 from services.auth import Role
 from tests.conftest import auth, stored_event_count
-from tests.shared_stack import module_container
+from tests.shared_stack import container, keys
+
+__all__ = ["container", "keys"]  # fixtures: one stack for the module
 
 CASE = "{case}"  # replaced by the id of a case opened for the test
 UNKNOWN = str(uuid4())
@@ -530,21 +531,6 @@ BAD = [
         raw(f"/cases/{CASE}/notes", b'{"text":"\\ud83d"}', 422, "text"), id="note-lone-surrogate"
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def container(
-    pg_admin_dsn: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Container]:
-    """One stack for the module: each test counts the stored events before and after, so
-    they share a database (one per test took a minute and a half of the suite)."""
-    with module_container(pg_admin_dsn, broker, tmp_path_factory.mktemp("bad")) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def keys(container: Container) -> dict[Role, str]:
-    return {role: container.keys.create(role, label=f"bad-{role.value}") for role in Role}
 
 
 @pytest.fixture(scope="module")

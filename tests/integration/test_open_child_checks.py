@@ -11,15 +11,8 @@ from infra.bootstrap import Container
 from services.auth import Role
 from services.case_type_document import read_document
 from tests.conftest import auth
+from tests.unit.test_open_child_checks import PAYMENT
 
-PAYMENT = """
-name: payment
-labels: {en: Payment}
-states: {due: {initial: true}}
-fields:
-  amount: {type: money, required: true, currencies: [EUR]}
-  note: {type: text}
-"""
 CLAIM = """
 name: claim
 labels: {en: Claim}
@@ -49,7 +42,7 @@ def test_a_draft_opening_a_child_with_refused_fields_is_refused_and_stores_nothi
             f"{where}.amont",
             "/rules/0/do/0/open_child/fields/amont",
             "did you mean 'amount'? fields of case type 'payment' v1: amount (money, "
-            "required), note (text)",
+            "required), due_on (date), note (text)",
         ),
     ]
     assert refused.json()["issues"][0]["message"].endswith(

@@ -147,6 +147,7 @@ def bootstrap(settings: Settings, name: str = "app") -> Container:
     claims = PostgresIdempotencyStore(pool, settings.idempotency_keep_s)
     ingestor = Ingestor(ledger, claims, quarantine)
     connectors = ConnectorStore(pool, case_types.current)
+    case_types.dependents.append(connectors.feeding)
     return Container(
         settings=settings,
         pool=pool,

@@ -15,8 +15,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from domain.definition import Definition
+from services.case_type_checks import Issue
 from services.connector_admin import ConnectorNotFound
-from services.connectors import Connector, compile_connector
+from services.connectors import Connector, compile_connector, feeding_issues
 from services.ingestion import RunReport
 from services.metrics import ConnectorFigures
 
@@ -87,6 +88,11 @@ class ConnectorStore:
                 " ORDER BY name, version DESC"
             ).fetchall()
         return [compile_connector(r["document"], r["version"]) for r in rows]
+
+    def feeding(self, definition: Definition) -> list[Issue]:
+        """What ``definition``, a new version of a case type, would break in the connectors
+        feeding it (the case-type registry refuses such a version)."""
+        return feeding_issues(self.all_current(), definition)
 
     def _one(self, query: str, params: tuple[Any, ...], missing: str) -> Connector:
         with self.pool.connection() as conn:

@@ -124,6 +124,9 @@ class CaseTypeRegistry(Application[UUID]):
         self._names: dict[UUID, str] = {}
         self._listings: dict[str, _Listing] = {}
         self._seen_head: int | None = None
+        #: Checks of what depends on a case type and is configured apart from it (the
+        #: connectors feeding it): a version they do not fit is not submitted or published.
+        self.dependents: list[Callable[[Definition], list[Issue]]] = []
 
     # -- commands --------------------------------------------------------------------------
 
@@ -162,8 +165,11 @@ class CaseTypeRegistry(Application[UUID]):
         )
 
     def submit(self, name: str, version: int, comment: str, context: CommandContext) -> None:
-        """Submit draft ``version`` for review; refused (nothing stored) if it has problems."""
-        self._checked(self.version(name, version).document)
+        """Submit draft ``version`` for review; refused (nothing stored) if it has problems,
+        or if what depends on the case type would not fit it."""
+        document = self.version(name, version).document
+        self._checked(document)
+        self._check_dependents(document, version)
         self._change(name, lambda case_type: case_type.submit(version, comment, context.as_dict()))
 
     def approve(self, name: str, version: int, comment: str, context: CommandContext) -> None:
@@ -211,7 +217,18 @@ class CaseTypeRegistry(Application[UUID]):
         problems = self.validate(name, version, context)
         if problems:
             raise RefusedDocument(issues_of(problems))
+        self._check_dependents(self.version(name, version).document, version)
         self._change(name, lambda case_type: case_type.publish(version, reason, context.as_dict()))
+
+    def _check_dependents(self, document: Mapping[str, Any], version: int) -> None:
+        """Refuse, with every problem at its place, a version that what depends on the case
+        type (:attr:`dependents`) would not fit."""
+        if not self.dependents:
+            return
+        definition = compile_definition(document, version)
+        issues = [issue for check in self.dependents for issue in check(definition)]
+        if issues:
+            raise RefusedDocument(issues)
 
     def publish_unreviewed(
         self, name: str, version: int, reason: str, context: CommandContext, waiver: str

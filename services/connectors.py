@@ -10,7 +10,7 @@ each named by its path. ``docs/connectors.md`` describes the format for integrat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -21,7 +21,7 @@ from pydantic import Field
 from domain.calendar import parse_duration
 from domain.definition import Definition
 from domain.errors import InvalidCommand
-from services.case_type_checks import NAME, Part, listed, parse_part
+from services.case_type_checks import NAME, Issue, Part, listed, parse_part
 from services.case_type_reading import InvalidDocument, read_document
 from services.errors import CaseTypeNotFound
 from services.expression_types import RECORD_FACTS, check_value
@@ -225,6 +225,26 @@ def mapping_problems(mapping: RecordMapping, case_type: Callable[[str], Definiti
                 f"{definition.name}; its states are {listed(list(definition.states))}"
             )
     return problems
+
+
+def feeding_issues(connectors: Iterable[Connector], definition: Definition) -> list[Issue]:
+    """What a new version of a case type (``definition``) would break in the connectors
+    that feed it: each one's mapping checked against it, every problem at its place
+    (``connectors.<name>.mapping.fields.x``) with the way out. A connector is checked
+    against the published version when it is loaded; this is the other direction."""
+    issues = []
+    for connector in connectors:
+        if connector.mapping.case_type != definition.name:
+            continue
+        hint = (
+            f"connector {connector.name!r} (version {connector.version}) feeds this case "
+            "type: first load a connector version that fits both versions (leave this out of "
+            "its mapping), then publish this one, then load the mapping it needs"
+        )
+        for problem in mapping_problems(connector.mapping, lambda _name: definition):
+            path, _, message = problem.partition(": ")
+            issues.append(Issue(f"connectors.{connector.name}.{path}", message, hint))
+    return issues
 
 
 def _compile(document: Any, version: int, problems: list[str]) -> Connector | None:

@@ -137,7 +137,9 @@ class Report:
             "named here; database and access logs of the time tell who wrote them.",
             "3. The checkpoints published on the audit topic, outside the database, are what "
             "was signed: `caseledger audit bundle CASE_ID` proves a named case against the "
-            "latest one, for the auditor's offline verifier.",
+            "latest one, for the auditor's offline verifier. Where events were deleted or "
+            "inserted no bundle can be made on this database (its log has holes): use bundles "
+            "kept from before, or make them on the restored backup of step 4.",
             "4. To repair, restore a backup taken before the first problem and run verify "
             "on it: it holds when the only problems left are the published checkpoints newer "
             "than the backup (missing, with the events they signed); those events must be "

@@ -5,6 +5,7 @@ bundle, proved against the checkpoint signed before the tampering."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -58,10 +59,31 @@ class Store:
         )
         return result.exit_code, json.loads(result.stdout)["problems"]
 
+    def bundle(self, case: str) -> dict[str, Any]:
+        return EvidenceBundles(self.container.audit).bundle(UUID(case))
+
     def bundle_problems(self, case: str) -> list[str]:
         """What the offline verifier says of the case's bundle made now."""
-        bundle = EvidenceBundles(self.container.audit).bundle(UUID(case))
+        bundle = self.bundle(case)
         return [str(p) for p in verify_bundle(bundle, self.container.audit.key.public_raw)]
+
+    def offline(self, bundle: dict[str, Any], folder: Path) -> subprocess.CompletedProcess[str]:
+        """The auditor's own run of the standalone script on ``bundle``, as a process."""
+        script, bundle_file = folder / "verifier.py", folder / "bundle.json"
+        if not script.exists():
+            written = CliRunner().invoke(
+                app, ["audit", "verifier", "-o", str(script)], env=settings_env(self.settings)
+            )
+            assert written.exit_code == 0, written.output
+        bundle_file.write_text(json.dumps(bundle))
+        key = self.container.audit.key.public_hex
+        return subprocess.run(
+            [sys.executable, str(script), str(bundle_file), "--public-key", key],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=folder,
+        )
 
 
 @pytest.fixture
@@ -111,24 +133,11 @@ def test_a_changed_state_is_named(store: Store, tmp_path: Path) -> None:
     )
     code, problems = store.verify()
     assert code == 1 and _named(problems, "content_changed", case, 2), problems
-    bundle = EvidenceBundles(store.container.audit).bundle(UUID(case))
+    bundle = store.bundle(case)
     assert any(
         "version 2" in str(p) for p in verify_bundle(bundle, store.container.audit.key.public_raw)
     )
-    # the auditor's own run of the standalone script
-    script, bundle_file = tmp_path / "verifier.py", tmp_path / "bundle.json"
-    runner = CliRunner()
-    env = settings_env(store.settings)
-    assert runner.invoke(app, ["audit", "verifier", "-o", str(script)], env=env).exit_code == 0
-    bundle_file.write_text(json.dumps(bundle))
-    key = store.container.audit.key.public_hex
-    run = subprocess.run(
-        [sys.executable, str(script), str(bundle_file), "--public-key", key],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    run = store.offline(bundle, tmp_path)
     assert run.returncode == 1 and f"case {case}, version 2" in run.stdout, run.stdout
 
 
@@ -149,13 +158,18 @@ def test_a_changed_state_with_its_chain_recomputed_is_caught_by_the_checkpoint(
     assert any("version 3" in p for p in store.bundle_problems(case))
 
 
-def test_a_deleted_event_in_the_middle_of_a_case_is_named(store: Store) -> None:
+def test_a_deleted_event_in_the_middle_of_a_case_is_named(store: Store, tmp_path: Path) -> None:
     case = store.cases[0]
+    honest = store.bundle(case)  # what the store proved before
     store.sql(f"DELETE FROM {EVENTS} WHERE originator_id = %s AND originator_version = 2", (case,))
     code, problems = store.verify()
     assert code == 1 and _named(problems, "event_missing", case, 2), problems
     with pytest.raises(LogNotDense):  # no proof is made over a log that lost leaves
         store.bundle_problems(case)
+    # a bundle of the case as the store now holds it, with the proofs a forger kept
+    forged = {**honest, "events": [e for e in honest["events"] if e["version"] != 2]}
+    run = store.offline(forged, tmp_path)
+    assert run.returncode == 1 and "version 2 is missing" in run.stdout, run.stdout
 
 
 def test_a_deleted_last_event_of_a_case_is_named_from_the_case_list(store: Store) -> None:
@@ -165,13 +179,14 @@ def test_a_deleted_last_event_of_a_case_is_named_from_the_case_list(store: Store
     assert code == 1 and _named(problems, "event_missing", case, 4), problems
 
 
-def test_a_forged_event_inserted_into_the_signed_log_is_named(store: Store) -> None:
+def test_a_forged_event_inserted_into_the_signed_log_is_named(store: Store, tmp_path: Path) -> None:
     case = store.cases[3]
     hole = store.sql(  # a position the sequence skips, as a rolled-back insert leaves
         f"SELECT nextval(pg_get_serial_sequence('{EVENTS}', 'notification_id')) AS p"
     )[0]["p"]
     open_cases(store.container, 1)  # stored after the hole, and signed
     assert store.container.audit.checkpoint(EVENTS) is not None
+    before = store.bundle(case)
     last = store.event(case, 4)
     forged, topic = b'{"text": "approved by phone"}', last["topic"]
     store.sql(f"ALTER TABLE {EVENTS} DISABLE TRIGGER audit_chain")
@@ -186,6 +201,19 @@ def test_a_forged_event_inserted_into_the_signed_log_is_named(store: Store) -> N
     assert code == 1 and _named(problems, "event_inserted", case, 5), problems
     with pytest.raises(LogNotDense):  # nothing is signed over it
         store.bundle_problems(case)
+    # a bundle with the forged event, given the proof of the case's last signed event
+    inserted = store.event(case, 5)
+    bundle = json.loads(json.dumps(before))
+    bundle["events"].append({
+        **bundle["events"][-1],
+        "position": inserted["notification_id"],
+        "leaf": inserted["audit_leaf"],
+        "version": 5,
+        "state": base64.b64encode(forged).decode(),
+        "hash": bytes(inserted["audit_hash"]).hex(),
+    })  # fmt: skip
+    run = store.offline(bundle, tmp_path)
+    assert run.returncode == 1 and f"case {case}, version 5" in run.stdout, run.stdout
 
 
 def test_two_events_swapped_in_the_log_are_named(store: Store) -> None:

@@ -71,7 +71,16 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
     help_fr = page.locator("[data-pointer='/fields/incident_date/help/fr']")
     expect(help_fr).to_have_value("Le jour du sinistre, pas celui de sa découverte")
     help_fr.fill("Le jour des dégâts")
+    # ... and a label in a language the document did not have yet.
+    page.fill("#new-language", "Deutsch")
+    page.click("#add-language button")
+    expect(page.locator("#language-problem")).to_contain_text("not a language code")
+    page.fill("#new-language", "de")
+    page.click("#add-language button")
+    expect(page.locator("#language-problem")).to_be_hidden()
+    page.fill("[data-pointer='/labels/de']", "Versicherungsschaden")
     tab(page, "yaml")
+    expect(page.locator("#yaml-text")).to_have_value(re.compile("de: Versicherungsschaden"))
     expect(page.locator("#yaml-text")).to_have_value(re.compile("fr: Reçu"))
     expect(page.locator("#yaml-text")).to_have_value(re.compile("fr: Le jour des dégâts"))
     # ... and YAML typed in the YAML view is in the forms.
@@ -86,6 +95,14 @@ def test_the_editor_keeps_forms_and_yaml_as_one_document_and_checks_as_you_type(
         ["states.submitted.labels.fr", "changed", "Déclaré", "Reçu"]
     )
     screenshot(page, "studio-editor-diff")
+    # A field a role may now edit is one change of its list, not one per place after it.
+    tab(page, "views")
+    page.check("tr[data-field=policy_number] input[data-role=handler][data-kind=edit]")
+    tab(page, "diff")
+    expect(page.locator("#diff tr[data-path^='views.']")).to_have_count(1)
+    expect(page.locator("#diff tr[data-path='views.handler.edit'] td").nth(3)).to_contain_text(
+        "policy_number"
+    )
 
     # Money compared with a number: the problem shows beside the condition, then goes.
     tab(page, "rules")

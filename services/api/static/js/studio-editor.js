@@ -11,6 +11,8 @@ import { runMethods } from "./studio-run.js";
 const CHECK_DELAY_MS = 400;
 const ROLES = ["admin", "manager", "handler", "integrator", "auditor"];
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/** A language code as the server reads it (services/case_type_checks.py LANGUAGE). */
+const LANGUAGE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$/;
 const TABS = ["labels", "rules", "tables", "notifications", "slas", "views", "yaml", "diff", "simulate", "review"];
 const route = () => window.location.pathname.split("/").filter(Boolean).slice(-2).map(decodeURIComponent);
 const clone = (value) => JSON.parse(JSON.stringify(value));
@@ -49,6 +51,9 @@ const studio = () => ({
   saving: false,
   discarding: false, // the confirmation of "Discard draft" is open
   discardReason: "",
+  addedLanguages: [], // languages added in the Labels tab, shown before any text is typed
+  newLanguage: "",
+  languageProblem: "",
   ...runMethods(),
 
   init() {
@@ -183,9 +188,28 @@ const studio = () => ({
 
   // -- labels ------------------------------------------------------------------------------
 
+  /** English and French, every language a label or help text of the document has, and
+   * those added here. */
   languages() {
-    const found = new Set(["en", "fr", ...Object.keys(this.doc.labels ?? {})]);
+    const found = new Set(["en", "fr"]);
+    for (const row of this.labelRows()) {
+      const texts = this.get(row.at);
+      if (texts && typeof texts === "object") Object.keys(texts).forEach((lang) => found.add(lang));
+    }
+    this.addedLanguages.forEach((lang) => found.add(lang));
     return [...found];
+  },
+
+  /** A column for another language (a code such as de or pt-BR, as the server reads it). */
+  addLanguage() {
+    const code = this.newLanguage.trim();
+    if (!LANGUAGE.test(code)) {
+      this.languageProblem = t("studio.language_invalid", { code });
+      return;
+    }
+    this.languageProblem = "";
+    this.newLanguage = "";
+    if (!this.languages().includes(code)) this.addedLanguages.push(code);
   },
 
   /** Every labelled thing, in the document's order: the case type, states, transitions,

@@ -134,7 +134,7 @@ def test_cases_changed_in_a_period_as_an_escaped_html_report(
     assert IBAN not in report
     assert "approve" in report.lower() and "checked the invoice" in report
     assert "big_payout" in report and "ledger-silo / R-9" in report
-    assert "<td>test-handler<br><span class=\"small\">handler</span></td>" in report  # who
+    assert '<td>test-handler<br><span class="small">handler</span></td>' in report  # who
     assert "@media print" in report
 
     refused = _export(settings, "--since", "2026-01-01T00:00:00")

@@ -148,9 +148,11 @@ export function diff(before, after, at = "") {
   const bothObjects = isObject(before) && isObject(after);
   const bothLists = Array.isArray(before) && Array.isArray(after);
   if (!bothObjects && !bothLists) return [{ at, kind: "changed", before, after }];
-  // A list of plain values (a view's fields, a rule's triggers) is one change, not one per
-  // place: a value added at its start would otherwise show every later place as changed.
-  if (bothLists && [...before, ...after].every((item) => !isObject(item) && !Array.isArray(item))) {
+  // A list of plain values that grew or shrank (a view's fields, a rule's triggers) is one
+  // change, not one per place: a value added at its start would otherwise show every later
+  // place as changed. Of the same length (a decision table's cells), each place is compared.
+  const plain = (item) => !isObject(item) && !Array.isArray(item);
+  if (bothLists && before.length !== after.length && [...before, ...after].every(plain)) {
     return [{ at, kind: "changed", before, after }];
   }
   const keys = bothLists

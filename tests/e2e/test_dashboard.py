@@ -53,12 +53,16 @@ def test_a_handler_signs_in_opens_a_case_takes_a_transition_and_reads_it_as_sent
     local = datetime.fromisoformat(recorded).astimezone(ZoneInfo(TIME_ZONE))
     expect(moved.locator("time")).to_contain_text(local.strftime("%H:%M"))  # the browser's zone
 
+    expect(page.locator("#assign-form")).to_be_visible()
+    expect(page.locator("#fields")).to_be_visible()
     page.fill("#close-form [name=reason]", "repaired")
     page.click("#close-form button[type=submit]")
     expect(page.locator("#facts")).to_contain_text("Closed")
     expect(page.locator("#close-form")).to_be_hidden()
     expect(page.locator("#reopen-form")).to_be_hidden()  # handlers may not reopen
     expect(page.locator("#transitions")).to_be_hidden()
+    expect(page.locator("#assign-form")).to_be_hidden()  # a closed case is locked
+    expect(page.locator("#fields")).to_be_hidden()  # ... its fields too
     screenshot(page, "case-closed-by-handler")
 
 

@@ -99,7 +99,14 @@ def alternate(
 def signature_figure(signer: Signer, checkpoint: dict[str, Any], rounds: int) -> Figure:
     c = checkpoint
     message = checkpoint_message(
-        c["log"], c["size"], c["position"], c["root"], c["signed_at"], c["key_id"]
+        c["log"],
+        c["size"],
+        c["position"],
+        c["root"],
+        c["signed_at"],
+        c["key_id"],
+        c.get("heads"),
+        c.get("cases"),
     )
     signature = bytes.fromhex(c["signature"])
     openssl = Ed25519PublicKey.from_public_bytes(signer.public)

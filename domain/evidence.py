@@ -33,6 +33,7 @@ BUNDLE_FORMAT = "caseledger-evidence/1"
 _sha256 = hashlib.sha256
 _LEAF = b"\x00"
 _NODE = b"\x01"
+_HEAD = b"\x02"
 
 
 # --- hashes ---------------------------------------------------------------------------------
@@ -62,6 +63,14 @@ def _event_hash(prev: bytes, raw_id: bytes, version: int, topic: bytes, state: b
 def leaf_hash(position: int, event_hash: bytes) -> bytes:
     """The Merkle leaf of an event: SHA-256(0x00 || position as 8 bytes || event hash)."""
     return _sha256(_LEAF + position.to_bytes(8, "big") + event_hash).digest()
+
+
+def head_leaf(case_id: bytes, version: int, event_hash: bytes) -> bytes:
+    """A case's head, a leaf of a checkpoint's tree of case heads: SHA-256(0x02 || the 16
+    UUID bytes || its newest version as 8 bytes || that event's hash). The tree holds one
+    head per case of the log, ordered by case id; it is what shows that no later event of a
+    case exists, which an inclusion proof cannot."""
+    return _sha256(_HEAD + case_id + version.to_bytes(8, "big") + event_hash).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -221,10 +230,18 @@ def key_id_of(public_key: bytes) -> str:
 
 
 def checkpoint_message(
-    log: str, size: int, position: int, root_hex: str, signed_at: str, key_id: str
+    log: str,
+    size: int,
+    position: int,
+    root_hex: str,
+    signed_at: str,
+    key_id: str,
+    heads_hex: str | None = None,
+    cases: int | None = None,
 ) -> bytes:
-    """The bytes a checkpoint's Ed25519 signature covers."""
-    fields = {
+    """The bytes a checkpoint's Ed25519 signature covers: with the root of its tree of case
+    heads and their number when it has one (checkpoints signed before case heads have not)."""
+    fields: dict[str, object] = {
         "log": log,
         "size": size,
         "position": position,
@@ -232,6 +249,8 @@ def checkpoint_message(
         "signed_at": signed_at,
         "key_id": key_id,
     }
+    if heads_hex is not None:
+        fields["heads"], fields["cases"] = heads_hex, cases
     return CHECKPOINT_PREFIX + json.dumps(fields, sort_keys=True, separators=(",", ":")).encode(
         "utf-8"
     )
@@ -388,12 +407,25 @@ class Checkpoint:
     key_id: str
     signature: bytes
     root: bytes
+    heads_hex: str | None = None
+    cases: int | None = None
 
     @property
     def message(self) -> bytes:
         return checkpoint_message(
-            self.log, self.size, self.position, self.root_hex, self.signed_at, self.key_id
+            self.log,
+            self.size,
+            self.position,
+            self.root_hex,
+            self.signed_at,
+            self.key_id,
+            self.heads_hex,
+            self.cases,
         )
+
+    @property
+    def heads(self) -> bytes | None:
+        return None if self.heads_hex is None else bytes.fromhex(self.heads_hex)
 
 
 def _hash_from_hex(value: object) -> bytes | None:
@@ -448,6 +480,8 @@ def verify_bundle(bundle: object, public_key: bytes) -> list[Problem]:
         report(None, "the bundle has no events (a non-empty list)")
     else:
         _check_events(events, case_id, checkpoint, report)
+        if checkpoint is not None and checkpoint.heads is not None and case_id is not None:
+            _check_head(bundle.get("head"), events[-1], case_id, checkpoint, report)
     return report.problems
 
 
@@ -467,6 +501,8 @@ def _read_checkpoint(value: object, report: _Report) -> Checkpoint | None:
     position = _whole(value.get("position"), 0, _MAX_UINT64)
     root = value.get("root")
     signature = value.get("signature")
+    heads, cases = value.get("heads"), value.get("cases")
+    with_heads = heads is not None or cases is not None
     wrong = [
         name
         for name, ok in (
@@ -477,6 +513,11 @@ def _read_checkpoint(value: object, report: _Report) -> Checkpoint | None:
             ("signed_at (a string)", isinstance(signed_at, str)),
             ("key_id (a string)", isinstance(key_id, str)),
             ("signature (128 hex digits)", _signature_from_hex(signature) is not None),
+            ("heads (64 hex digits)", not with_heads or _hash_from_hex(heads) is not None),
+            (
+                "cases (a whole number >= 0)",
+                not with_heads or _whole(cases, 0, _MAX_UINT64) is not None,
+            ),
         )
         if not ok
     ]
@@ -487,7 +528,12 @@ def _read_checkpoint(value: object, report: _Report) -> Checkpoint | None:
     assert isinstance(root, str) and size is not None and position is not None
     raw_signature, raw_root = _signature_from_hex(signature), _hash_from_hex(root)
     assert raw_signature is not None and raw_root is not None
-    return Checkpoint(log, size, position, root, signed_at, key_id, raw_signature, raw_root)
+    if not with_heads:  # signed before checkpoints had case heads
+        return Checkpoint(log, size, position, root, signed_at, key_id, raw_signature, raw_root)
+    assert isinstance(heads, str) and isinstance(cases, int)
+    return Checkpoint(
+        log, size, position, root, signed_at, key_id, raw_signature, raw_root, heads, cases
+    )
 
 
 def _hashes_from_hex(values: list[object]) -> list[bytes] | None:
@@ -564,6 +610,32 @@ def _check_events(
             )
         elif checkpoint is not None:
             _check_inclusion(version, position, leaf, stated, proof, checkpoint, report)
+
+
+def _check_head(
+    head: object, last: object, case_id: bytes, checkpoint: Checkpoint, report: _Report
+) -> None:
+    """The bundle's last event is the case's newest in the checkpoint: its head (case,
+    version, hash) is a leaf of the checkpoint's tree of case heads. Without this, a bundle
+    cut short after any version would pass."""
+    version = _whole(last.get("version"), 1, _MAX_INT64) if isinstance(last, dict) else None
+    stated = _hash_from_hex(last.get("hash")) if isinstance(last, dict) else None
+    if version is None or stated is None:
+        return  # the last event is unreadable: reported already
+    index = _whole(head.get("index"), 0, _MAX_UINT64) if isinstance(head, dict) else None
+    proof = head.get("proof") if isinstance(head, dict) else None
+    path = _hashes_from_hex(proof) if isinstance(proof, list) else None
+    if index is None or path is None:
+        report(None, "the bundle's head lacks a valid index (a whole number) or proof (hashes)")
+        return
+    heads, cases = checkpoint.heads, checkpoint.cases
+    assert heads is not None and cases is not None
+    if not verify_inclusion(head_leaf(case_id, version, stated), index, cases, path, heads):
+        report(
+            version,
+            f"the checkpoint does not show version {version} as the case's newest: events "
+            "after it are missing from the bundle, or its head proof was changed",
+        )
 
 
 _EventFields = tuple[int, int, int, bytes, str, bytes, bytes, list[object]]
@@ -687,7 +759,8 @@ A bundle (from `caseledger audit bundle CASE_ID`) holds every event of one case,
 its hash and its Merkle inclusion proof, and the signed checkpoint they are proved against.
 This script recomputes each event's hash from its content and the previous version's hash
 (versions 1..N, none missing), checks that each event is a leaf of the tree whose root the
-checkpoint states, and that the checkpoint is signed by the key you trust. It trusts nothing
+checkpoint states, that version N is the case's newest there (a leaf of the checkpoint's
+tree of case heads), and that the checkpoint is signed by the key you trust. It trusts nothing
 in the bundle itself, not even the bundle's "public_key" field: pass the key you got from
 the operator (`caseledger audit public-key`, run on the server) with --public-key.
 
@@ -762,11 +835,17 @@ def summary(bundle: dict[str, object]) -> str:
     events = bundle["events"]
     checkpoint = bundle["checkpoint"]
     assert isinstance(events, list) and isinstance(checkpoint, dict)
+    newest = (
+        f"; version {len(events):,} is the case's newest in it"
+        if "heads" in checkpoint
+        else "; this checkpoint predates case heads: it does not show that no later event of "
+        "the case exists"
+    )
     return (
         f"OK: {len(events):,} event{'s' if len(events) != 1 else ''} of case "
         f"{bundle['case_id']}, versions 1-{len(events):,}, included in checkpoint of size "
         f"{checkpoint['size']:,} of log {checkpoint['log']} signed at {checkpoint['signed_at']} "
-        f"by key {checkpoint['key_id']}"
+        f"by key {checkpoint['key_id']}{newest}"
     )
 
 

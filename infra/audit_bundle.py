@@ -16,7 +16,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from domain.evidence import BUNDLE_FORMAT, leaf_hash, node_hash
-from infra.audit_ledger import Checkpoint, CheckpointStore, LogGap
+from infra.audit_ledger import CHECKPOINT_LOCK, Checkpoint, CheckpointStore, LogGap, head_leaves
 from services.audit import CheckpointView, LogNotDense
 from services.errors import CaseNotFound
 
@@ -30,6 +30,11 @@ _LEAVES = (
 )
 
 Range = tuple[int, int]  # [start, end) of leaves
+_ATTEMPTS = 3
+
+
+class _CaseMovedOn(Exception):
+    """The case got newer events, signed by a checkpoint, while its bundle was made."""
 
 
 def path_ranges(index: int, size: int) -> list[Range]:
@@ -92,6 +97,14 @@ class EvidenceBundles:
     def bundle(self, case_id: UUID) -> dict[str, Any]:
         """The bundle of ``case_id``: a fresh checkpoint first when the latest does not cover
         all of the case's events (``CaseNotFound`` when it has none)."""
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return self._bundle(case_id)
+            except _CaseMovedOn:
+                continue  # a checkpoint signed the case's newer events meanwhile: read again
+        return self._bundle(case_id)
+
+    def _bundle(self, case_id: UUID) -> dict[str, Any]:
         events = self._case_events(case_id)
         if not events:
             raise CaseNotFound(
@@ -104,6 +117,7 @@ class EvidenceBundles:
             checkpoint = made or self.store.latest(self.table)
         assert checkpoint is not None
         self._publish()
+        checkpoint, head = self._head(case_id, events[-1], checkpoint)
         wanted = {r for e in events for r in path_ranges(e["leaf"], checkpoint.size)}
         try:
             hashes = range_hashes(self._leaves(checkpoint.size), checkpoint.size, wanted)
@@ -115,7 +129,7 @@ class EvidenceBundles:
             ) from None
         for event in events:
             event["proof"] = [hashes[r].hex() for r in path_ranges(event["leaf"], checkpoint.size)]
-        return {
+        bundle = {
             "format": BUNDLE_FORMAT,
             "log": self.table,
             "case_id": str(case_id),
@@ -123,6 +137,52 @@ class EvidenceBundles:
             "checkpoint": checkpoint.as_json(),
             "public_key": self.store.key.public_hex,
         }
+        if head is not None:
+            bundle["head"] = head
+        return bundle
+
+    def _head(
+        self, case_id: UUID, newest: dict[str, Any], checkpoint: Checkpoint
+    ) -> tuple[Checkpoint, dict[str, Any] | None]:
+        """The latest checkpoint (``checkpoint``, or one made since) and the proof that the
+        case's newest event is its head in that checkpoint's tree of case heads (None for a
+        checkpoint signed before case heads). Read under the checkpoints' lock, so that the
+        table of heads is at the checkpoint's size."""
+        with self.store.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CHECKPOINT_LOCK, self.table)
+            )
+            latest = self.store.latest(self.table, conn)
+            checkpoint = latest if latest is not None else checkpoint
+            if checkpoint.heads is None or checkpoint.cases is None:
+                return checkpoint, None
+            found = conn.execute(
+                "SELECT (SELECT count(*) FROM audit_heads WHERE log = %(log)s"
+                " AND case_id < %(case)s) AS index, h.version, h.hash, s.size"
+                " FROM audit_heads h JOIN audit_heads_size s ON s.log = h.log"
+                " WHERE h.log = %(log)s AND h.case_id = %(case)s",
+                {"log": self.table, "case": case_id},
+            ).fetchone()
+            if (
+                found is not None
+                and found["size"] == checkpoint.size
+                and found["version"] > newest["version"]
+            ):
+                raise _CaseMovedOn
+            if found is None or found["size"] != checkpoint.size:
+                raise LogNotDense(
+                    f"the case heads of {self.table} hold no head of case {case_id} at the "
+                    f"checkpoint of size {checkpoint.size:,}: they were changed",
+                    hint="run `caseledger audit verify` to see what was changed",
+                )
+            # A head that differs from the case's newest event is proved as signed: the
+            # auditor's verifier then names the difference.
+            index = int(found["index"])
+            wanted = set(path_ranges(index, checkpoint.cases))
+            leaves = head_leaves(self.store.head_rows(conn, self.table))
+            hashes = range_hashes(leaves, checkpoint.cases, wanted)
+        proof = [hashes[r].hex() for r in path_ranges(index, checkpoint.cases)]
+        return checkpoint, {"index": index, "proof": proof}
 
     def _checkpoint(self) -> Checkpoint | None:
         try:
@@ -215,4 +275,6 @@ def _view(checkpoint: Checkpoint, published: bool) -> CheckpointView:
         key_id=c.key_id,
         signature=c.signature,
         published=published,
+        heads=c.heads,
+        cases=c.cases,
     )

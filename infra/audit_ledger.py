@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -36,7 +36,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import ConnectionPool
 
-from domain.evidence import Frontier, checkpoint_message, leaf_hash
+from domain.evidence import Frontier, checkpoint_message, head_leaf, leaf_hash
 from infra.audit_keys import SigningKey, signing_key
 from infra.kafka import SEND_TIMEOUT_S, ensure_topic, new_producer
 from infra.settings import Settings
@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 #: The trigger's name on every event table it guards.
 TRIGGER = "audit_chain"
-#: Serialises checkpoints of one log between processes (with the log's name as second key).
-_CHECKPOINT_LOCK = 7_110_012
+#: Serialises checkpoints of one log between processes, and a bundle's read of its case heads
+#: (with the log's name as second key).
+CHECKPOINT_LOCK = 7_110_012
 
 _CHECKPOINTS_TABLE = """
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
@@ -65,7 +66,27 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 );
 CREATE INDEX IF NOT EXISTS audit_checkpoints_unpublished ON audit_checkpoints (id)
     WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS audit_heads (
+    log      text NOT NULL,
+    case_id  uuid NOT NULL,
+    version  bigint NOT NULL,
+    hash     bytea NOT NULL,
+    PRIMARY KEY (log, case_id)
+);
+CREATE TABLE IF NOT EXISTS audit_heads_size (
+    log  text PRIMARY KEY,
+    size bigint NOT NULL
+);
 """
+
+# Checkpoints made before they had case heads lack the columns. Added only when missing: an
+# ALTER TABLE waits for every transaction on the table, even with IF NOT EXISTS, and every
+# process runs install() when it starts.
+_HEADS_COLUMNS = "ALTER TABLE audit_checkpoints ADD COLUMN heads text, ADD COLUMN cases bigint"
+_HAS_HEADS = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND table_name = 'audit_checkpoints' AND column_name = 'heads'"
+)
 
 # The chain, as the spec writes it (docs/audit.md). A function per table, so that its
 # queries name the table and PL/pgSQL keeps their plans.
@@ -148,6 +169,8 @@ def install(pool: ConnectionPool[Connection[DictRow]], tables: Iterable[str]) ->
     backfilled once, under the table's EXCLUSIVE lock. Call it under ``infra.db.schema_lock``."""
     with pool.connection() as conn:
         conn.execute(_CHECKPOINTS_TABLE)
+        if conn.execute(_HAS_HEADS).fetchone() is None:
+            conn.execute(_HEADS_COLUMNS)
         for table in tables:
             if not _guarded(conn, table):
                 _guard(conn, table)
@@ -189,10 +212,14 @@ class Checkpoint:
     signature: str
     id: int | None = None
     published: bool = False
+    #: The root of the tree of case heads (hex) and how many cases it holds; None for a
+    #: checkpoint signed before checkpoints had them.
+    heads: str | None = None
+    cases: int | None = None
 
     def statement(self) -> dict[str, Any]:
         """The signed fields."""
-        return {
+        fields: dict[str, Any] = {
             "log": self.log,
             "size": self.size,
             "position": self.position,
@@ -200,6 +227,9 @@ class Checkpoint:
             "signed_at": self.signed_at,
             "key_id": self.key_id,
         }
+        if self.heads is not None:
+            fields["heads"], fields["cases"] = self.heads, self.cases
+        return fields
 
     def as_json(self) -> dict[str, Any]:
         """What the topic and the evidence bundles carry: the signed fields and the signature."""
@@ -210,7 +240,18 @@ _LEAVES = """
 SELECT audit_leaf, notification_id, audit_hash FROM {table}
 WHERE audit_leaf >= %s ORDER BY audit_leaf
 """
-_CHECKPOINT_COLUMNS = "id, log, size, position, root, signed_at, key_id, signature, published_at"
+CHECKPOINT_COLUMNS = (
+    "id, log, size, position, root, signed_at, key_id, signature, published_at, heads, cases"
+)
+# Each case's newest event among the leaves [start, end): what a checkpoint brings its table
+# of case heads to (one row per case of the log).
+_HEADS_UPSERT = """
+INSERT INTO audit_heads (log, case_id, version, hash)
+SELECT DISTINCT ON (originator_id) %s, originator_id, originator_version, audit_hash
+FROM {table} WHERE audit_leaf >= %s AND audit_leaf < %s
+ORDER BY originator_id, originator_version DESC
+ON CONFLICT (log, case_id) DO UPDATE SET version = EXCLUDED.version, hash = EXCLUDED.hash
+"""
 
 
 class LogGap(Exception):
@@ -218,19 +259,50 @@ class LogGap(Exception):
     events. Nothing is signed; ``caseledger audit verify`` says what."""
 
 
-def sign(key: SigningKey, log_name: str, size: int, position: int, root: bytes) -> Checkpoint:
-    """A checkpoint of ``root`` at ``size`` leaves, signed now with ``key``."""
-    signed_at = datetime.now(UTC).isoformat()
-    message = checkpoint_message(log_name, size, position, root.hex(), signed_at, key.key_id)
-    return Checkpoint(
-        log_name, size, position, root.hex(), signed_at, key.key_id, key.sign(message).hex()
+def sign(
+    key: SigningKey,
+    log_name: str,
+    size: int,
+    position: int,
+    root: bytes,
+    heads: tuple[bytes, int] | None = None,
+) -> Checkpoint:
+    """A checkpoint of ``root`` at ``size`` leaves, and of ``heads`` (the root of the tree of
+    case heads, and how many cases), signed now with ``key``."""
+    made = Checkpoint(
+        log_name,
+        size,
+        position,
+        root.hex(),
+        datetime.now(UTC).isoformat(),
+        key.key_id,
+        "",
+        heads=None if heads is None else heads[0].hex(),
+        cases=None if heads is None else heads[1],
     )
+    return replace(made, signature=key.sign(message_of(made)).hex())
 
 
 def message_of(checkpoint: Checkpoint) -> bytes:
     """The bytes its signature covers."""
     c = checkpoint
-    return checkpoint_message(c.log, c.size, c.position, c.root, c.signed_at, c.key_id)
+    return checkpoint_message(
+        c.log, c.size, c.position, c.root, c.signed_at, c.key_id, c.heads, c.cases
+    )
+
+
+def head_leaves(rows: Iterable[tuple[bytes, int, bytes]]) -> Iterator[bytes]:
+    """The leaves of a tree of case heads from (16 UUID bytes, version, hash) in case order."""
+    for case_id, version, event_hash in rows:
+        yield head_leaf(bytes(case_id), version, bytes(event_hash))
+
+
+def tree_root(leaves: Iterable[bytes]) -> tuple[bytes, int]:
+    """The Merkle root of ``leaves`` and how many there are, holding O(log n) hashes."""
+    frontier = Frontier()
+    for leaf in leaves:
+        frontier.append(leaf)
+    return frontier.root(), frontier.size
 
 
 def checkpoint_from_row(row: DictRow) -> Checkpoint:
@@ -244,6 +316,8 @@ def checkpoint_from_row(row: DictRow) -> Checkpoint:
         signature=row["signature"],
         id=row["id"],
         published=row["published_at"] is not None,
+        heads=row["heads"],
+        cases=row["cases"],
     )
 
 
@@ -268,9 +342,7 @@ class CheckpointStore:
         checkpoint; None when the log did not grow since (unless ``force`` and it is empty).
         Raises :class:`LogGap` when the log is not dense."""
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_CHECKPOINT_LOCK, table)
-            )
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (CHECKPOINT_LOCK, table))
             last = conn.execute(
                 "SELECT size, position, frontier FROM audit_checkpoints WHERE log = %s"
                 " ORDER BY size DESC LIMIT 1",
@@ -296,10 +368,12 @@ class CheckpointStore:
                 return None
             if last is None and frontier.size == 0 and not force:
                 return None
-            made = sign(self.key, table, frontier.size, position, frontier.root())
+            heads = self._heads(conn, table, frontier.size)
+            made = sign(self.key, table, frontier.size, position, frontier.root(), heads)
             row = conn.execute(
                 "INSERT INTO audit_checkpoints (log, size, position, root, signed_at, key_id,"
-                " signature, frontier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                " signature, frontier, heads, cases)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
                     made.log,
                     made.size,
@@ -309,10 +383,42 @@ class CheckpointStore:
                     made.key_id,
                     made.signature,
                     b"".join(bytes.fromhex(h) for h in frontier.to_list()),
+                    made.heads,
+                    made.cases,
                 ),
             ).fetchone()
         assert row is not None
         return Checkpoint(**{**made.__dict__, "id": row["id"]})
+
+    def _heads(self, conn: Connection[DictRow], table: str, size: int) -> tuple[bytes, int]:
+        """Bring the log's table of case heads to ``size`` leaves (from the size it was at,
+        reading only the leaves added since; from scratch the first time), and answer the
+        root of their tree and how many cases it holds. Under the checkpoint's lock."""
+        row = conn.execute("SELECT size FROM audit_heads_size WHERE log = %s", (table,)).fetchone()
+        start = row["size"] if row is not None and row["size"] <= size else None
+        if start is None:  # never built, or ahead of the log (a restored backup): rebuild
+            conn.execute("DELETE FROM audit_heads WHERE log = %s", (table,))
+            start = 0
+        conn.execute(_sql(_HEADS_UPSERT, table), (table, start, size))
+        conn.execute(
+            "INSERT INTO audit_heads_size (log, size) VALUES (%s, %s)"
+            " ON CONFLICT (log) DO UPDATE SET size = EXCLUDED.size",
+            (table, size),
+        )
+        return tree_root(head_leaves(self.head_rows(conn, table)))
+
+    def head_rows(
+        self, conn: Connection[DictRow], table: str
+    ) -> Iterator[tuple[bytes, int, bytes]]:
+        """The log's case heads in case order: (16 UUID bytes, version, hash)."""
+        with conn.cursor(name=f"audit_heads_{table}", row_factory=tuple_row, binary=True) as cursor:
+            cursor.itersize = 20_000
+            cursor.execute(
+                "SELECT uuid_send(case_id), version, hash FROM audit_heads WHERE log = %s"
+                " ORDER BY case_id",
+                (table,),
+            )
+            yield from cursor
 
     def _leaves(
         self, conn: Connection[DictRow], table: str, start: int
@@ -327,20 +433,23 @@ class CheckpointStore:
         """A checkpoint of every log that grew since its last one."""
         return [made for table in self.tables if (made := self.checkpoint(table)) is not None]
 
-    def latest(self, table: str) -> Checkpoint | None:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE log = %s"
-                " ORDER BY size DESC LIMIT 1",
-                (table,),
-            ).fetchone()
+    def latest(self, table: str, conn: Connection[DictRow] | None = None) -> Checkpoint | None:
+        """The log's newest checkpoint (read on ``conn`` when given)."""
+        if conn is None:
+            with self.pool.connection() as own:
+                return self.latest(table, own)
+        row = conn.execute(
+            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE log = %s"
+            " ORDER BY size DESC LIMIT 1",
+            (table,),
+        ).fetchone()
         return checkpoint_from_row(row) if row else None
 
     def listing(self, log_name: str | None = None, limit: int = 100) -> list[Checkpoint]:
         """The newest checkpoints first, of one log or of all."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints"
+                f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints"
                 " WHERE %(log)s::text IS NULL OR log = %(log)s ORDER BY id DESC LIMIT %(limit)s",
                 {"log": log_name, "limit": limit},
             ).fetchall()
@@ -348,14 +457,14 @@ class CheckpointStore:
 
     def all_checkpoints(self, conn: Connection[DictRow]) -> list[Checkpoint]:
         rows = conn.execute(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
+            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
         ).fetchall()
         return [checkpoint_from_row(r) for r in rows]
 
     def unpublished(self) -> list[Checkpoint]:
         with self.pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints"
+                f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints"
                 " WHERE published_at IS NULL ORDER BY id"
             ).fetchall()
         return [checkpoint_from_row(r) for r in rows]

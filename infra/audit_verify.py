@@ -32,12 +32,12 @@ from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from psycopg import Connection
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 from psycopg_pool import ConnectionPool
 
 from domain.evidence import ZERO_HASH, Frontier, event_hash, leaf_hash
 from infra.audit_keys import verify_signature
-from infra.audit_ledger import Checkpoint, message_of
+from infra.audit_ledger import Checkpoint, head_leaves, message_of, tree_root
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ FROM {table} ORDER BY originator_id, originator_version
 _TREE = """
 SELECT audit_leaf, notification_id, audit_hash, originator_id, originator_version
 FROM {table} ORDER BY audit_leaf
+"""
+# Each case's newest event among the first ``size`` leaves, in case order: the case heads a
+# checkpoint of that size signed.
+_HEADS_AT = """
+SELECT DISTINCT ON (originator_id) uuid_send(originator_id), originator_version, audit_hash
+FROM {table} WHERE audit_leaf < {size} ORDER BY originator_id, originator_version DESC
 """
 _LIST_AHEAD = """
 SELECT c.case_id, c.version, s.stored FROM case_list c
@@ -219,6 +225,7 @@ class Verifier:
             for count in self._tree(table, mine, report):
                 show(done + count, total)
             done += sizes[table]
+            self._heads(table, mine, report)
         self._case_list_versions(self.tables[0], report)
         show(total, total)
         return report
@@ -278,7 +285,8 @@ class Verifier:
                     )
                 )
             elif row.as_json() != copy.as_json():
-                changed = [k for k, v in copy.as_json().items() if row.as_json()[k] != v]
+                theirs, ours = copy.as_json(), row.as_json()
+                changed = [k for k in {**theirs, **ours} if theirs.get(k) != ours.get(k)]
                 report.add(
                     Problem(
                         "checkpoint_altered",
@@ -546,6 +554,29 @@ class Verifier:
 
     # --- an independent copy of each case's version ---------------------------------------
 
+    def _heads(self, table: str, checkpoints: list[Checkpoint], report: Report) -> None:
+        """The case heads the newest checkpoint signed, recomputed from the events: they
+        differ, with nothing else wrong in the log, when the table the checkpointer keeps
+        them in was changed before it signed (bundles against it would prove a case's
+        history ends where it does not). When other problems were found, they say more."""
+        latest = next((c for c in reversed(checkpoints) if c.heads is not None), None)
+        if latest is None or any(p.log == table for p in report.problems):
+            return
+        query = SQL(_HEADS_AT).format(table=Identifier(table), size=Literal(latest.size))
+        root, cases = tree_root(head_leaves(_stream(self.pool, query)))
+        if (root.hex(), cases) != (latest.heads, latest.cases):
+            report.add(
+                Problem(
+                    "heads_differ",
+                    table,
+                    f"the case heads signed in the checkpoint of size {latest.size:,} "
+                    f"({latest.signed_at}: {latest.cases:,} cases) are not the newest event of "
+                    f"each case in the log ({cases:,} cases): the table audit_heads was changed "
+                    "before it was signed; evidence bundles against it cannot be trusted to "
+                    "show where a case's history ends",
+                )
+            )
+
     def _case_list_versions(self, table: str, report: Report) -> None:
         """Cases the case list (a projection) knows at a version the store no longer holds:
         the last events of a case deleted, which neither its chain nor a gap shows."""
@@ -655,11 +686,10 @@ def _log_size(conn: Connection[DictRow], table: str) -> int:
 
 
 def _table_checkpoints(conn: Connection[DictRow]) -> list[Checkpoint]:
-    from infra.audit_ledger import checkpoint_from_row  # noqa: PLC0415
+    from infra.audit_ledger import CHECKPOINT_COLUMNS, checkpoint_from_row  # noqa: PLC0415
 
     rows = conn.execute(
-        "SELECT id, log, size, position, root, signed_at, key_id, signature, published_at"
-        " FROM audit_checkpoints ORDER BY log, size, id"
+        f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
     ).fetchall()
     return [checkpoint_from_row(r) for r in rows]
 
@@ -704,6 +734,8 @@ def _parse(value: bytes) -> Checkpoint | None:
             key_id=str(data["key_id"]),
             signature=str(data["signature"]),
             published=True,
+            heads=None if data.get("heads") is None else str(data["heads"]),
+            cases=None if data.get("cases") is None else int(data["cases"]),
         )
     except (ValueError, KeyError, TypeError):
         log.warning("a message on the audit topic is not a checkpoint: %r", value[:200])

@@ -23,6 +23,8 @@ class CheckpointView:
     key_id: str
     signature: str
     published: bool
+    heads: str | None = None
+    cases: int | None = None
 
 
 class LogNotDense(InvalidTransition):

@@ -2,6 +2,9 @@
 
 A bundle holds `events` events of one case, versions 1..N, at leaves spread evenly over a log
 of `log_size` leaves; the other leaves stand for other cases' events (random leaf hashes).
+The checkpoint's tree of case heads holds the case's head among `other_cases` random ones, in
+case-id order, and the bundle its head proof (unless made with `heads=False`, as a checkpoint
+signed before case heads).
 Positions (notification ids) skip a value now and then, as PostgreSQL's do after a rolled-back
 insert, so a mix-up of leaf and position shows. The checkpoint covers the whole log and is
 signed with the `cryptography` package, independently of the pure-Python verifier.
@@ -24,6 +27,8 @@ from domain.evidence import (
     ZERO_HASH,
     checkpoint_message,
     event_hash,
+    head_leaf,
+    inclusion_proof,
     inclusion_proofs,
     key_id_of,
     leaf_hash,
@@ -58,6 +63,8 @@ class Signer:
             checkpoint["root"],
             checkpoint["signed_at"],
             checkpoint["key_id"],
+            checkpoint.get("heads"),
+            checkpoint.get("cases"),
         )
         checkpoint["signature"] = self.private.sign(message).hex()
 
@@ -68,7 +75,14 @@ def position_of(leaf: int) -> int:
 
 
 def make_bundle(
-    signer: Signer, events: int, log_size: int, *, state_size: int = 120, seed: int = 0
+    signer: Signer,
+    events: int,
+    log_size: int,
+    *,
+    state_size: int = 120,
+    seed: int = 0,
+    heads: bool = True,
+    other_cases: int = 20,
 ) -> dict[str, Any]:
     """A valid bundle of `events` events over a log of `log_size` leaves."""
     if not 0 < events <= log_size:
@@ -95,8 +109,23 @@ def make_bundle(
         "root": merkle_root(leaves).hex(),
         "signed_at": SIGNED_AT,
     }
+    head: dict[str, Any] | None = None
+    if heads:
+        others = [
+            (uuid.UUID(int=rng.getrandbits(128)).bytes, rng.randrange(1, 99), rng.randbytes(32))
+            for _ in range(other_cases)
+        ]
+        ordered = sorted([*others, (case_id.bytes, events, prev)])
+        head_leaves = [head_leaf(*row) for row in ordered]
+        index = ordered.index((case_id.bytes, events, prev))
+        checkpoint["heads"] = merkle_root(head_leaves).hex()
+        checkpoint["cases"] = len(ordered)
+        head = {
+            "index": index,
+            "proof": [p.hex() for p in inclusion_proof(head_leaves, index, len(ordered))],
+        }
     signer.sign_checkpoint(checkpoint)
-    return {
+    bundle = {
         "format": BUNDLE_FORMAT,
         "log": LOG,
         "case_id": str(case_id),
@@ -116,3 +145,6 @@ def make_bundle(
         "checkpoint": checkpoint,
         "public_key": signer.public.hex(),
     }
+    if head is not None:
+        bundle["head"] = head
+    return bundle

@@ -42,6 +42,13 @@ class CheckpointPublic(BaseModel):
     key_id: str
     signature: str = Field(description="hex Ed25519 signature (docs/audit.md)")
     published: bool = Field(description="whether the audit topic has its copy yet")
+    heads: str | None = Field(
+        default=None,
+        description="hex of the root of the tree of case heads (each case's newest version "
+        "and hash, in case order), signed with the rest; null for a checkpoint signed before "
+        "checkpoints had case heads",
+    )
+    cases: int | None = Field(default=None, description="how many case heads that tree holds")
 
 
 def _trail(deps: Deps) -> AuditTrail:

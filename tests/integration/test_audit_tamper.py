@@ -172,11 +172,34 @@ def test_a_deleted_event_in_the_middle_of_a_case_is_named(store: Store, tmp_path
     assert run.returncode == 1 and "version 2 is missing" in run.stdout, run.stdout
 
 
-def test_a_deleted_last_event_of_a_case_is_named_from_the_case_list(store: Store) -> None:
+def test_a_deleted_last_event_of_a_case_is_named_from_the_case_list(
+    store: Store, tmp_path: Path
+) -> None:
     case = store.cases[1]
+    honest = store.bundle(case)
     store.sql(f"DELETE FROM {EVENTS} WHERE originator_id = %s AND originator_version = 4", (case,))
     code, problems = store.verify()
     assert code == 1 and _named(problems, "event_missing", case, 4), problems
+    # the bundle a forger would hand over: every proof holds, but the case heads the
+    # checkpoint signed show version 4 as the case's newest
+    forged = {**honest, "events": honest["events"][:3]}
+    run = store.offline(forged, tmp_path)
+    assert run.returncode == 1, run.stdout
+    assert f"case {case}, version 3: the checkpoint does not show version 3" in run.stdout
+
+
+def test_case_heads_changed_before_a_checkpoint_are_named(store: Store, tmp_path: Path) -> None:
+    case = store.cases[2]
+    store.sql(  # the table the checkpointer keeps them in, as if the case ended at version 3
+        "UPDATE audit_heads SET version = 3, hash = %s WHERE case_id = %s",
+        (store.event(case, 3)["audit_hash"], case),
+    )
+    open_cases(store.container, 1)  # the log grows: the next checkpoint signs those heads
+    assert store.container.audit.checkpoint(EVENTS) is not None
+    code, problems = store.verify()
+    assert code == 1 and [p["kind"] for p in problems] == ["heads_differ"], problems
+    run = store.offline(store.bundle(case), tmp_path)  # made honestly, from what was signed
+    assert run.returncode == 1 and f"case {case}, version 4" in run.stdout, run.stdout
 
 
 def test_a_forged_event_inserted_into_the_signed_log_is_named(store: Store, tmp_path: Path) -> None:

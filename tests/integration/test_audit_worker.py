@@ -4,7 +4,7 @@ nothing across a SIGKILL, and rides out broker (and database) outages, publishin
 signed meanwhile once the broker is back.
 
 A turn of the worker is observed without sleeping: every checkpoint of the case ledger's log
-takes the advisory lock ``(_CHECKPOINT_LOCK, hashtext(log))`` inside its transaction, so the
+takes the advisory lock ``(CHECKPOINT_LOCK, hashtext(log))`` inside its transaction, so the
 test holds that lock, waits until the worker queues behind it (a turn began), and lets go.
 """
 
@@ -26,7 +26,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from typer.testing import CliRunner
 
-from infra.audit_ledger import _CHECKPOINT_LOCK
+from infra.audit_ledger import CHECKPOINT_LOCK
 from infra.bootstrap import Container, bootstrap
 from infra.cli import app
 from infra.embedded import EmbeddedBroker, free_port, start_postgres
@@ -101,8 +101,8 @@ class Workers:
 def _rows(container: Container) -> list[dict[str, Any]]:
     with container.pool.connection() as conn:
         return conn.execute(
-            "SELECT id, log, size, position, root, signed_at, key_id, signature, published_at"
-            " FROM audit_checkpoints WHERE log = %s ORDER BY size",
+            "SELECT id, log, size, position, root, signed_at, key_id, signature, published_at,"
+            " heads, cases FROM audit_checkpoints WHERE log = %s ORDER BY size",
             (EVENTS,),
         ).fetchall()
 
@@ -138,7 +138,8 @@ def _published(settings: Settings, log: str = EVENTS) -> list[dict[str, Any]]:
 
 
 def _signed(row: dict[str, Any]) -> dict[str, Any]:
-    fields = ("log", "size", "position", "root", "signed_at", "key_id", "signature")
+    fields = ["log", "size", "position", "root", "signed_at", "key_id", "signature", "heads"]
+    fields.append("cases")
     return {k: row[k] for k in fields}
 
 
@@ -162,7 +163,7 @@ class TurnGate:
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.execute(_UNLOCK, (_CHECKPOINT_LOCK, EVENTS))
+            self.conn.execute(_UNLOCK, (CHECKPOINT_LOCK, EVENTS))
             self.conn.close()
             self.conn = None
 
@@ -170,7 +171,7 @@ class TurnGate:
         """Take the lock (waiting for a turn that has it to end)."""
         assert self.conn is None
         self.conn = psycopg.connect(self.dsn, autocommit=True)
-        self.conn.execute(_LOCK, (_CHECKPOINT_LOCK, EVENTS))
+        self.conn.execute(_LOCK, (CHECKPOINT_LOCK, EVENTS))
 
     def wait_for_turn(self, process: subprocess.Popen[bytes]) -> None:
         """Wait until the worker queues behind the lock: a turn began."""

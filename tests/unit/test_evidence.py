@@ -242,6 +242,22 @@ def test_checkpoint_message_and_key_id_follow_the_format() -> None:
         b'{"key_id":"k1","log":"caseledger_events","position":9,"root":"' + b"ab" * 32 + b'",'
         b'"signed_at":"2026-12-07T03:00:00+00:00","size":5}'
     )
+    with_heads = checkpoint_message(
+        "caseledger_events", 5, 9, "ab" * 32, "2026-12-07T03:00:00+00:00", "k1", "cd" * 32, 3
+    )
+    assert with_heads == (
+        b"caseledger-checkpoint-v1\n"
+        b'{"cases":3,"heads":"' + b"cd" * 32 + b'","key_id":"k1","log":"caseledger_events",'
+        b'"position":9,"root":"' + b"ab" * 32 + b'","signed_at":"2026-12-07T03:00:00+00:00",'
+        b'"size":5}'
+    )
+
+
+def test_a_case_head_is_its_id_newest_version_and_hash_with_its_own_prefix() -> None:
+    case, digest = uuid.UUID(int=7).bytes, bytes(range(32))
+    expected = hashlib.sha256(b"\x02" + case + struct.pack(">Q", 12) + digest).digest()
+    assert evidence.head_leaf(case, 12, digest) == expected
+    assert expected not in (leaf_hash(12, digest), node_hash(case + case, digest))
 
 
 RFC_8032_VECTORS = [  # (public key, message, signature): TEST 1, 2 and 3 of section 7.1
@@ -442,6 +458,13 @@ PROBLEM_KINDS: dict[str, tuple[Callable[[dict[str, Any]], None], int | None, str
     "proof element hex": (edit("events.0.proof.0", "x" * 64), 1, "other than 64 hex digits"),
     "proof element dropped": (edit("events.0.proof.0", DELETE), 1, "does not lead to"),
     "root re-signed": (resigned(edit("checkpoint.root", "00" * 32)), 1, "does not lead to"),
+    "cut short": (edit("events.5", DELETE), 5, "does not show version 5 as the case's newest"),
+    "head proof changed": (edit("head.proof.0", "00" * 32), 6, "as the case's newest"),
+    "head index changed": (edit("head.index", 0), 6, "as the case's newest"),
+    "no head": (edit("head", DELETE), None, "head lacks a valid index"),
+    "heads hex": (edit("checkpoint.heads", "zz" * 32), None, "valid heads"),
+    "heads re-signed": (resigned(edit("checkpoint.heads", "00" * 32)), 6, "case's newest"),
+    "cases re-signed": (resigned(edit("checkpoint.cases", 7)), 6, "case's newest"),
 }
 
 
@@ -453,6 +476,16 @@ def test_each_kind_of_problem_is_reported_with_its_case_and_version(kind: str) -
     problems = problems_of(bundle)
     case = f"case {bundle['case_id']}"
     assert any(v == version and words in text and case in text for v, text in problems), problems
+
+
+def test_a_bundle_against_a_checkpoint_without_case_heads_still_verifies_and_says_so() -> None:
+    old = make_bundle(SIGNER, events=6, log_size=45, seed=12, heads=False)
+    assert "heads" not in old["checkpoint"] and "head" not in old
+    assert verify_bundle(old, SIGNER.public) == []
+    cut = {**old, "events": old["events"][:-1]}  # what case heads are there to catch
+    assert verify_bundle(cut, SIGNER.public) == []
+    assert "does not show that no later event" in evidence.summary(old)
+    assert "version 6 is the case's newest" in evidence.summary(fresh())
 
 
 def test_another_trusted_key_is_a_problem_even_for_an_intact_bundle() -> None:
@@ -487,6 +520,10 @@ TARGETS = [
     "size",
     "signed_at",
     "log",
+    "heads",
+    "cases",
+    "index",
+    "head_proof",
 ]
 
 
@@ -494,27 +531,26 @@ def tamper(bundle: dict[str, Any], target: str, event: int, choice: int, bit: in
     """Flip one bit of one field (for bytes fields, of its decoded bytes)."""
     checkpoint = bundle["checkpoint"]
     chosen = bundle["events"][event % len(bundle["events"])]
+    # where each field lives, for those flipped the same way
+    holder = {"root": checkpoint, "signature": checkpoint, "heads": checkpoint}
+    holder |= {"size": checkpoint, "cases": checkpoint, "index": bundle["head"]}
     if target == "state":
         raw = base64.b64decode(chosen["state"])
         chosen["state"] = base64.b64encode(flip_bit(raw, choice * 8 + bit)).decode()
-    elif target == "hash":
-        chosen["hash"] = flip_bit(bytes.fromhex(chosen["hash"]), choice * 8 + bit).hex()
-    elif target == "proof":
-        proof = chosen["proof"]
+    elif target in ("hash", "root", "signature", "heads"):
+        where = holder.get(target, chosen)
+        where[target] = flip_bit(bytes.fromhex(where[target]), choice * 8 + bit).hex()
+    elif target in ("proof", "head_proof"):
+        proof = chosen["proof"] if target == "proof" else bundle["head"]["proof"]
         at = choice % len(proof)
         proof[at] = flip_bit(bytes.fromhex(proof[at]), choice * 8 + bit).hex()
-    elif target in ("position", "leaf", "version"):
-        chosen[target] ^= 1 << (choice % 64)
+    elif target in ("position", "leaf", "version", "size", "cases", "index"):
+        holder.get(target, chosen)[target] ^= 1 << (choice % 64)
     elif target == "originator_id":  # its 16 bytes: "A" and "a" are the same UUID digit
         raw = uuid.UUID(chosen[target]).bytes
         chosen[target] = str(uuid.UUID(bytes=flip_bit(raw, choice * 8 + bit)))
     elif target == "topic":
         chosen[target] = flip_text(chosen[target], choice, bit)
-    elif target in ("root", "signature"):
-        raw = bytes.fromhex(checkpoint[target])
-        checkpoint[target] = flip_bit(raw, choice * 8 + bit).hex()
-    elif target == "size":
-        checkpoint["size"] ^= 1 << (choice % 64)
     else:  # signed_at, log: text in the checkpoint
         checkpoint[target] = flip_text(checkpoint[target], choice, bit)
 

@@ -156,13 +156,7 @@ class EvidenceBundles:
             checkpoint = latest if latest is not None else checkpoint
             if checkpoint.heads is None or checkpoint.cases is None:
                 return checkpoint, None
-            found = conn.execute(
-                "SELECT (SELECT count(*) FROM audit_heads WHERE log = %(log)s"
-                " AND case_id < %(case)s) AS index, h.version, h.hash, s.size"
-                " FROM audit_heads h JOIN audit_heads_size s ON s.log = h.log"
-                " WHERE h.log = %(log)s AND h.case_id = %(case)s",
-                {"log": self.table, "case": case_id},
-            ).fetchone()
+            found = self.store.head_of(conn, self.table, case_id)
             if (
                 found is not None
                 and found["size"] == checkpoint.size

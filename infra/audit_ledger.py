@@ -1,7 +1,8 @@
 """Tamper evidence in the event store: the hash chain, the dense leaf index, signed checkpoints.
 
 Owner of the ``audit_leaf`` and ``audit_hash`` columns of the event tables, of the trigger
-that fills them, and of the ``audit_checkpoints`` table (docs/audit.md, "Tamper evidence").
+that fills them, and of the ``audit_checkpoints``, ``audit_heads`` and ``audit_heads_size``
+tables (docs/audit.md, "Tamper evidence").
 
 - At store time a ``BEFORE INSERT FOR EACH ROW`` trigger gives every event its dense
   0-based place in the log (``audit_leaf``: max + 1, race-free because writers hold the
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import DictRow, tuple_row
@@ -406,6 +408,17 @@ class CheckpointStore:
             (table, size),
         )
         return tree_root(head_leaves(self.head_rows(conn, table)))
+
+    def head_of(self, conn: Connection[DictRow], table: str, case_id: UUID) -> DictRow | None:
+        """The case's head in the log's table of case heads, its ``index`` in case order and
+        the ``size`` the table is at (None when the case has no head there)."""
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM audit_heads WHERE log = %(log)s"
+            " AND case_id < %(case)s) AS index, h.version, h.hash, s.size"
+            " FROM audit_heads h JOIN audit_heads_size s ON s.log = h.log"
+            " WHERE h.log = %(log)s AND h.case_id = %(case)s",
+            {"log": table, "case": case_id},
+        ).fetchone()
 
     def head_rows(
         self, conn: Connection[DictRow], table: str

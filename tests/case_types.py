@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+import yaml
+
 from domain.definition import Definition
 from services.case_type_document import compile_definition, read_document
 
@@ -25,6 +27,16 @@ def shipped(name: str, version: int = 1) -> Definition:
 
 def shipped_document(name: str) -> dict[str, Any]:
     return read_document((SHIPPED / f"{name}.yaml").read_bytes(), "application/yaml")
+
+
+def draft(client: TestClient, key: str, document: dict[str, Any], reason: str = "t") -> Any:
+    """``POST /case-types`` with ``document`` as YAML: the answer (201 with the version)."""
+    return client.post(
+        "/case-types",
+        params={"reason": reason},
+        content=yaml.safe_dump(document).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/yaml"},
+    )
 
 
 def from_yaml(text: str, version: int = 1, known: tuple[str, ...] = ()) -> Definition:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from domain.context import CommandContext
 from infra.bootstrap import Container
 from services.auth import Role
-from tests.case_types import publish_reviewed, reviewer_key
+from tests.case_types import draft, publish_reviewed, reviewer_key
 from tests.conftest import auth, stored_event_count
 
 ADMIN = CommandContext("tester", "admin")
@@ -42,8 +42,8 @@ CONNECTOR: dict[str, Any] = {
 }
 
 
-def draft(client: TestClient, key: str, document: dict[str, Any]) -> int:
-    answer = client.post("/case-types?reason=r", json=document, headers=auth(key))
+def drafted(client: TestClient, key: str, document: dict[str, Any]) -> int:
+    answer = draft(client, key, document)
     assert answer.status_code == 201, answer.text
     return int(answer.json()["version"])
 
@@ -59,7 +59,7 @@ def test_a_version_the_connectors_would_not_fit_is_refused_until_they_are_change
     del breaking["fields"]["reference"]  # the mapping fills it
     breaking["states"] = {"open": {"initial": True}, "closed_ok": {"final": True}}
     breaking["transitions"]["finish"]["to"] = "closed_ok"
-    version = draft(client, admin, breaking)  # a draft on its own is fine
+    version = drafted(client, admin, breaking)  # a draft on its own is fine
 
     before = stored_event_count(container)
     versions = f"/case-types/tiny/versions/{version}"
@@ -99,7 +99,7 @@ def test_a_connector_changed_after_approval_stops_the_publication(
     admin = keys[Role.ADMIN]
     changed = copy.deepcopy(TINY)
     changed["fields"]["note"] = {"type": "number"}
-    version = draft(client, admin, changed)
+    version = drafted(client, admin, changed)
     versions = f"/case-types/tiny/versions/{version}"
     submitted = client.post(f"{versions}/submit", json={"comment": "c"}, headers=auth(admin))
     assert submitted.status_code == 200, submitted.text

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from infra.bootstrap import Container, bootstrap, build_api
 from infra.settings import Settings
 from services.auth import Role
+from tests.case_types import draft
 from tests.conftest import auth, stored_event_count
 
 SMALL: dict[str, Any] = {
@@ -23,15 +24,6 @@ SMALL: dict[str, Any] = {
     "transitions": {"finish": {"from": "open", "to": "done"}},
 }
 V1 = "/case-types/tiny/versions/1"
-
-
-def draft(client: TestClient, key: str, document: dict[str, Any], reason: str = "t") -> Any:
-    return client.post(
-        "/case-types",
-        params={"reason": reason},
-        content=yaml.safe_dump(document).encode(),
-        headers={**auth(key), "Content-Type": "application/yaml"},
-    )
 
 
 def edit(client: TestClient, key: str, version: int, document: dict[str, Any]) -> Any:

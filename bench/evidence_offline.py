@@ -31,13 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bench.common import CONSOLE, Figure, Scale, print_figure, run_alone
 from domain.evidence import (
-    checkpoint_message,
     ed25519_verify,
     inclusion_proofs,
     read_bundle,
     verify_bundle,
 )
-from tests.evidence_bundles import Signer, make_bundle
+from tests.evidence_bundles import Signer, make_bundle, message_of
 
 NAME = "evidence"
 EVENTS = 10_000
@@ -97,18 +96,8 @@ def alternate(
 
 
 def signature_figure(signer: Signer, checkpoint: dict[str, Any], rounds: int) -> Figure:
-    c = checkpoint
-    message = checkpoint_message(
-        c["log"],
-        c["size"],
-        c["position"],
-        c["root"],
-        c["signed_at"],
-        c["key_id"],
-        c.get("heads"),
-        c.get("cases"),
-    )
-    signature = bytes.fromhex(c["signature"])
+    message = message_of(checkpoint)
+    signature = bytes.fromhex(checkpoint["signature"])
     openssl = Ed25519PublicKey.from_public_bytes(signer.public)
 
     def pure() -> None:

@@ -242,7 +242,7 @@ _LEAVES = """
 SELECT audit_leaf, notification_id, audit_hash FROM {table}
 WHERE audit_leaf >= %s ORDER BY audit_leaf
 """
-CHECKPOINT_COLUMNS = (
+_CHECKPOINT_COLUMNS = (
     "id, log, size, position, root, signed_at, key_id, signature, published_at, heads, cases"
 )
 # Each case's newest event among the leaves [start, end): what a checkpoint brings its table
@@ -321,6 +321,14 @@ def checkpoint_from_row(row: DictRow) -> Checkpoint:
         heads=row["heads"],
         cases=row["cases"],
     )
+
+
+def stored_checkpoints(conn: Connection[DictRow]) -> list[Checkpoint]:
+    """Every checkpoint in ``audit_checkpoints``, by log, then size."""
+    rows = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
+    ).fetchall()
+    return [checkpoint_from_row(r) for r in rows]
 
 
 class CheckpointStore:
@@ -452,7 +460,7 @@ class CheckpointStore:
             with self.pool.connection() as own:
                 return self.latest(table, own)
         row = conn.execute(
-            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE log = %s"
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE log = %s"
             " ORDER BY size DESC LIMIT 1",
             (table,),
         ).fetchone()
@@ -462,22 +470,16 @@ class CheckpointStore:
         """The newest checkpoints first, of one log or of all."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints"
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints"
                 " WHERE %(log)s::text IS NULL OR log = %(log)s ORDER BY id DESC LIMIT %(limit)s",
                 {"log": log_name, "limit": limit},
             ).fetchall()
         return [checkpoint_from_row(r) for r in rows]
 
-    def all_checkpoints(self, conn: Connection[DictRow]) -> list[Checkpoint]:
-        rows = conn.execute(
-            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
-        ).fetchall()
-        return [checkpoint_from_row(r) for r in rows]
-
     def unpublished(self) -> list[Checkpoint]:
         with self.pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints"
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints"
                 " WHERE published_at IS NULL ORDER BY id"
             ).fetchall()
         return [checkpoint_from_row(r) for r in rows]

@@ -37,7 +37,13 @@ from psycopg_pool import ConnectionPool
 
 from domain.evidence import ZERO_HASH, Frontier, event_hash, leaf_hash
 from infra.audit_keys import verify_signature
-from infra.audit_ledger import Checkpoint, head_leaves, message_of, tree_root
+from infra.audit_ledger import (
+    Checkpoint,
+    head_leaves,
+    message_of,
+    stored_checkpoints,
+    tree_root,
+)
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -211,7 +217,7 @@ class Verifier:
         report = Report()
         show = progress or (lambda done, total: None)
         with self.pool.connection() as conn:
-            stored = _table_checkpoints(conn)
+            stored = stored_checkpoints(conn)
             sizes = {t: _log_size(conn, t) for t in self.tables}
         published = self._published(report) if read_topic else []
         checkpoints = self._check_checkpoints(stored, published, report)
@@ -683,15 +689,6 @@ def _log_size(conn: Connection[DictRow], table: str) -> int:
         )
     ).fetchone()
     return int(row["n"]) if row else 0
-
-
-def _table_checkpoints(conn: Connection[DictRow]) -> list[Checkpoint]:
-    from infra.audit_ledger import CHECKPOINT_COLUMNS, checkpoint_from_row  # noqa: PLC0415
-
-    rows = conn.execute(
-        f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY log, size, id"
-    ).fetchall()
-    return [checkpoint_from_row(r) for r in rows]
 
 
 def read_published(settings: Settings, timeout_s: float = 10.0) -> list[Checkpoint]:

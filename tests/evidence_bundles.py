@@ -56,17 +56,22 @@ class Signer:
     def sign_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """(Re)sign a checkpoint in place, with this key's id."""
         checkpoint["key_id"] = key_id_of(self.public)
-        message = checkpoint_message(
-            checkpoint["log"],
-            checkpoint["size"],
-            checkpoint["position"],
-            checkpoint["root"],
-            checkpoint["signed_at"],
-            checkpoint["key_id"],
-            checkpoint.get("heads"),
-            checkpoint.get("cases"),
-        )
-        checkpoint["signature"] = self.private.sign(message).hex()
+        checkpoint["signature"] = self.private.sign(message_of(checkpoint)).hex()
+
+
+def message_of(checkpoint: dict[str, Any]) -> bytes:
+    """The bytes the signature of a checkpoint (as a bundle carries it) covers."""
+    c = checkpoint
+    return checkpoint_message(
+        c["log"],
+        c["size"],
+        c["position"],
+        c["root"],
+        c["signed_at"],
+        c["key_id"],
+        c.get("heads"),
+        c.get("cases"),
+    )
 
 
 def position_of(leaf: int) -> int:
